@@ -1,0 +1,23 @@
+// Small helpers shared by the CPU kernel files.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+
+// float32/float64 for exactness tests, and float16/bfloat16 with float accumulation.
+#define SR_DISPATCH_FLOATS(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
+
+namespace sr_cpu {
+
+inline void check_cpu_float(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), name,
+              " must be a floating-point tensor, got ", t.scalar_type());
+}
+
+// Waking the thread team costs more than it saves on small maps.
+inline bool worth_threads(int64_t elements) { return elements >= (int64_t(1) << 15); }
+
+}  // namespace sr_cpu

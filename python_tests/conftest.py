@@ -1,0 +1,47 @@
+"""Test configuration: Triton runs in its interpreter when there is no GPU.
+
+TRITON_INTERPRET must be set before triton is first imported, hence at the top here.
+"""
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+import sr_ops  # noqa: E402
+
+ASSETS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; this machine has none")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=sr_ops.available_backends())
+def backend(request):
+    """Each available backend in turn, forced with use_backend."""
+    with sr_ops.use_backend(request.param):
+        yield request.param
+
+
+def device_for(backend: str) -> torch.device:
+    """Where a backend's inputs live: cuda/triton on the GPU when there is one."""
+    if backend == "cuda" or (backend == "triton" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@pytest.fixture
+def seed(request):
+    """A fresh seed per test (printed on failure by the test id), reproducible per test."""
+    value = abs(hash(request.node.nodeid)) % (2**31)
+    torch.manual_seed(value)
+    return value

@@ -1,0 +1,26 @@
+"""sr_ops: fused operators for image super-resolution models.
+
+    >>> import sr_ops
+    >>> sr_ops.available_backends()          # e.g. ['reference', 'cpu']
+    >>> with sr_ops.use_backend("reference"):
+    ...     out = sr_ops.patch2img(patches, (H, W), patch_size=3, stride=2)
+"""
+from sr_ops import _ext
+
+_ext.load()  # registers the C++ kernels with the dispatcher before the ops use them
+
+from sr_ops import metrics  # noqa: E402
+from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
+from sr_ops.imresize import imresize  # noqa: E402
+from sr_ops.ops import patch2img  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "use_backend",
+    "imresize",
+    "metrics",
+    "patch2img",
+]
