@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 import os
 
+import torch  # noqa: F401  (loads libtorch, which sr_ops._C links against)
+
 _state: dict = {}
 
 

@@ -1,0 +1,41 @@
+"""Command line: `python -m sr_ops bench [--quick]` (also installed as `sr-ops`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _bench(args) -> int:
+    from sr_ops.bench import runner
+
+    info = runner.machine()
+    print(f"sr_ops bench on {info['machine']} ({info['cpu_threads']} threads), torch {info['torch']}, "
+          f"backends {info['backends']}" + (f", GPU {info['cuda']}" if info["cuda"] else ""))
+    rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
+                      with_compile=args.compile, log=lambda m: print(m, file=sys.stderr))
+    print(runner.format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "rows": runner.as_dicts(rows)}, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sr-ops", description="Fused operators for image super-resolution.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser("bench", help="fused ops vs pure PyTorch: time and peak memory")
+    bench.add_argument("--quick", action="store_true", help="the smaller, faster set of cases")
+    bench.add_argument("--op", action="append", help="only this op (repeatable)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bench.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation")
+    bench.add_argument("--compile", action="store_true", help="also time torch.compile of the PyTorch way")
+    bench.add_argument("--json", help="also write the rows as JSON to this path")
+    bench.set_defaults(func=_bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Benchmark cases, one module per op. Each case builds realistic inputs once and names
+the implementations to compare: `sr_ops` (the fused op on its default backend),
+`pytorch` (the pure-PyTorch way, sr_ops.reference) and optionally `torch.compile`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+Inputs = dict[str, Any]
+
+
+@dataclass
+class Case:
+    op: str
+    label: str
+    make: Callable[[torch.device], Inputs]
+    impls: dict[str, Callable[[Inputs], Any]]
+    quick: bool = True  # part of `bench --quick`
+    compile_impl: Callable[[Inputs], Any] | None = None  # torch.compile of the pytorch way
+    extra: dict = field(default_factory=dict)
+
+
+def all_cases() -> list[Case]:
+    from sr_ops.bench.cases import patch2img
+
+    return [*patch2img.cases()]

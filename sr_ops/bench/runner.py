@@ -1,0 +1,106 @@
+"""Runs the benchmark cases and formats the comparison table."""
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+
+import torch
+
+import sr_ops
+from sr_ops.bench.cases import Case, all_cases
+from sr_ops.bench.memory import peak_bytes
+from sr_ops.bench.timing import median_seconds
+
+
+@dataclass
+class Row:
+    op: str
+    case: str
+    impl: str
+    backend: str
+    ms: float
+    peak_mb: float | None
+    speedup: float | None = None  # pytorch time / this time
+    mem_ratio: float | None = None  # pytorch peak / this peak
+
+
+def _backend_of(impl: str, device: torch.device) -> str:
+    if impl == "sr_ops":
+        from sr_ops.backends import select
+
+        return select("bench", device, sr_ops.available_backends())
+    return "eager" if impl == "pytorch" else "inductor"
+
+
+def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool) -> list[Row]:
+    inputs = case.make(device)
+    impls = dict(case.impls)
+    if with_compile and case.compile_impl is not None:
+        impls["torch.compile"] = case.compile_impl
+    rows = []
+    for name, fn in impls.items():
+        call = lambda fn=fn: fn(inputs)  # noqa: E731
+        seconds = median_seconds(call, device, repeats=repeats)
+        peak = peak_bytes(call, device)
+        rows.append(Row(case.op, case.label, name, _backend_of(name, device), seconds * 1e3,
+                        None if peak is None else peak / 2**20))
+    base = next((r for r in rows if r.impl == "pytorch"), None)
+    for r in rows:
+        if base is not None:
+            r.speedup = base.ms / r.ms
+            if base.peak_mb is not None and r.peak_mb:
+                r.mem_ratio = base.peak_mb / r.peak_mb
+    return rows
+
+
+def run(quick: bool = True, ops: list[str] | None = None, device: str = "cpu",
+        repeats: int | None = None, with_compile: bool = False, log=print) -> list[Row]:
+    dev = torch.device(device)
+    rows: list[Row] = []
+    for case in all_cases():
+        if (quick and not case.quick) or (ops and case.op not in ops):
+            continue
+        log(f"  {case.op}: {case.label} ...")
+        rows += run_case(case, dev, repeats or (3 if quick else 7), with_compile)
+    return rows
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    return {
+        "machine": _cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "backends": sr_ops.available_backends(),
+    }
+
+
+def format_table(rows: list[Row]) -> str:
+    head = ["op", "case", "impl", "backend", "time ms", "peak MB", "speedup", "less memory"]
+    body = []
+    for r in rows:
+        body.append([
+            r.op, r.case, r.impl, r.backend, f"{r.ms:.2f}",
+            "n/a" if r.peak_mb is None else f"{r.peak_mb:.1f}",
+            "" if r.speedup is None or r.impl == "pytorch" else f"{r.speedup:.2f}x",
+            "" if r.mem_ratio is None or r.impl == "pytorch" else f"{r.mem_ratio:.2f}x",
+        ])
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    return "\n".join(lines + [fmt(b) for b in body])
+
+
+def as_dicts(rows: list[Row]) -> list[dict]:
+    return [asdict(r) for r in rows]
