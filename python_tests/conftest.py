@@ -32,13 +32,6 @@ def backend(request):
         yield request.param
 
 
-def device_for(backend: str) -> torch.device:
-    """Where a backend's inputs live: cuda/triton on the GPU when there is one."""
-    if backend == "cuda" or (backend == "triton" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 @pytest.fixture
 def seed(request):
     """A fresh seed per test (printed on failure by the test id), reproducible per test."""

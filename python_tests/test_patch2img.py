@@ -4,7 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
-from conftest import device_for
+from _helpers import device_for
 
 # (B, C, H, W, P, T): odd sizes, stride > patch (gaps), stride 1, a single patch,
 # batch > 1, IGNN's HR fold (6x6 patches, stride 4) and a non-square map.
