@@ -10,6 +10,11 @@
 TORCH_LIBRARY(sr_ops, m) {
   m.def("_patch2img_fwd(Tensor patches, int H, int W, int stride) -> Tensor");
   m.def("_patch2img_bwd(Tensor grad_out, int patch_size, int stride) -> Tensor");
+  // window <= 0: every key patch is a candidate.
+  m.def("_cross_scale_knn_fwd(Tensor query, Tensor key, int k, int patch_size, int stride, "
+        "int window, int scale) -> (Tensor, Tensor)");
+  m.def("_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, "
+        "int patch_size, int stride) -> (Tensor, Tensor)");
 }
 
 #ifndef SR_OPS_WITH_CUDA

@@ -15,6 +15,10 @@ def _bench(args) -> int:
     rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
                       with_compile=args.compile, log=lambda m: print(m, file=sys.stderr))
     print(runner.format_table(rows))
+    if any(r.gflops for r in rows):
+        info["mm_gflops"] = runner.mm_gflops(args.device)
+        print(f"torch.mm float32 on this machine: {info['mm_gflops']:.1f} GFLOP/s "
+              "(GFLOP/s above count the useful work only, e.g. KNN's windowed 2*m*w^2*C*p^2)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "rows": runner.as_dicts(rows)}, f, indent=1)

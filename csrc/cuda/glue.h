@@ -2,7 +2,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include "cuda/launch.h"
@@ -20,7 +20,7 @@ inline DType dtype_of(const at::Tensor& t) {
 }
 
 inline cudaStream_t stream_of(const at::Tensor& t) {
-  return at::cuda::getCurrentCUDAStream(t.device().index()).stream();
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 
 inline void check_status(Status s, const char* what) {

@@ -42,6 +42,11 @@ def cpu_peak_supported() -> bool:
     return os.path.exists("/proc/self/clear_refs") and os.access("/proc/self/clear_refs", os.W_OK)
 
 
+# Pinned at import, before any timing run: allocations made under the dynamic
+# threshold would otherwise sit in the heap and be reused unseen by later measurements.
+_pin_mmap_threshold()
+
+
 def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> int | None:
     """Extra bytes at the peak of `fn()` over what was live before it (None if unmeasurable)."""
     device = torch.device(device)

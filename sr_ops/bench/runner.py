@@ -22,6 +22,7 @@ class Row:
     peak_mb: float | None
     speedup: float | None = None  # pytorch time / this time
     mem_ratio: float | None = None  # pytorch peak / this peak
+    gflops: float | None = None  # for cases that count their useful work
 
 
 def _backend_of(impl: str, device: torch.device) -> str:
@@ -42,8 +43,10 @@ def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool)
         call = lambda fn=fn: fn(inputs)  # noqa: E731
         seconds = median_seconds(call, device, repeats=repeats)
         peak = peak_bytes(call, device)
+        flops = case.extra.get("flops")
         rows.append(Row(case.op, case.label, name, _backend_of(name, device), seconds * 1e3,
-                        None if peak is None else peak / 2**20))
+                        None if peak is None else peak / 2**20,
+                        gflops=None if flops is None else flops / seconds / 1e9))
     base = next((r for r in rows if r.impl == "pytorch"), None)
     for r in rows:
         if base is not None:
@@ -76,6 +79,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def mm_gflops(device: str = "cpu", n: int = 2048) -> float:
+    """float32 torch.mm rate on this machine: the yardstick for the kernels' GFLOP/s."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    return 2 * n**3 / median_seconds(lambda: a @ b, device, repeats=5) / 1e9
+
+
 def machine() -> dict:
     return {
         "machine": _cpu_name(),
@@ -87,7 +97,7 @@ def machine() -> dict:
 
 
 def format_table(rows: list[Row]) -> str:
-    head = ["op", "case", "impl", "backend", "time ms", "peak MB", "speedup", "less memory"]
+    head = ["op", "case", "impl", "backend", "time ms", "peak MB", "speedup", "less memory", "GFLOP/s"]
     body = []
     for r in rows:
         body.append([
@@ -95,6 +105,7 @@ def format_table(rows: list[Row]) -> str:
             "n/a" if r.peak_mb is None else f"{r.peak_mb:.1f}",
             "" if r.speedup is None or r.impl == "pytorch" else f"{r.speedup:.2f}x",
             "" if r.mem_ratio is None or r.impl == "pytorch" else f"{r.mem_ratio:.2f}x",
+            "" if r.gflops is None else f"{r.gflops:.1f}",
         ])
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731

@@ -1,4 +1,8 @@
 """Pure-PyTorch definitions of every op: the readable contract and the benchmark baseline."""
 from sr_ops.reference.patch2img import patch2img, patch2img_backward
+from sr_ops.reference.adapn import adapn
+from sr_ops.reference.cross_scale_knn import cross_scale_knn
+from sr_ops.reference.graph_aggregate import graph_aggregate
+from sr_ops.reference.vertex_map import vertex_map
 
-__all__ = ["patch2img", "patch2img_backward"]
+__all__ = ["patch2img", "patch2img_backward", "adapn", "cross_scale_knn", "graph_aggregate", "vertex_map"]

@@ -23,6 +23,6 @@ class Case:
 
 
 def all_cases() -> list[Case]:
-    from sr_ops.bench.cases import patch2img
+    from sr_ops.bench.cases import cross_scale_knn, patch2img
 
-    return [*patch2img.cases()]
+    return [*patch2img.cases(), *cross_scale_knn.cases()]

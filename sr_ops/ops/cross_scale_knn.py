@@ -1,0 +1,144 @@
+"""cross_scale_knn: windowed k-nearest-neighbour patch matching between two feature maps."""
+from __future__ import annotations
+
+import torch
+
+from sr_ops.backends import BackendTable
+from sr_ops.ops import _validate as v
+
+
+def _reference_fwd(query, key, k, patch_size, stride, window, scale):
+    from sr_ops.reference.cross_scale_knn import cross_scale_knn
+
+    with torch.no_grad():
+        return cross_scale_knn(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+
+
+def _reference_bwd(*args):
+    from sr_ops.reference.cross_scale_knn_backward import cross_scale_knn_backward
+
+    return cross_scale_knn_backward(*args)
+
+
+def _cpp_fwd(query, key, k, patch_size, stride, window, scale):
+    return torch.ops.sr_ops._cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale)
+
+
+def _cpp_bwd(grad_dist, idx, query, key, patch_size, stride):
+    return torch.ops.sr_ops._cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride)
+
+
+def _triton_fwd(*args):
+    from sr_ops.triton.cross_scale_knn import cross_scale_knn_fwd
+
+    return cross_scale_knn_fwd(*args)
+
+
+def _triton_bwd(*args):
+    from sr_ops.triton.cross_scale_knn import cross_scale_knn_bwd
+
+    return cross_scale_knn_bwd(*args)
+
+
+_forward = BackendTable(
+    "cross_scale_knn", reference=_reference_fwd, cpu=_cpp_fwd, cuda=_cpp_fwd, triton=_triton_fwd
+)
+_backward = BackendTable(
+    "cross_scale_knn", reference=_reference_bwd, cpu=_cpp_bwd, cuda=_cpp_bwd, triton=_triton_bwd
+)
+
+
+def _grids(query, key, k, patch_size, stride, window, scale):
+    """Validates the arguments; returns (m, n) = numbers of query and key patches."""
+    v.tensor(query, "query", dim=4, shape_doc="(B, C, H, W)")
+    v.tensor(key, "key", dim=4, shape_doc="(B, C, Hk, Wk)")
+    for name, val in (("k", k), ("patch_size", patch_size), ("stride", stride), ("scale", scale)):
+        v.positive_int(val, name)
+    if window is not None:
+        v.positive_int(window, "window")
+    if query.shape[:2] != key.shape[:2]:
+        raise ValueError(f"query and key must agree in batch and channels, got {tuple(query.shape)} "
+                         f"and {tuple(key.shape)}")
+    if query.dtype != key.dtype or query.device != key.device:
+        raise TypeError(f"query and key must share dtype and device, got {query.dtype}/{query.device} "
+                        f"and {key.dtype}/{key.device}")
+    for name, t in (("query", query), ("key", key)):
+        if patch_size > min(t.shape[-2:]):
+            raise ValueError(f"patch_size {patch_size} is larger than {name}'s map {tuple(t.shape[-2:])}")
+    m1, m2 = v.grid(query.shape[2], patch_size, stride), v.grid(query.shape[3], patch_size, stride)
+    n1, n2 = v.grid(key.shape[2], patch_size, stride), v.grid(key.shape[3], patch_size, stride)
+    cand = (n1 * n2) if window is None else min(window, n1) * min(window, n2)
+    if k > cand:
+        raise ValueError(f"k={k} is more than the {cand} candidate key patches in a window "
+                         f"(key grid {n1}x{n2}, window={window})")
+    return m1 * m2, n1 * n2
+
+
+@torch.library.custom_op("sr_ops::cross_scale_knn", mutates_args=())
+def _knn_op(query: torch.Tensor, key: torch.Tensor, k: int, patch_size: int, stride: int,
+            window: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+    return _forward(query.device, query.contiguous(), key.contiguous(), k, patch_size, stride, window, scale)
+
+
+@_knn_op.register_fake
+def _(query, key, k, patch_size, stride, window, scale):
+    m, _ = _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+    B = query.shape[0]
+    return query.new_empty(B, m, k), query.new_empty(B, m, k, dtype=torch.int64)
+
+
+@torch.library.custom_op("sr_ops::cross_scale_knn_backward", mutates_args=())
+def _knn_backward_op(grad_dist: torch.Tensor, idx: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                     patch_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _backward(query.device, grad_dist.contiguous(), idx.contiguous(), query.contiguous(),
+                     key.contiguous(), patch_size, stride)
+
+
+@_knn_backward_op.register_fake
+def _(grad_dist, idx, query, key, patch_size, stride):
+    return torch.empty_like(query), torch.empty_like(key)
+
+
+def _setup_ctx(ctx, inputs, output):
+    query, key, _, ctx.patch_size, ctx.stride, _, _ = inputs
+    ctx.save_for_backward(query, key, output[1])
+
+
+def _grad(ctx, grad_dist, _grad_idx):
+    query, key, idx = ctx.saved_tensors
+    gq, gk = _knn_backward_op(grad_dist, idx, query, key, ctx.patch_size, ctx.stride)
+    return gq, gk, None, None, None, None, None
+
+
+_knn_op.register_autograd(_grad, setup_context=_setup_ctx)
+
+
+def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_size: int = 3,
+                    stride: int = 2, window: int | None = 30, scale: int = 2):
+    """For every p×p query patch, the k nearest p×p key patches inside its window.
+
+    Args:
+        query: (B, C, H, W) embedding of the LR image; patches on an m1×m2 grid with
+            stride ``stride`` (``m1 = (H - p)//stride + 1``), m = m1·m2, row-major.
+        key: (B, C, Hk, Wk) embedding of the LR image downscaled by ``scale``; grid n1×n2.
+        k: neighbours per query.
+        window: query patch (i, j) searches key patches (a, b) with
+            ``a0 <= a < a0 + min(window, n1)``, ``a0 = clamp(i//scale - window//2, 0, n1 - w1)``
+            (columns likewise); ``None`` searches every key patch.
+
+    Returns:
+        dist: (B, m, k) squared L2 distances between the flattened C·p·p patch vectors,
+            ascending; float32 (float64 for float64 inputs). Differentiable in query and key.
+        idx: (B, m, k) int64 key-patch numbers ``a·n2 + b``; ties go to the smaller number.
+
+    The fused backends tile the queries and never build the m×n distance matrix or the
+    unfolded patches.
+    """
+    _grids(query, key, k, patch_size, stride, window, scale)
+    if query.dtype in (torch.float16, torch.bfloat16) and query.device.type == "cpu":
+        query, key = query.float(), key.float()
+    dist, idx = _knn_op(query, key, k, patch_size, stride, -1 if window is None else window, scale)
+    if dist.dtype in (torch.float16, torch.bfloat16):
+        dist = dist.float()
+    return dist, idx

@@ -1,0 +1,42 @@
+"""AdaPN (adaptive patch normalisation): give each neighbour its query's per-channel statistics."""
+from __future__ import annotations
+
+import torch
+
+
+def patch_stats(x: torch.Tensor):
+    """(..., P, P) -> mean and unbiased variance over the last two dims, each (..., 1, 1)."""
+    return x.mean((-2, -1), keepdim=True), x.var((-2, -1), correction=1, keepdim=True)
+
+
+def _check(neighbors, query, eps):
+    for x, name, dim, doc in [(neighbors, "neighbors", 4, "(..., k, C, P, P)"), (query, "query", 3, "(..., C, p, p)")]:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        if x.dim() < dim:
+            raise ValueError(f"{name} must have at least {dim} dims {doc}, got shape {tuple(x.shape)}")
+        if x.shape[-1] * x.shape[-2] < 2:
+            raise ValueError(f"{name} patches need at least 2 values for an unbiased variance, "
+                             f"got shape {tuple(x.shape)}")
+    if neighbors.shape[:-4] != query.shape[:-3] or neighbors.shape[-3] != query.shape[-3]:
+        raise ValueError(f"query {tuple(query.shape)} must be (..., C, p, p) with the leading dims and C "
+                         f"of neighbors {tuple(neighbors.shape)}")
+    if neighbors.device != query.device:
+        raise ValueError(f"query is on {query.device} but neighbors on {neighbors.device}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+
+
+def adapn(neighbors: torch.Tensor, query: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """neighbors (..., k, C, P, P), query (..., C, p, p) -> (..., k, C, P, P):
+    `(z - mean_z) / sqrt(var_z + eps) * sqrt(var_q + eps) + mean_q`, statistics per channel
+    (unbiased variance), the query's shared by its k neighbours. Computed in float32 at least."""
+    _check(neighbors, query, eps)
+    dtype = torch.promote_types(torch.promote_types(neighbors.dtype, query.dtype), torch.float32)
+    z = neighbors.to(dtype)
+    mean_z, var_z = patch_stats(z)
+    mean_q, var_q = patch_stats(query.to(dtype).unsqueeze(-4))  # (..., 1, C, 1, 1)
+    out = (z - mean_z) / torch.sqrt(var_z + eps) * torch.sqrt(var_q + eps) + mean_q
+    return out.to(neighbors.dtype)

@@ -1,0 +1,155 @@
+"""cross_scale_knn the pure-PyTorch way.
+
+Both maps are unfolded into patch vectors; squared L2 distances come from one matmul per
+chunk of queries (|q|^2 + |c|^2 - 2 q.c), out-of-window candidates are set to +inf, the
+few candidates that the matmul's rounding leaves in doubt are measured again directly
+(identical key patches once), and a stable sort picks the k nearest. The chosen distances
+are then recomputed exactly, with autograd, as sum((q - c)^2).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def grid(n: int, patch_size: int, stride: int) -> int:
+    """Patches along one axis of length n (no padding)."""
+    return (n - patch_size) // stride + 1
+
+
+def window_start(i, scale: int, window: int, n: int, w: int):
+    """First key row (or column) of the search window of query row (or column) `i`.
+
+    `n` key patches along the axis, `w = min(window, n)` of them searched:
+    `clamp(i // scale - window // 2, 0, n - w)`. `i` is an int or an int64 tensor.
+    """
+    start = i // scale - window // 2
+    if isinstance(start, torch.Tensor):
+        return start.clamp(0, n - w)
+    return min(max(start, 0), n - w)
+
+
+def window_mask(q: torch.Tensor, m2: int, n1: int, n2: int, scale: int, window: int) -> torch.Tensor:
+    """(L, n1*n2) bool: which key patches are candidates of the query patches `q` (L,) int64
+    of a query grid `m2` patches wide."""
+    i, j = q // m2, q % m2
+    w1, w2 = min(window, n1), min(window, n2)
+    a0 = window_start(i, scale, window, n1, w1)[:, None]
+    b0 = window_start(j, scale, window, n2, w2)[:, None]
+    a = torch.arange(n1, device=q.device)
+    b = torch.arange(n2, device=q.device)
+    rows_in = (a >= a0) & (a < a0 + w1)  # (L, n1)
+    cols_in = (b >= b0) & (b < b0 + w2)  # (L, n2)
+    return (rows_in[:, :, None] & cols_in[:, None, :]).reshape(len(q), n1 * n2)
+
+
+def positive_int(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v <= 0:
+        raise ValueError(f"{name} must be positive, got {v}")
+    return v
+
+
+def feature_map(x, name: str) -> torch.Tensor:
+    """Checks that `x` is a floating (B, C, H, W) tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
+    return x
+
+
+def _check(query, key, k, patch_size, stride, window, scale, chunk_size):
+    feature_map(query, "query")
+    feature_map(key, "key")
+    for v, name in [(k, "k"), (patch_size, "patch_size"), (stride, "stride"), (scale, "scale"),
+                    (chunk_size, "chunk_size")]:
+        positive_int(v, name)
+    if window is not None:
+        positive_int(window, "window")
+    if key.shape[0] != query.shape[0] or key.shape[1] != query.shape[1]:
+        raise ValueError(f"key (B, C) = {tuple(key.shape[:2])} must match query (B, C) = {tuple(query.shape[:2])}")
+    if key.device != query.device or key.dtype != query.dtype:
+        raise ValueError(f"key ({key.dtype} on {key.device}) must have query's dtype and device "
+                         f"({query.dtype} on {query.device})")
+    for x, name in [(query, "query"), (key, "key")]:
+        if patch_size > min(x.shape[-2:]):
+            raise ValueError(f"patch_size={patch_size} is larger than {name} ({x.shape[-2]}, {x.shape[-1]})")
+    n1, n2 = grid(key.shape[-2], patch_size, stride), grid(key.shape[-1], patch_size, stride)
+    count = n1 * n2 if window is None else min(window, n1) * min(window, n2)
+    if k > count:
+        raise ValueError(f"k={k} is larger than the {count} candidate key patches of each query "
+                         f"(key grid {n1}x{n2}, window={window})")
+
+
+def _nearest(q: torch.Tensor, u: torch.Tensor, inv: torch.Tensor, inside: torch.Tensor, k: int,
+             pairs_per_step: int) -> torch.Tensor:
+    """(L, k) int64: the k nearest candidates of each query vector, ties to the smaller index.
+
+    q (L, D) query patches; u (U, D) the distinct key patches, key patch j being u[inv[j]];
+    inside (L, n) bool, the candidates of each query.
+    """
+    q_sq, u_sq = q.pow(2).sum(-1), u.pow(2).sum(-1)
+    d = (q_sq[:, None] + u_sq - 2 * (q @ u.T)).clamp_(min=0)  # (L, U); may cancel below 0
+    kth = d[:, inv].masked_fill(~inside, float("inf")).kthvalue(k, dim=-1, keepdim=True).values
+    # The matmul only shortlists: it cancels badly for near neighbours. Its error is at most
+    # tol * (|q|^2 + |c|^2) (three sums of D terms, each off by about D * eps times that; the
+    # direct sum below by less), so no patch beyond kth + 2 * that can be, or tie with, one
+    # of the k nearest; those within are measured again as sum((q - c)^2).
+    tol = 2 * (q.shape[-1] + 2) * torch.finfo(q.dtype).eps
+    inside_u = torch.zeros_like(d).index_add_(1, inv, inside.to(d.dtype)) > 0
+    near = inside_u & (d <= kth + 2 * tol * (q_sq[:, None] + u_sq.max()))
+    rows, cols = near.nonzero(as_tuple=True)
+    exact = torch.full_like(d, float("inf"))
+    for lo in range(0, len(rows), pairs_per_step):  # bounded workspace
+        r, c = rows[lo:lo + pairs_per_step], cols[lo:lo + pairs_per_step]
+        exact[r, c] = (q[r] - u[c]).pow(2).sum(-1)
+    exact = exact[:, inv].masked_fill(~inside, float("inf"))  # (L, n)
+    # torch.topk does not say which of equal values it returns; a stable sort keeps equal
+    # distances in key-index order, so ties go to the smaller index.
+    return exact.sort(dim=-1, stable=True).indices[:, :k]
+
+
+def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_size: int = 3, stride: int = 2,
+                    window: int | None = 30, scale: int = 2, chunk_size: int = 1024):
+    """k nearest key patches of every query patch, searched in a window.
+
+    query (B, C, H, W) -> grid m1 x m2 (m patches); key (B, C, Hk, Wk) -> grid n1 x n2.
+    Returns dist (B, m, k) float32 (float64 for float64 input), ascending, and idx (B, m, k)
+    int64 key-patch numbers a*n2 + b; ties go to the smaller index. `dist` is differentiable
+    in query and key. `chunk_size` queries are compared at a time: workspace O(chunk_size * n).
+    """
+    _check(query, key, k, patch_size, stride, window, scale, chunk_size)
+    p, t = patch_size, stride
+    m2 = grid(query.shape[-1], p, t)
+    n1, n2 = grid(key.shape[-2], p, t), grid(key.shape[-1], p, t)
+    dtype = torch.promote_types(query.dtype, torch.float32)
+    q = F.unfold(query.to(dtype), p, stride=t).transpose(1, 2)  # (B, m, C*p*p)
+    c = F.unfold(key.to(dtype), p, stride=t).transpose(1, 2)  # (B, n, C*p*p)
+    B, m = q.shape[:2]
+
+    idx = torch.empty(B, m, k, dtype=torch.int64, device=query.device)
+    with torch.no_grad():
+        for b in range(B):
+            # Identical key patches are measured once, so their distances tie exactly.
+            u, inv = torch.unique(c[b], dim=0, return_inverse=True)  # (U, D), (n,)
+            for s in range(0, m, chunk_size):
+                e = min(s + chunk_size, m)
+                inside = torch.ones(e - s, n1 * n2, dtype=torch.bool, device=q.device)
+                if window is not None:
+                    inside = window_mask(torch.arange(s, e, device=q.device), m2, n1, n2, scale, window)
+                idx[b, s:e] = _nearest(q[b, s:e], u, inv, inside, k, pairs_per_step=16 * chunk_size)
+
+    # The chosen distances, recomputed exactly from the patches with autograd on: no
+    # cancellation, and the gradient is 2(q - c) w.r.t. q (and its negative w.r.t. c).
+    batch = torch.arange(B, device=query.device)[:, None, None]
+    dist = (q.unsqueeze(2) - c[batch, idx]).pow(2).sum(-1)  # (B, m, k)
+    # Re-sort the k by these exact values (index order first, then a stable sort on the
+    # distance) so that dist is ascending and equal distances keep the smaller index first.
+    idx, order = idx.sort(dim=-1)
+    dist = dist.gather(-1, order)
+    order = dist.detach().sort(dim=-1, stable=True).indices
+    return dist.gather(-1, order), idx.gather(-1, order)

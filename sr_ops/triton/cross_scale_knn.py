@@ -1,0 +1,201 @@
+"""Triton kernels for cross_scale_knn.
+
+Forward: one program per tile of TI x TJ query patches. The union of the tile's
+windows is walked as a flat list of candidates, BN at a time; each chunk's dot products
+come from tl.dot over the patch vector (C*p*p) in BD-long slices, gathered straight from
+the maps (nothing is unfolded). A running top-k per query lives in registers as an
+unordered set of KP slots (the worst slot is replaced); the winners' exact distances
+sum((q - c)^2) are recomputed at the end and the host sorts the k by (dist, idx).
+
+Backward: the distance gradient 2(q - c) is scattered over the patch pixels with atomics.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sr_ops.triton._util import acc_dtype
+
+_BIG = 2**62
+
+
+@triton.jit
+def _gather(map_ptr, C, H, W, y, x, e, P: tl.constexpr):
+    """map[c, y + dy, x + dx] for patch-vector element e = (c, dy, dx); y, x, e broadcast."""
+    c = e // (P * P)
+    dy = (e // P) % P
+    dx = e % P
+    return map_ptr + (c * H + y + dy) * W + x + dx
+
+
+@triton.jit
+def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1, n2, w1, w2, half,
+                    tiles1, tiles2, K: tl.constexpr, KP: tl.constexpr, P: tl.constexpr, T: tl.constexpr,
+                    S: tl.constexpr, TI: tl.constexpr, TJ: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr,
+                    ACC: tl.constexpr, PRECISION: tl.constexpr):
+    pid = tl.program_id(0)
+    b = pid // (tiles1 * tiles2)
+    i0 = ((pid // tiles2) % tiles1) * TI
+    j0 = (pid % tiles2) * TJ
+    D = C * P * P
+    qmap = q_ptr + b.to(tl.int64) * C * H * W
+    kmap = k_ptr + b.to(tl.int64) * C * Hk * Wk
+
+    r = tl.arange(0, TI * TJ)
+    i = i0 + r // TJ
+    j = j0 + r % TJ
+    q_live = (i < m1) & (j < m2)
+    i = tl.minimum(i, m1 - 1)
+    j = tl.minimum(j, m2 - 1)
+    a0 = tl.maximum(0, tl.minimum(i // S - half, n1 - w1))
+    b0 = tl.maximum(0, tl.minimum(j // S - half, n2 - w2))
+    i_last = tl.minimum(i0 + TI - 1, m1 - 1)
+    j_last = tl.minimum(j0 + TJ - 1, m2 - 1)
+    a_lo = tl.maximum(0, tl.minimum(i0 // S - half, n1 - w1))
+    c_lo = tl.maximum(0, tl.minimum(j0 // S - half, n2 - w2))
+    nrow = tl.maximum(0, tl.minimum(i_last // S - half, n1 - w1)) + w1 - a_lo
+    ncol = tl.maximum(0, tl.minimum(j_last // S - half, n2 - w2)) + w2 - c_lo
+
+    slot = tl.arange(0, KP)
+    best_d = tl.full([TI * TJ, KP], float("inf"), ACC)
+    best_i = tl.full([TI * TJ, KP], _BIG, tl.int64)
+    best_d = tl.where(slot[None, :] < K, best_d, -float("inf"))  # padding slots never replaced
+    for t0 in range(0, nrow * ncol, BN):
+        t = t0 + tl.arange(0, BN)
+        t_live = t < nrow * ncol
+        ca = a_lo + t // ncol
+        cb = c_lo + t % ncol
+        dot = tl.zeros([TI * TJ, BN], ACC)
+        qn = tl.zeros([TI * TJ], ACC)
+        cn = tl.zeros([BN], ACC)
+        for e0 in range(0, D, BD):
+            e = e0 + tl.arange(0, BD)
+            e_live = e < D
+            qv = tl.load(_gather(qmap, C, H, W, (T * i)[:, None], (T * j)[:, None], e[None, :], P),
+                         mask=q_live[:, None] & e_live[None, :], other=0.0)
+            kv = tl.load(_gather(kmap, C, Hk, Wk, (T * ca)[None, :], (T * cb)[None, :], e[:, None], P),
+                         mask=t_live[None, :] & e_live[:, None], other=0.0)
+            dot += tl.dot(qv, kv, input_precision=PRECISION, out_dtype=ACC)
+            qn += tl.sum(qv.to(ACC) * qv.to(ACC), axis=1)
+            cn += tl.sum(kv.to(ACC) * kv.to(ACC), axis=0)
+        d = tl.maximum(qn[:, None] + cn[None, :] - 2 * dot, 0.0)
+        inside = (ca[None, :] >= a0[:, None]) & (ca[None, :] < a0[:, None] + w1) \
+            & (cb[None, :] >= b0[:, None]) & (cb[None, :] < b0[:, None] + w2) & t_live[None, :]
+        d = tl.where(inside, d, float("inf"))
+        cand = (ca * n2 + cb).to(tl.int64)[None, :] + tl.zeros([TI * TJ, BN], tl.int64)
+        for _ in tl.static_range(K):
+            # The chunk's best remaining candidate per query (ties: smaller index) ...
+            v = tl.min(d, axis=1)
+            vi = tl.min(tl.where(d == v[:, None], cand, _BIG), axis=1)
+            # ... replaces the set's worst slot (ties: larger index is worse) if it beats it.
+            w = tl.max(best_d, axis=1)
+            wi = tl.max(tl.where(best_d == w[:, None], best_i, -1), axis=1)
+            better = (v < w) | ((v == w) & (vi < wi))
+            # Unfilled slots all read (inf, BIG): pick one of them by slot number.
+            ws = tl.max(tl.where((best_d == w[:, None]) & (best_i == wi[:, None]), slot[None, :], -1), axis=1)
+            hit = (slot[None, :] == ws[:, None]) & better[:, None]
+            best_d = tl.where(hit, v[:, None], best_d)
+            best_i = tl.where(hit, vi[:, None], best_i)
+            d = tl.where(cand == vi[:, None], float("inf"), d)
+
+    # Exact distances of the winners (the expansion above only ranks).
+    exact = tl.zeros([TI * TJ, KP], ACC)
+    for s in tl.static_range(K):
+        n = tl.sum(tl.where(slot[None, :] == s, best_i, 0), axis=1)
+        na, nb = n // n2, n % n2
+        acc = tl.zeros([TI * TJ], ACC)
+        for e0 in range(0, D, BD):
+            e = e0 + tl.arange(0, BD)
+            live = q_live[:, None] & (e < D)[None, :]
+            qv = tl.load(_gather(qmap, C, H, W, (T * i)[:, None], (T * j)[:, None], e[None, :], P),
+                         mask=live, other=0.0).to(ACC)
+            kv = tl.load(_gather(kmap, C, Hk, Wk, (T * na)[:, None], (T * nb)[:, None], e[None, :], P),
+                         mask=live, other=0.0).to(ACC)
+            acc += tl.sum((qv - kv) * (qv - kv), axis=1)
+        exact = tl.where(slot[None, :] == s, acc[:, None], exact)
+    q = (b * m1 * m2 + i * m2 + j).to(tl.int64)
+    out = q[:, None] * K + slot[None, :]
+    keep = q_live[:, None] & (slot[None, :] < K)
+    tl.store(dist_ptr + out, exact, mask=keep)
+    tl.store(idx_ptr + out, best_i, mask=keep)
+
+
+@triton.jit
+def _knn_bwd_kernel(g_ptr, idx_ptr, q_ptr, k_ptr, gq_ptr, gk_ptr, C, H, W, Hk, Wk, m2, n2, N,
+                    K: tl.constexpr, P: tl.constexpr, T: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    # One lane per (b, q, r, c, dy, dx) term.
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = e < N
+    dx = e % P
+    dy = (e // P) % P
+    c = (e // (P * P)) % C
+    qr = e // (P * P * C)  # flat (b, q, r)
+    n = tl.load(idx_ptr + qr, mask=live, other=0)
+    g = tl.load(g_ptr + qr, mask=live, other=0.0).to(ACC)
+    q = (qr // K)
+    m = (H - P) // T + 1
+    m = m * m2
+    b = q // m
+    qq = q % m
+    y = T * (qq // m2) + dy
+    x = T * (qq % m2) + dx
+    ky = T * (n // n2) + dy
+    kx = T * (n % n2) + dx
+    qoff = ((b * C + c) * H + y) * W + x
+    koff = ((b * C + c) * Hk + ky) * Wk + kx
+    diff = 2 * g * (tl.load(q_ptr + qoff, mask=live, other=0.0).to(ACC)
+                    - tl.load(k_ptr + koff, mask=live, other=0.0).to(ACC))
+    tl.atomic_add(gq_ptr + qoff, diff, mask=live)
+    tl.atomic_add(gk_ptr + koff, -diff, mask=live)
+
+
+def _dims(query, key, P, T, window):
+    _, _, H, W = query.shape
+    Hk, Wk = key.shape[-2:]
+    m1, m2 = (H - P) // T + 1, (W - P) // T + 1
+    n1, n2 = (Hk - P) // T + 1, (Wk - P) // T + 1
+    if window <= 0:
+        return m1, m2, n1, n2, n1, n2, 0
+    return m1, m2, n1, n2, min(window, n1), min(window, n2), window // 2
+
+
+def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale):
+    query, key = query.contiguous(), key.contiguous()
+    B, C, H, W = query.shape
+    m1, m2, n1, n2, w1, w2, half = _dims(query, key, patch_size, stride, window)
+    out_dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+    dist = torch.empty(B, m1 * m2, k, device=query.device, dtype=out_dtype)
+    idx = torch.empty(B, m1 * m2, k, device=query.device, dtype=torch.int64)
+    TI, TJ = 4, 8
+    tiles1, tiles2 = triton.cdiv(m1, TI), triton.cdiv(m2, TJ)
+    precision = "ieee" if query.dtype in (torch.float32, torch.float64) else "tf32"
+    _knn_fwd_kernel[(B * tiles1 * tiles2,)](
+        query, key, dist, idx, C, H, W, key.shape[2], key.shape[3], m1, m2, n1, n2, w1, w2, half,
+        tiles1, tiles2, K=k, KP=triton.next_power_of_2(k), P=patch_size, T=stride, S=scale, TI=TI, TJ=TJ,
+        BN=32, BD=32, ACC=acc_dtype(query.dtype), PRECISION=precision,
+    )
+    # The kernel's k slots are unordered: sort by (dist, idx), ties to the smaller index.
+    idx, order = idx.sort(dim=-1)
+    dist = dist.gather(-1, order)
+    dist, order = dist.sort(dim=-1, stable=True)
+    return dist, idx.gather(-1, order)
+
+
+def cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride):
+    query, key = query.contiguous(), key.contiguous()
+    B, C, H, W = query.shape
+    n2 = (key.shape[3] - patch_size) // stride + 1
+    m2 = (W - patch_size) // stride + 1
+    k = idx.shape[-1]
+    acc = torch.float64 if query.dtype == torch.float64 else torch.float32
+    gq = torch.zeros(query.shape, device=query.device, dtype=acc)
+    gk = torch.zeros(key.shape, device=key.device, dtype=acc)
+    N = idx.numel() * C * patch_size * patch_size
+    if N:
+        BLOCK = 256
+        _knn_bwd_kernel[(triton.cdiv(N, BLOCK),)](
+            grad_dist.contiguous(), idx.contiguous(), query, key, gq, gk, C, H, W, key.shape[2], key.shape[3],
+            m2, n2, N, K=k, P=patch_size, T=stride, BLOCK=BLOCK, ACC=acc_dtype(query.dtype),
+        )
+    return gq.to(query.dtype), gk.to(key.dtype)
