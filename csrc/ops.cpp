@@ -15,6 +15,20 @@ TORCH_LIBRARY(sr_ops, m) {
         "int window, int scale) -> (Tensor, Tensor)");
   m.def("_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, "
         "int patch_size, int stride) -> (Tensor, Tensor)");
+  // idx int64 of any shape -> (rows, cols) like it; values must lie in the key grid.
+  m.def("_vertex_map_fwd(Tensor idx, int Hk, int Wk, int scale, int patch_size, int stride) "
+        "-> (Tensor, Tensor)");
+  // neighbors (..., k, C, P, P), query (..., C, p, p) of one dtype.
+  m.def("_adapn_fwd(Tensor neighbors, Tensor query, float eps) -> Tensor");
+  m.def("_adapn_bwd(Tensor grad_out, Tensor neighbors, Tensor query, float eps) "
+        "-> (Tensor, Tensor)");
+  // weights given: (B, C, sH, sW) output and a grad_weights; else (B, k, C, sH, sW)
+  // and an empty grad_weights.
+  m.def("_graph_aggregate_fwd(Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, "
+        "int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, float eps) -> Tensor");
+  m.def("_graph_aggregate_bwd(Tensor grad_out, Tensor feat, Tensor idx, Tensor query_feat, "
+        "Tensor? weights, int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, "
+        "float eps) -> (Tensor, Tensor, Tensor)");
 }
 
 #ifndef SR_OPS_WITH_CUDA

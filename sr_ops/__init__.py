@@ -12,7 +12,7 @@ _ext.load()  # registers the C++ kernels with the dispatcher before the ops use 
 from sr_ops import metrics  # noqa: E402
 from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
 from sr_ops.imresize import imresize  # noqa: E402
-from sr_ops.ops import cross_scale_knn, patch2img  # noqa: E402
+from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,9 @@ __all__ = [
     "use_backend",
     "imresize",
     "metrics",
+    "adapn",
     "cross_scale_knn",
+    "graph_aggregate",
     "patch2img",
+    "vertex_map",
 ]

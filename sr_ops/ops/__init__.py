@@ -1,5 +1,8 @@
 """Public ops: each a torch.library custom op with validation, a fake kernel and autograd."""
+from sr_ops.ops.adapn import adapn
 from sr_ops.ops.cross_scale_knn import cross_scale_knn
+from sr_ops.ops.graph_aggregate import graph_aggregate
 from sr_ops.ops.patch2img import patch2img
+from sr_ops.ops.vertex_map import vertex_map
 
-__all__ = ["cross_scale_knn", "patch2img"]
+__all__ = ["adapn", "cross_scale_knn", "graph_aggregate", "patch2img", "vertex_map"]

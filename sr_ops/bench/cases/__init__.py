@@ -23,6 +23,6 @@ class Case:
 
 
 def all_cases() -> list[Case]:
-    from sr_ops.bench.cases import cross_scale_knn, patch2img
+    from sr_ops.bench.cases import adapn, cross_scale_knn, graph_aggregate, patch2img
 
-    return [*patch2img.cases(), *cross_scale_knn.cases()]
+    return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases()]

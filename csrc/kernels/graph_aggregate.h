@@ -1,0 +1,113 @@
+// graph_aggregate: IGNN's GraphAgg data path (vertex mapping + gather + AdaPN +
+// patch2img) as shared per-element math for the CPU and CUDA kernels.
+//
+// Neighbour r of query q = (i, j) is the (s*p)^2 region of feat at
+// (s*t*a, s*t*b), (a, b) = key patch idx[q, r]. AdaPN maps its values z to
+// z * alpha + beta with alpha = sqrt(var_q + eps) / sqrt(var_z + eps) and
+// beta = mean_q - mean_z * alpha (per channel, unbiased variances), so once the small
+// (B, m, k, C) table of (alpha, beta) exists, every output pixel is a gather.
+#pragma once
+
+#include <math.h>
+
+#include "kernels/common.h"
+
+namespace sr {
+
+struct GraphAggDims {
+  int64_t B, C, H, W;  // feat / query_feat
+  int64_t k, S, p, t;  // neighbours, scale, LR patch and stride
+  int64_t m1, m2, n2;  // query grid, key grid width
+  int64_t P, T;        // HR patch s*p and stride s*t
+  int64_t HH, WW;      // HR output s*H, s*W
+};
+
+SR_HOST_DEVICE GraphAggDims graph_agg_dims(int64_t B, int64_t C, int64_t H, int64_t W,
+                                           int64_t k, int64_t Wk, int64_t S, int64_t p,
+                                           int64_t t) {
+  GraphAggDims d;
+  d.B = B; d.C = C; d.H = H; d.W = W; d.k = k; d.S = S; d.p = p; d.t = t;
+  d.m1 = grid_len(H, p, t); d.m2 = grid_len(W, p, t); d.n2 = grid_len(Wk, p, t);
+  d.P = S * p; d.T = S * t; d.HH = S * H; d.WW = S * W;
+  return d;
+}
+
+// Top-left pixel in feat of the region of key patch number n (vertex mapping).
+SR_HOST_DEVICE void region_origin(const GraphAggDims& d, int64_t n, int64_t* y, int64_t* x) {
+  *y = d.T * (n / d.n2);
+  *x = d.T * (n % d.n2);
+}
+
+// Coverage of HR pixel (Y, X) by the HR patch grid (patch P, stride T, m1 x m2).
+SR_HOST_DEVICE int64_t hr_count(const GraphAggDims& d, int64_t Y, int64_t X) {
+  return cover_count(Y, d.P, d.T, d.m1) * cover_count(X, d.P, d.T, d.m2);
+}
+
+// Upstream gradient of neighbour r's normalised value at HR pixel (Y, X), before the
+// division by the coverage: grad (B, C, HH, WW) times weights (B, k, HH, WW) when
+// weighted, else grad (B, k, C, HH, WW).
+template <typename T, typename Acc>
+SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAggDims& d,
+                                 int64_t b, int64_t r, int64_t c, int64_t Y, int64_t X) {
+  if (weights != nullptr)
+    return Acc(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) *
+           Acc(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]);
+  return Acc(grad[(((b * d.k + r) * d.C + c) * d.HH + Y) * d.WW + X]);
+}
+
+// Mean and unbiased variance of an n x n window of one channel plane (row stride w).
+template <typename T, typename Acc>
+SR_HOST_DEVICE void window_stats(const T* plane, int64_t w, int64_t y, int64_t x, int64_t n,
+                                 Acc* mean, Acc* var) {
+  Acc s = Acc(0);
+  for (int64_t u = 0; u < n; ++u)
+    for (int64_t v = 0; v < n; ++v) s += Acc(plane[(y + u) * w + x + v]);
+  const Acc mu = s / Acc(n * n);
+  Acc ss = Acc(0);
+  for (int64_t u = 0; u < n; ++u)
+    for (int64_t v = 0; v < n; ++v) {
+      const Acc dv = Acc(plane[(y + u) * w + x + v]) - mu;
+      ss += dv * dv;
+    }
+  *mean = mu;
+  *var = ss / Acc(n * n - 1);
+}
+
+template <typename Acc>
+SR_HOST_DEVICE Acc acc_sqrt(Acc v) { return sqrt(v); }
+
+// (alpha, beta) of AdaPN for one (query, neighbour, channel).
+template <typename Acc>
+SR_HOST_DEVICE void adapn_affine(Acc mean_z, Acc var_z, Acc mean_q, Acc var_q, Acc eps,
+                                 Acc* alpha, Acc* beta) {
+  *alpha = acc_sqrt(var_q + eps) / acc_sqrt(var_z + eps);
+  *beta = mean_q - mean_z * (*alpha);
+}
+
+// Backward of z -> z * alpha + beta through the statistics. Given
+// d_alpha = sum(g * z) and d_beta = sum(g) over the region (g: gradient of the
+// normalised values), the region's gradient is g * alpha + c1 + c2 * z, and the query
+// patch's is q_mean_coef + q_var_coef * (q - mean_q). Nz, Nq: values per region / patch.
+template <typename Acc>
+struct AdapnGrad {
+  Acc c1, c2, q_mean_coef, q_var_coef;
+};
+
+template <typename Acc>
+SR_HOST_DEVICE AdapnGrad<Acc> adapn_grad(Acc mean_z, Acc var_z, Acc var_q, Acc eps,
+                                         Acc alpha, Acc d_alpha, Acc d_beta, int64_t Nz,
+                                         int64_t Nq) {
+  const Acc sz = acc_sqrt(var_z + eps), sq = acc_sqrt(var_q + eps);
+  const Acc da = d_alpha - mean_z * d_beta;  // beta = mean_q - mean_z * alpha
+  const Acc d_var_z = -da * sq / (sz * sz) / (Acc(2) * sz);
+  const Acc d_mean_z = -alpha * d_beta;
+  const Acc d_var_q = da / sz / (Acc(2) * sq);
+  AdapnGrad<Acc> g;
+  g.c2 = Acc(2) * d_var_z / Acc(Nz - 1);
+  g.c1 = d_mean_z / Acc(Nz) - g.c2 * mean_z;
+  g.q_mean_coef = d_beta / Acc(Nq);
+  g.q_var_coef = Acc(2) * d_var_q / Acc(Nq - 1);
+  return g;
+}
+
+}  // namespace sr

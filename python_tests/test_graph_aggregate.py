@@ -1,0 +1,105 @@
+"""graph_aggregate on every backend against the reference composition."""
+import pytest
+import torch
+
+import sr_ops
+from sr_ops.reference.graph_aggregate import graph_aggregate as ref_graph_aggregate
+from _helpers import device_for
+
+# (B, C, H, W, Hk, Wk, k, scale, p, t)
+CASES = [
+    (2, 3, 13, 11, 6, 5, 3, 2, 3, 2),
+    (1, 2, 14, 17, 4, 5, 2, 3, 3, 2),  # scale 3, (H - p) % t != 0: uncovered border
+    (1, 1, 9, 9, 4, 4, 1, 2, 3, 2),  # k = 1, C = 1
+    (1, 2, 11, 10, 5, 5, 2, 2, 2, 1),  # p = 2, t = 1 (heavy overlap)
+]
+
+
+def grid(n, p, t):
+    return (n - p) // t + 1
+
+
+def make(case, dev, dtype=torch.float32, weighted=True, grad=False):
+    B, C, H, W, Hk, Wk, k, s, p, t = case
+    n = grid(Hk, p, t) * grid(Wk, p, t)
+    m = grid(H, p, t) * grid(W, p, t)
+    feat = torch.randn(B, C, H, W, device=dev, dtype=dtype, requires_grad=grad)
+    qf = (1.5 * torch.randn(B, C, H, W, device=dev, dtype=dtype) + 0.3).requires_grad_(grad)
+    idx = torch.randint(0, n, (B, m, k), device=dev)
+    w = torch.rand(B, k, s * H, s * W, device=dev, dtype=dtype, requires_grad=grad) if weighted else None
+    return feat, idx, qf, (Hk, Wk), s, p, t, w
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("adapn", [True, False])
+@pytest.mark.parametrize("case", CASES)
+def test_matches_reference_forward_and_backward(backend, case, weighted, adapn, seed):
+    if backend == "triton" and device_for(backend).type == "cpu" and case not in CASES[:2]:
+        pytest.skip("the Triton interpreter is slow: two cases cover its code paths on CPU")
+    feat, idx, qf, key_hw, s, p, t, w = make(case, device_for(backend), weighted=weighted, grad=True)
+    out = sr_ops.graph_aggregate(feat, idx, qf, key_hw, s, p, t, w, adapn)
+    ref = ref_graph_aggregate(feat, idx, qf, key_hw, s, p, t, w, adapn)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    wrt = [feat, qf] + ([w] if weighted else [])
+    g = torch.randn_like(ref)
+    got = torch.autograd.grad(out, wrt, g, allow_unused=True, materialize_grads=True)
+    want = torch.autograd.grad(ref, wrt, g, allow_unused=True, materialize_grads=True)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_non_contiguous_inputs(backend, seed):
+    dev = device_for(backend)
+    feat = torch.randn(1, 11, 13, 3, device=dev).permute(0, 3, 2, 1)  # (1, 3, 13, 11)
+    qf = torch.randn(1, 3, 26, 11, device=dev)[:, :, ::2]
+    idx = torch.randint(0, 4, (1, 30, 3), device=dev)
+    w = torch.rand(1, 26, 22, 3, device=dev).permute(0, 3, 1, 2)
+    out = sr_ops.graph_aggregate(feat, idx, qf, (6, 5), 2, 3, 2, w)
+    ref = ref_graph_aggregate(feat.contiguous(), idx, qf.contiguous(), (6, 5), 2, 3, 2, w.contiguous())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_gradcheck_float64(backend, seed):
+    case = (1, 2, 9, 8, 4, 4, 2, 2, 3, 2)
+    for weighted in (True, False):
+        feat, idx, qf, key_hw, s, p, t, w = make(case, device_for(backend), torch.float64, weighted, grad=True)
+        inputs = (feat, qf, w) if weighted else (feat, qf)
+
+        def fn(f, q, w_=None):
+            return sr_ops.graph_aggregate(f, idx, q, key_hw, s, p, t, w_)
+
+        assert torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+
+
+def test_opcheck(backend, seed):
+    feat, idx, qf, key_hw, s, p, t, w = make(CASES[0], device_for(backend), grad=True)
+    op = torch.ops.sr_ops.graph_aggregate.default
+    torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, w, True, 1e-5))
+    torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, None, False, 1e-5))
+
+
+F, Q = torch.randn(1, 2, 13, 11), torch.randn(1, 2, 13, 11)
+IDX = torch.randint(0, 4, (1, 30, 2))
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, match",
+    [
+        ((F, IDX, Q, (6, 5), 2), {}, None, None),
+        ((F, IDX + 4, Q, (6, 5), 2), {}, ValueError, r"idx must lie in \[0, 4\)"),
+        ((F, IDX, Q, (7, 5), 2), {}, ValueError, "key_hw .* times scale=2 is larger than feat"),
+        ((F, IDX[:, :29], Q, (6, 5), 2), {}, ValueError, "idx must be"),
+        ((F, IDX, Q[:, :1], (6, 5), 2), {}, ValueError, "query_feat"),
+        ((F, IDX.float(), Q, (6, 5), 2), {}, TypeError, "idx must be an integer"),
+        ((F, IDX, Q, (6, 5), 2), {"weights": torch.rand(1, 3, 26, 22)}, ValueError, "weights must be"),
+        ((F, IDX, Q, (6, 5), 2), {"patch_size": 14}, ValueError, "patch_size"),
+        ((F, IDX, Q, (6, 5), 0), {}, ValueError, "scale must be positive"),
+        ((F[0], IDX, Q, (6, 5), 2), {}, ValueError, "feat must have 4 dims"),
+    ],
+)
+def test_bad_inputs(backend, args, kwargs, exc, match):
+    if exc is None:
+        assert sr_ops.graph_aggregate(*args, **kwargs).shape == (1, 2, 2, 26, 22)
+        return
+    with pytest.raises(exc, match=match):
+        sr_ops.graph_aggregate(*args, **kwargs)

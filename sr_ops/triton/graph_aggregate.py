@@ -1,0 +1,297 @@
+"""Triton kernels for graph_aggregate (same two-pass plan as the CPU/CUDA kernels).
+
+Forward: (1) one lane per (b, q, r, c) computes AdaPN's (alpha, beta); (2) one lane per
+output element gathers the <= ceil(p/t)^2 covering query patches' neighbour values.
+Backward: (1) per (b, q, r, c) the AdaPN gradient coefficients, the query terms summed
+over r with atomics; (2) grad_feat scattered with atomics; (3) grad_query_feat and
+(4) grad_weights output-stationary.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sr_ops.triton._util import acc_dtype, launch_grid
+
+_BLOCK = 128
+
+
+@triton.jit
+def _window_stats(plane, W, y, x, n: tl.constexpr, live, ACC: tl.constexpr):
+    s = tl.zeros(y.shape, ACC)
+    for u in tl.static_range(n):
+        for v in tl.static_range(n):
+            s += tl.load(plane + (y + u) * W + x + v, mask=live, other=0.0).to(ACC)
+    mean = s / (n * n)
+    ss = tl.zeros(y.shape, ACC)
+    for u in tl.static_range(n):
+        for v in tl.static_range(n):
+            dv = tl.load(plane + (y + u) * W + x + v, mask=live, other=0.0).to(ACC) - mean
+            ss += dv * dv
+    return mean, ss / (n * n - 1)
+
+
+@triton.jit
+def _count(Y, P: tl.constexpr, T: tl.constexpr, m):
+    """How many grid windows (size P, stride T, m of them) contain coordinate Y."""
+    hi = tl.minimum(m - 1, Y // T)
+    lo = tl.where(Y < P, 0, (Y - P) // T + 1)
+    return tl.maximum(hi - lo + 1, 0)
+
+
+@triton.jit
+def _affine_kernel(feat, qf, idx, ab, N, C, H, W, m, m2, n2, K, eps, p: tl.constexpr, t: tl.constexpr,
+                   S: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, q, r, c)
+    live = e < N
+    c = e % C
+    bqr = e // C
+    b = bqr // (m * K)
+    q = (bqr // K) % m
+    n = tl.load(idx + bqr, mask=live, other=0)
+    plane = (b * C + c) * H * W
+    mz, vz = _window_stats(feat + plane, W, S * t * (n // n2), S * t * (n % n2), S * p, live, ACC)
+    mq, vq = _window_stats(qf + plane, W, t * (q // m2), t * (q % m2), p, live, ACC)
+    alpha = tl.sqrt(vq + eps) / tl.sqrt(vz + eps)
+    tl.store(ab + 2 * e, alpha, mask=live)
+    tl.store(ab + 2 * e + 1, mq - mz * alpha, mask=live)
+
+
+@triton.jit
+def _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, u, v, T: tl.constexpr, ok, ACC: tl.constexpr):
+    """AdaPN-normalised value of neighbour r of query q at offset (u, v) of its region."""
+    n = tl.load(idx + q * K + r, mask=ok, other=0)
+    z = tl.load(feat + ((b * C + c) * H + T * (n // n2) + u) * W + T * (n % n2) + v, mask=ok, other=0.0).to(ACC)
+    base = ((q * K + r) * C + c) * 2
+    return z * tl.load(ab + base, mask=ok, other=1.0) + tl.load(ab + base + 1, mask=ok, other=0.0)
+
+
+@triton.jit
+def _fold_kernel(feat, idx, ab, weights, out, N, C, H, W, HH, WW, m1, m2, n2, K, WEIGHTED: tl.constexpr,
+                 P: tl.constexpr, T: tl.constexpr, NCOVER: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    # One lane per output element: (b, c, Y, X) with weights, else (b, r, c, Y, X).
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = e < N
+    X = e % WW
+    Y = (e // WW) % HH
+    c = (e // (WW * HH)) % C
+    rest = e // (WW * HH * C)
+    b = rest if WEIGHTED else rest // K
+    acc = tl.zeros([BLOCK], ACC)
+    for di in tl.static_range(NCOVER):
+        i = Y // T - di
+        ok_i = (i >= 0) & (i < m1) & (Y - T * i < P)
+        for dj in tl.static_range(NCOVER):
+            j = X // T - dj
+            ok = live & ok_i & (j >= 0) & (j < m2) & (X - T * j < P)
+            q = b * (m1 * m2) + i * m2 + j
+            if WEIGHTED:
+                for r in range(K):
+                    w = tl.load(weights + ((b * K + r) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
+                    acc += w * _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, Y - T * i, X - T * j,
+                                                T, ok, ACC)
+            else:
+                acc += _neighbour_value(feat, ab, idx, b, q, rest % K, c, C, H, W, n2, K, Y - T * i, X - T * j,
+                                        T, ok, ACC)
+    cnt = (_count(Y, P, T, m1) * _count(X, P, T, m2)).to(ACC)
+    tl.store(out + e, tl.where(cnt > 0, acc / tl.maximum(cnt, 1.0), 0.0).to(out.dtype.element_ty), mask=live)
+
+
+@triton.jit
+def _grad_value(grad, weights, b, r, c, C, K, HH, WW, Y, X, m1, m2, P: tl.constexpr, T: tl.constexpr, ok,
+                WEIGHTED: tl.constexpr, ACC: tl.constexpr):
+    """Gradient reaching neighbour r's normalised value at HR pixel (Y, X)."""
+    inv = 1.0 / tl.maximum(_count(Y, P, T, m1) * _count(X, P, T, m2), 1).to(ACC)
+    if WEIGHTED:
+        g = tl.load(grad + ((b * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
+        g *= tl.load(weights + ((b * K + r) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
+    else:
+        g = tl.load(grad + (((b * K + r) * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
+    return g * inv
+
+
+@triton.jit
+def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m2, n2, K, eps,
+                 WEIGHTED: tl.constexpr, ADAPN: tl.constexpr, p: tl.constexpr, t: tl.constexpr, P: tl.constexpr,
+                 T: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, q, r, c)
+    live = e < N
+    m = m1 * m2
+    c = e % C
+    bqr = e // C
+    r = bqr % K
+    b = bqr // (m * K)
+    q = (bqr // K) % m
+    if ADAPN:
+        n = tl.load(idx + bqr, mask=live, other=0)
+        ry, rx = T * (n // n2), T * (n % n2)
+        plane = (b * C + c) * H * W
+        mz, vz = _window_stats(feat + plane, W, ry, rx, P, live, ACC)
+        mq, vq = _window_stats(qf + plane, W, t * (q // m2), t * (q % m2), p, live, ACC)
+        sz, sq = tl.sqrt(vz + eps), tl.sqrt(vq + eps)
+        alpha = sq / sz
+        da = tl.zeros([BLOCK], ACC)
+        db = tl.zeros([BLOCK], ACC)
+        for u in tl.static_range(P):
+            for v in tl.static_range(P):
+                g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
+                                m1, m2, P, T, live, WEIGHTED, ACC)
+                da += g * tl.load(feat + plane + (ry + u) * W + rx + v, mask=live, other=0.0).to(ACC)
+                db += g
+        # Chain rule through alpha = sq / sz, beta = mq - mz * alpha (see kernels/graph_aggregate.h).
+        dat = da - mz * db
+        d_var_z = -dat * sq / (sz * sz) / (2 * sz)
+        c2 = 2 * d_var_z / (P * P - 1)
+        c1 = -alpha * db / (P * P) - c2 * mz
+        qbase = ((b * m + q) * C + c) * 3
+        tl.atomic_add(qc + qbase, db / (p * p), mask=live)
+        tl.atomic_add(qc + qbase + 1, 2 * (dat / sz / (2 * sq)) / (p * p - 1), mask=live)
+        tl.store(qc + qbase + 2, mq, mask=live)
+        tl.store(gc + 4 * e, alpha, mask=live)
+        tl.store(gc + 4 * e + 1, mq - mz * alpha, mask=live)
+        tl.store(gc + 4 * e + 2, c1, mask=live)
+        tl.store(gc + 4 * e + 3, c2, mask=live)
+    else:
+        one = tl.full([BLOCK], 1.0, ACC)
+        zero = tl.zeros([BLOCK], ACC)
+        tl.store(gc + 4 * e, one, mask=live)
+        tl.store(gc + 4 * e + 1, zero, mask=live)
+        tl.store(gc + 4 * e + 2, zero, mask=live)
+        tl.store(gc + 4 * e + 3, zero, mask=live)
+
+
+@triton.jit
+def _feat_grad_kernel(grad, weights, feat, idx, gc, gfeat, N, C, H, W, HH, WW, m1, m2, n2, K,
+                      WEIGHTED: tl.constexpr, P: tl.constexpr, T: tl.constexpr, ACC: tl.constexpr,
+                      BLOCK: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, q, r, c, u, v)
+    live = e < N
+    v = e % P
+    u = (e // P) % P
+    bqrc = e // (P * P)
+    c = bqrc % C
+    bqr = bqrc // C
+    r = bqr % K
+    m = m1 * m2
+    q = (bqr // K) % m
+    b = bqr // (m * K)
+    n = tl.load(idx + bqr, mask=live, other=0)
+    g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
+                    m1, m2, P, T, live, WEIGHTED, ACC)
+    off = ((b * C + c) * H + T * (n // n2) + u) * W + T * (n % n2) + v
+    z = tl.load(feat + off, mask=live, other=0.0).to(ACC)
+    coef = gc + 4 * bqrc
+    val = g * tl.load(coef, mask=live, other=0.0) + tl.load(coef + 2, mask=live, other=0.0) \
+        + tl.load(coef + 3, mask=live, other=0.0) * z
+    tl.atomic_add(gfeat + off, val, mask=live)
+
+
+@triton.jit
+def _query_grad_kernel(qf, qc, out, N, C, H, W, m1, m2, p: tl.constexpr, t: tl.constexpr, NCOVER: tl.constexpr,
+                       ACC: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, c, y, x)
+    live = e < N
+    x = e % W
+    y = (e // W) % H
+    c = (e // (W * H)) % C
+    b = e // (W * H * C)
+    val = tl.load(qf + e, mask=live, other=0.0).to(ACC)
+    s = tl.zeros([BLOCK], ACC)
+    for di in tl.static_range(NCOVER):
+        i = y // t - di
+        ok_i = (i >= 0) & (i < m1) & (y - t * i < p)
+        for dj in tl.static_range(NCOVER):
+            j = x // t - dj
+            ok = live & ok_i & (j >= 0) & (j < m2) & (x - t * j < p)
+            base = ((b * (m1 * m2) + i * m2 + j) * C + c) * 3
+            s += tl.load(qc + base, mask=ok, other=0.0) + tl.load(qc + base + 1, mask=ok, other=0.0) * (
+                val - tl.load(qc + base + 2, mask=ok, other=0.0))
+    tl.store(out + e, s.to(out.dtype.element_ty), mask=live)
+
+
+@triton.jit
+def _weight_grad_kernel(grad, feat, idx, gc, out, N, C, H, W, HH, WW, m1, m2, n2, K, P: tl.constexpr,
+                        T: tl.constexpr, NCOVER: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, r, Y, X)
+    live = e < N
+    X = e % WW
+    Y = (e // WW) % HH
+    r = (e // (WW * HH)) % K
+    b = e // (WW * HH * K)
+    acc = tl.zeros([BLOCK], ACC)
+    for di in tl.static_range(NCOVER):
+        i = Y // T - di
+        ok_i = (i >= 0) & (i < m1) & (Y - T * i < P)
+        for dj in tl.static_range(NCOVER):
+            j = X // T - dj
+            ok = live & ok_i & (j >= 0) & (j < m2) & (X - T * j < P)
+            q = b * (m1 * m2) + i * m2 + j
+            n = tl.load(idx + q * K + r, mask=ok, other=0)
+            for c in range(C):
+                z = tl.load(feat + ((b * C + c) * H + T * (n // n2) + Y - T * i) * W + T * (n % n2) + X - T * j,
+                            mask=ok, other=0.0).to(ACC)
+                coef = gc + ((q * K + r) * C + c) * 4
+                g = tl.load(grad + ((b * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
+                acc += g * (z * tl.load(coef, mask=ok, other=0.0) + tl.load(coef + 1, mask=ok, other=0.0))
+    cnt = (_count(Y, P, T, m1) * _count(X, P, T, m2)).to(ACC)
+    tl.store(out + e, tl.where(cnt > 0, acc / tl.maximum(cnt, 1.0), 0.0).to(out.dtype.element_ty), mask=live)
+
+
+def _dims(feat, idx, key_hw, scale, p, t):
+    B, C, H, W = feat.shape
+    m1, m2 = (H - p) // t + 1, (W - p) // t + 1
+    n2 = (key_hw[1] - p) // t + 1
+    return B, C, H, W, idx.shape[-1], m1, m2, n2
+
+
+def _launch(kernel, n, *args, **meta):
+    if n:
+        kernel[launch_grid(n, _BLOCK)](*args, BLOCK=_BLOCK, **meta)
+
+
+def graph_aggregate_fwd(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, adapn, eps):
+    B, C, H, W, K, m1, m2, n2 = _dims(feat, idx, key_hw, scale, patch_size, stride)
+    P, T, HH, WW = scale * patch_size, scale * stride, scale * H, scale * W
+    acc = torch.float64 if feat.dtype == torch.float64 else torch.float32
+    ACC = acc_dtype(feat.dtype)
+    ab = torch.empty(B, m1 * m2, K, C, 2, device=feat.device, dtype=acc)
+    if adapn:
+        _launch(_affine_kernel, ab.numel() // 2, feat, query_feat, idx, ab, ab.numel() // 2, C, H, W, m1 * m2,
+                m2, n2, K, eps, p=patch_size, t=stride, S=scale, ACC=ACC)
+    else:
+        ab[..., 0], ab[..., 1] = 1.0, 0.0
+    shape = (B, C, HH, WW) if weights is not None else (B, K, C, HH, WW)
+    out = torch.empty(shape, device=feat.device, dtype=feat.dtype)
+    w = weights.contiguous() if weights is not None else feat
+    _launch(_fold_kernel, out.numel(), feat, idx, ab, w, out, out.numel(), C, H, W, HH, WW, m1, m2, n2, K,
+            WEIGHTED=weights is not None, P=P, T=T, NCOVER=-(-P // T), ACC=ACC)
+    return out
+
+
+def graph_aggregate_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, patch_size, stride, adapn, eps):
+    B, C, H, W, K, m1, m2, n2 = _dims(feat, idx, key_hw, scale, patch_size, stride)
+    P, T, HH, WW = scale * patch_size, scale * stride, scale * H, scale * W
+    acc = torch.float64 if feat.dtype == torch.float64 else torch.float32
+    ACC = acc_dtype(feat.dtype)
+    weighted = weights is not None
+    w = weights.contiguous() if weighted else feat
+    grad = grad.contiguous()
+    gc = torch.empty(B, m1 * m2, K, C, 4, device=feat.device, dtype=acc)
+    qc = torch.zeros(B, m1 * m2, C, 3, device=feat.device, dtype=acc)
+    n = gc.numel() // 4
+    _launch(_coef_kernel, n, grad, w, feat, query_feat, idx, gc, qc, n, C, H, W, HH, WW, m1, m2, n2, K, eps,
+            WEIGHTED=weighted, ADAPN=adapn, p=patch_size, t=stride, P=P, T=T, ACC=ACC)
+    gfeat = torch.zeros(feat.shape, device=feat.device, dtype=acc)
+    _launch(_feat_grad_kernel, n * P * P, grad, w, feat, idx, gc, gfeat, n * P * P, C, H, W, HH, WW, m1, m2, n2,
+            K, WEIGHTED=weighted, P=P, T=T, ACC=ACC)
+    gq = torch.zeros_like(query_feat)
+    if adapn:
+        _launch(_query_grad_kernel, gq.numel(), query_feat, qc, gq, gq.numel(), C, H, W, m1, m2, p=patch_size,
+                t=stride, NCOVER=-(-patch_size // stride), ACC=ACC)
+    gw = feat.new_empty(0)
+    if weighted:
+        gw = torch.empty_like(w)
+        _launch(_weight_grad_kernel, gw.numel(), grad, feat, idx, gc, gw, gw.numel(), C, H, W, HH, WW, m1, m2,
+                n2, K, P=P, T=T, NCOVER=-(-P // T), ACC=ACC)
+    return gfeat.to(feat.dtype), gq, gw
