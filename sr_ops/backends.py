@@ -117,6 +117,19 @@ def select(op: str, device: torch.device, implemented: Iterable[str]) -> str:
     return "reference"
 
 
+def lazy(module: str, name: str) -> Callable:
+    """An implementation imported on first call (Triton kernels: importing triton is slow
+    and optional, and TRITON_INTERPRET must be set before it happens)."""
+
+    def call(*args, **kwargs):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
 class BackendTable:
     """The implementations of one kernel, by backend name; calling it runs the chosen one."""
 

@@ -5,6 +5,10 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
+#include <vector>
+
+#include "kernels/common.h"
+
 // float32/float64 for exactness tests, and float16/bfloat16 with float accumulation.
 #define SR_DISPATCH_FLOATS(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
@@ -15,6 +19,13 @@ inline void check_cpu_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
   TORCH_CHECK(at::isFloatingType(t.scalar_type()), name,
               " must be a floating-point tensor, got ", t.scalar_type());
+}
+
+// Coverage counts along one axis: how many grid windows contain each coordinate.
+inline std::vector<int64_t> axis_counts(int64_t n, int64_t p, int64_t t, int64_t m) {
+  std::vector<int64_t> cnt(n);
+  for (int64_t y = 0; y < n; ++y) cnt[y] = sr::cover_count(y, p, t, m);
+  return cnt;
 }
 
 // Waking the thread team costs more than it saves on small maps.

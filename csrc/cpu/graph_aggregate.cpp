@@ -23,12 +23,6 @@ namespace {
 
 using Dims = sr::GraphAggDims;
 
-std::vector<int64_t> axis_counts(int64_t n, int64_t p, int64_t t, int64_t m) {
-  std::vector<int64_t> cnt(n);
-  for (int64_t y = 0; y < n; ++y) cnt[y] = sr::cover_count(y, p, t, m);
-  return cnt;
-}
-
 // Pass 1: ab[b, q, r, c] = (alpha, beta).
 template <typename T, typename Acc>
 void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const Dims d,
@@ -65,7 +59,7 @@ template <typename T, typename Acc>
 void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weights, T* out,
                const Dims d) {
   const int64_t m = d.m1 * d.m2, planes = weights ? 1 : d.k;
-  const auto cy = axis_counts(d.HH, d.P, d.T, d.m1), cx = axis_counts(d.WW, d.P, d.T, d.m2);
+  const auto cy = sr_cpu::axis_counts(d.HH, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.WW, d.P, d.T, d.m2);
 #pragma omp parallel if (sr_cpu::worth_threads(d.B * d.k * d.C * d.HH * d.WW))
   {
     std::vector<Acc> acc(planes * d.C * d.WW);
@@ -179,7 +173,7 @@ template <typename T, typename Acc>
 void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, const T* weights,
               T* g_feat, T* g_qf, T* g_w, const Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2, Nz = d.P * d.P, Nq = d.p * d.p;
-  const auto cy = axis_counts(d.HH, d.P, d.T, d.m1), cx = axis_counts(d.WW, d.P, d.T, d.m2);
+  const auto cy = sr_cpu::axis_counts(d.HH, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.WW, d.P, d.T, d.m2);
   // gc[b, q, r, c] = (alpha, beta, c1, c2); qc[b, q, c] = (mean coef, var coef, mean_q).
   std::vector<Acc> gc(d.B * m * d.k * d.C * 4), qc(d.B * m * d.C * 3, Acc(0));
   const bool threads = sr_cpu::worth_threads(d.B * m * d.k * d.C * Nz);

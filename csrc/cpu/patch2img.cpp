@@ -23,13 +23,6 @@ sr::Patch2ImgDims dims_from(const at::Tensor& patches, int64_t H, int64_t W,
   return d;
 }
 
-// Coverage counts along one axis (how many grid windows contain each coordinate).
-std::vector<int64_t> axis_counts(int64_t n, int64_t p, int64_t t, int64_t m) {
-  std::vector<int64_t> cnt(n);
-  for (int64_t y = 0; y < n; ++y) cnt[y] = sr::cover_count(y, p, t, m);
-  return cnt;
-}
-
 // The loops live in templates because OpenMP pragmas cannot sit inside the
 // AT_DISPATCH macro's lambda argument.
 //
@@ -39,7 +32,7 @@ std::vector<int64_t> axis_counts(int64_t n, int64_t p, int64_t t, int64_t m) {
 template <typename T>
 void fwd_impl(const T* src, T* dst, const sr::Patch2ImgDims d) {
   using Acc = at::opmath_type<T>;
-  const auto cy = axis_counts(d.H, d.P, d.T, d.m1), cx = axis_counts(d.W, d.P, d.T, d.m2);
+  const auto cy = sr_cpu::axis_counts(d.H, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.W, d.P, d.T, d.m2);
 #pragma omp parallel if (sr_cpu::worth_threads(d.B * d.C * d.H * d.W))
   {
     std::vector<Acc> acc(d.C * d.W);
@@ -77,7 +70,7 @@ void fwd_impl(const T* src, T* dst, const sr::Patch2ImgDims d) {
 template <typename T>
 void bwd_impl(const T* src, T* dst, const sr::Patch2ImgDims d) {
   using Acc = at::opmath_type<T>;
-  const auto cy = axis_counts(d.H, d.P, d.T, d.m1), cx = axis_counts(d.W, d.P, d.T, d.m2);
+  const auto cy = sr_cpu::axis_counts(d.H, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.W, d.P, d.T, d.m2);
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.H * d.W))
   for (int64_t r = 0; r < d.B * d.m1; ++r) {
     const int64_t b = r / d.m1, i = r % d.m1;

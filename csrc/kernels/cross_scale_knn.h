@@ -48,10 +48,9 @@ SR_HOST_DEVICE void topk_reset(T* dist, int64_t* idx, int64_t k) {
 
 // Insert into a running top-k kept sorted ascending in (dist, idx); slots start at
 // (+inf, INT64_MAX). Insertion sort: k is small (IGNN uses 5).
+// Places (d, i) at slot `pos` or earlier, shifting the entries it orders before.
 template <typename T>
-SR_HOST_DEVICE void topk_insert(T* dist, int64_t* idx, int64_t k, T d, int64_t i) {
-  if (!knn_before(d, i, dist[k - 1], idx[k - 1])) return;
-  int64_t pos = k - 1;
+SR_HOST_DEVICE void sift_into(T* dist, int64_t* idx, int64_t pos, T d, int64_t i) {
   while (pos > 0 && knn_before(d, i, dist[pos - 1], idx[pos - 1])) {
     dist[pos] = dist[pos - 1];
     idx[pos] = idx[pos - 1];
@@ -61,21 +60,15 @@ SR_HOST_DEVICE void topk_insert(T* dist, int64_t* idx, int64_t k, T d, int64_t i
   idx[pos] = i;
 }
 
+template <typename T>
+SR_HOST_DEVICE void topk_insert(T* dist, int64_t* idx, int64_t k, T d, int64_t i) {
+  if (knn_before(d, i, dist[k - 1], idx[k - 1])) sift_into(dist, idx, k - 1, d, i);
+}
+
 // Re-sorts k (dist, idx) pairs in place by knn_before (insertion sort; k is small).
 template <typename T>
 SR_HOST_DEVICE void sort_topk(T* dist, int64_t* idx, int64_t k) {
-  for (int64_t s = 1; s < k; ++s) {
-    const T d = dist[s];
-    const int64_t i = idx[s];
-    int64_t pos = s;
-    while (pos > 0 && knn_before(d, i, dist[pos - 1], idx[pos - 1])) {
-      dist[pos] = dist[pos - 1];
-      idx[pos] = idx[pos - 1];
-      --pos;
-    }
-    dist[pos] = d;
-    idx[pos] = i;
-  }
+  for (int64_t s = 1; s < k; ++s) sift_into(dist, idx, s, dist[s], idx[s]);
 }
 
 // ||q||^2 + ||c||^2 - 2 q.c, clamped at 0 against cancellation.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.reference.adapn import _check as _check_reference
 from sr_ops.reference.adapn import patch_stats
 
@@ -40,20 +40,20 @@ def _cpp_bwd(grad_out, neighbors, query, eps):
     return torch.ops.sr_ops._adapn_bwd(grad_out, neighbors, query, eps)
 
 
-def _triton_fwd(*args):
-    from sr_ops.triton.adapn import adapn_fwd
-
-    return adapn_fwd(*args)
-
-
-def _triton_bwd(*args):
-    from sr_ops.triton.adapn import adapn_bwd
-
-    return adapn_bwd(*args)
-
-
-_forward = BackendTable("adapn", reference=_reference_fwd, cpu=_cpp_fwd, cuda=_cpp_fwd, triton=_triton_fwd)
-_backward = BackendTable("adapn", reference=_reference_bwd, cpu=_cpp_bwd, cuda=_cpp_bwd, triton=_triton_bwd)
+_forward = BackendTable(
+    "adapn",
+    reference=_reference_fwd,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.adapn", "adapn_fwd"),
+)
+_backward = BackendTable(
+    "adapn",
+    reference=_reference_bwd,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.adapn", "adapn_bwd"),
+)
 
 
 def _check(neighbors, query, eps):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops import _validate as v
 
 
@@ -28,23 +28,19 @@ def _cpp_bwd(grad_dist, idx, query, key, patch_size, stride):
     return torch.ops.sr_ops._cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride)
 
 
-def _triton_fwd(*args):
-    from sr_ops.triton.cross_scale_knn import cross_scale_knn_fwd
-
-    return cross_scale_knn_fwd(*args)
-
-
-def _triton_bwd(*args):
-    from sr_ops.triton.cross_scale_knn import cross_scale_knn_bwd
-
-    return cross_scale_knn_bwd(*args)
-
-
 _forward = BackendTable(
-    "cross_scale_knn", reference=_reference_fwd, cpu=_cpp_fwd, cuda=_cpp_fwd, triton=_triton_fwd
+    "cross_scale_knn",
+    reference=_reference_fwd,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_fwd"),
 )
 _backward = BackendTable(
-    "cross_scale_knn", reference=_reference_bwd, cpu=_cpp_bwd, cuda=_cpp_bwd, triton=_triton_bwd
+    "cross_scale_knn",
+    reference=_reference_bwd,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_bwd"),
 )
 
 

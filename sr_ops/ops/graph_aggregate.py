@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.reference.graph_aggregate import _check as _check_shapes
 from sr_ops.reference.graph_aggregate import graph_aggregate as _reference
 from sr_ops.reference.vertex_map import check_indices, key_grid
@@ -34,23 +34,19 @@ def _cpp_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, patch_size, st
                                                  scale, patch_size, stride, adapn, eps)
 
 
-def _triton_fwd(*args):
-    from sr_ops.triton.graph_aggregate import graph_aggregate_fwd
-
-    return graph_aggregate_fwd(*args)
-
-
-def _triton_bwd(*args):
-    from sr_ops.triton.graph_aggregate import graph_aggregate_bwd
-
-    return graph_aggregate_bwd(*args)
-
-
 _forward = BackendTable(
-    "graph_aggregate", reference=_reference_fwd, cpu=_cpp_fwd, cuda=_cpp_fwd, triton=_triton_fwd
+    "graph_aggregate",
+    reference=_reference_fwd,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_fwd"),
 )
 _backward = BackendTable(
-    "graph_aggregate", reference=_reference_bwd, cpu=_cpp_bwd, cuda=_cpp_bwd, triton=_triton_bwd
+    "graph_aggregate",
+    reference=_reference_bwd,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"),
 )
 
 

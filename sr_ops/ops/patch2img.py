@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops import _validate as v
 
 
@@ -16,21 +16,19 @@ def _cpp_bwd(grad_out, patch_size, stride):
     return torch.ops.sr_ops._patch2img_bwd(grad_out, patch_size, stride)
 
 
-def _triton_fwd(*args):
-    from sr_ops.triton.patch2img import patch2img_fwd
-
-    return patch2img_fwd(*args)
-
-
-def _triton_bwd(*args):
-    from sr_ops.triton.patch2img import patch2img_bwd
-
-    return patch2img_bwd(*args)
-
-
-_forward = BackendTable("patch2img", reference=reference.patch2img, cpu=_cpp_fwd, cuda=_cpp_fwd, triton=_triton_fwd)
+_forward = BackendTable(
+    "patch2img",
+    reference=reference.patch2img,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.patch2img", "patch2img_fwd"),
+)
 _backward = BackendTable(
-    "patch2img", reference=reference.patch2img_backward, cpu=_cpp_bwd, cuda=_cpp_bwd, triton=_triton_bwd
+    "patch2img",
+    reference=reference.patch2img_backward,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.patch2img", "patch2img_bwd"),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops import _validate as v
 from sr_ops.reference.vertex_map import check_indices, key_grid
 
@@ -13,14 +13,8 @@ def _cpp_fwd(idx, key_hw, scale, patch_size, stride):
     return torch.ops.sr_ops._vertex_map_fwd(idx, key_hw[0], key_hw[1], scale, patch_size, stride)
 
 
-def _triton_fwd(*args):
-    from sr_ops.triton.vertex_map import vertex_map_fwd
-
-    return vertex_map_fwd(*args)
-
-
 _forward = BackendTable("vertex_map", reference=reference.vertex_map, cpu=_cpp_fwd, cuda=_cpp_fwd,
-                        triton=_triton_fwd)
+                        triton=lazy("sr_ops.triton.vertex_map", "vertex_map_fwd"))
 
 
 def _check(idx, key_hw, scale, patch_size, stride) -> int:
