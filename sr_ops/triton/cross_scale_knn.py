@@ -169,7 +169,9 @@ def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale):
     idx = torch.empty(B, m1 * m2, k, device=query.device, dtype=torch.int64)
     TI, TJ = 4, 8
     tiles1, tiles2 = triton.cdiv(m1, TI), triton.cdiv(m2, TJ)
-    precision = "ieee" if query.dtype in (torch.float32, torch.float64) else "tf32"
+    # fp32 ranking needs full-precision products (TF32 would reorder near neighbours);
+    # half inputs use the tensor cores natively.
+    precision = "ieee" if query.dtype in (torch.float32, torch.float64) else None
     _knn_fwd_kernel[(B * tiles1 * tiles2,)](
         query, key, dist, idx, C, H, W, key.shape[2], key.shape[3], m1, m2, n1, n2, w1, w2, half,
         tiles1, tiles2, K=k, KP=triton.next_power_of_2(k), P=patch_size, T=stride, S=scale, TI=TI, TJ=TJ,
