@@ -29,6 +29,19 @@ TORCH_LIBRARY(sr_ops, m) {
   m.def("_graph_aggregate_bwd(Tensor grad_out, Tensor feat, Tensor idx, Tensor query_feat, "
         "Tensor? weights, int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, "
         "float eps) -> (Tensor, Tensor, Tensor)");
+  // x (B, C, H, W), weight / bias (C,), one dtype; backward -> (grad_x, grad_weight, grad_bias).
+  m.def("_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps) -> Tensor");
+  m.def("_layernorm2d_bwd(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, float eps) "
+        "-> (Tensor, Tensor, Tensor)");
+  // x (B, C, H, W), weight (k,) with k odd, one dtype; backward -> (grad_x, grad_weight).
+  m.def("_eca_fwd(Tensor x, Tensor weight) -> Tensor");
+  m.def("_eca_bwd(Tensor grad_out, Tensor x, Tensor weight) -> (Tensor, Tensor)");
+  // x (B, C, H, W), dw_weight (C, 1, k, k), dw_bias (C,), ca_weight (C', C', 1, 1), ca_bias (C',),
+  // one dtype; C' = C/2 with the gate. backward -> grads of x and the four weights.
+  m.def("_dwconv_gate_ca_fwd(Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, "
+        "Tensor ca_bias, bool gate) -> Tensor");
+  m.def("_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, "
+        "Tensor ca_weight, Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 #ifndef SR_OPS_WITH_CUDA

@@ -13,6 +13,8 @@ from sr_ops import metrics  # noqa: E402
 from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
 from sr_ops.imresize import imresize  # noqa: E402
 from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
+from sr_ops.ops import eca, layernorm2d  # noqa: E402
+from sr_ops.ops import dwconv_gate_ca  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,7 +26,10 @@ __all__ = [
     "metrics",
     "adapn",
     "cross_scale_knn",
+    "eca",
+    "dwconv_gate_ca",
     "graph_aggregate",
+    "layernorm2d",
     "patch2img",
     "vertex_map",
 ]

@@ -1,8 +1,11 @@
 """Public ops: each a torch.library custom op with validation, a fake kernel and autograd."""
 from sr_ops.ops.adapn import adapn
 from sr_ops.ops.cross_scale_knn import cross_scale_knn
+from sr_ops.ops.eca import eca
+from sr_ops.ops.dwconv_gate_ca import dwconv_gate_ca
 from sr_ops.ops.graph_aggregate import graph_aggregate
+from sr_ops.ops.layernorm2d import layernorm2d
 from sr_ops.ops.patch2img import patch2img
 from sr_ops.ops.vertex_map import vertex_map
 
-__all__ = ["adapn", "cross_scale_knn", "graph_aggregate", "patch2img", "vertex_map"]
+__all__ = ["adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d", "patch2img", "vertex_map"]

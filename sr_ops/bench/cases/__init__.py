@@ -25,4 +25,8 @@ class Case:
 def all_cases() -> list[Case]:
     from sr_ops.bench.cases import adapn, cross_scale_knn, graph_aggregate, patch2img
 
-    return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases()]
+    from sr_ops.bench.cases import eca, layernorm2d
+    from sr_ops.bench.cases import nafblock
+
+    return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases(),
+            *layernorm2d.cases(), *eca.cases(), *nafblock.cases()]

@@ -1,0 +1,114 @@
+// CPU kernels for eca (see csrc/kernels/eca.h): OpenMP over the (b, c) planes for the
+// pooled sums and for the elementwise pass; the small per-image step in between runs
+// per image, and the weight gradient is summed over the images in order
+// (deterministic whatever the thread count). The pooled sums and the per-image step run
+// in double whatever the input type: a plane is 65K values at 256x256, and the weight
+// gradient sums C such planes' g * x, where float partial sums lose ~1e-4 relative.
+#include <torch/library.h>
+
+#include <tuple>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "kernels/eca.h"
+
+namespace {
+
+struct EcaDims {
+  int64_t B, C, HW, k;
+};
+
+EcaDims dims_from(const at::Tensor& x, const at::Tensor& w) {
+  sr_cpu::check_cpu_float(x, "x");
+  sr_cpu::check_cpu_float(w, "weight");
+  TORCH_CHECK(x.scalar_type() == w.scalar_type(), "x and weight dtypes differ: ",
+              x.scalar_type(), " vs ", w.scalar_type());
+  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 1 && w.size(0) % 2 == 1, "weight must be (k,) with k odd, got ",
+              w.sizes());
+  TORCH_CHECK(x.size(2) * x.size(3) > 0, "x must have at least one pixel, got ", x.sizes());
+  return {x.size(0), x.size(1), x.size(2) * x.size(3), w.size(0)};
+}
+
+template <typename T>
+void fwd_impl(const T* x, const T* w, T* y, const EcaDims d) {
+  using Acc = at::opmath_type<T>;
+  using Red = double;
+  const int64_t planes = d.B * d.C;
+  const bool par = sr_cpu::worth_threads(planes * d.HW);
+  std::vector<Red> s(planes), gate(planes);
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t pl = 0; pl < planes; ++pl)
+    s[pl] = sr::eca_plane_sum<T, Red>(x + pl * d.HW, d.HW) / Red(d.HW);
+  for (int64_t b = 0; b < d.B; ++b)
+    sr::eca_image_gates<T, Red>(s.data() + b * d.C, w, gate.data() + b * d.C, d.C, d.k);
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const Acc gt = Acc(gate[pl]);
+    const T* xp = x + pl * d.HW;
+    T* yp = y + pl * d.HW;
+    for (int64_t e = 0; e < d.HW; ++e) yp[e] = T(Acc(xp[e]) * gt);
+  }
+}
+
+template <typename T>
+void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, const EcaDims d) {
+  using Acc = at::opmath_type<T>;
+  using Red = double;
+  const int64_t planes = d.B * d.C;
+  const bool par = sr_cpu::worth_threads(planes * d.HW);
+  std::vector<Red> s(planes), t(planes), gate(planes), ds(planes), da(d.C), gwa(d.k, Red(0));
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    s[pl] = sr::eca_plane_sum<T, Red>(x + pl * d.HW, d.HW) / Red(d.HW);
+    t[pl] = sr::eca_plane_dot<T, Red>(g + pl * d.HW, x + pl * d.HW, d.HW);
+  }
+  for (int64_t b = 0; b < d.B; ++b) {
+    const int64_t o = b * d.C;
+    sr::eca_image_bwd<T, Red>(s.data() + o, t.data() + o, w, gate.data() + o, da.data(),
+                              ds.data() + o, gwa.data(), d.C, d.k, d.HW);
+  }
+  for (int64_t j = 0; j < d.k; ++j) gw[j] = T(gwa[j]);
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    const Acc gt = Acc(gate[pl]), add = Acc(ds[pl]);
+    const T* gp = g + pl * d.HW;
+    T* op = gx + pl * d.HW;
+    for (int64_t e = 0; e < d.HW; ++e) op[e] = T(Acc(gp[e]) * gt + add);
+  }
+}
+
+at::Tensor eca_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in) {
+  const auto d = dims_from(x_in, w_in);
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  SR_DISPATCH_FLOATS(x.scalar_type(), "eca_fwd_cpu", [&] {
+    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                       y.mutable_data_ptr<scalar_t>(), d);
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> eca_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
+                                               const at::Tensor& w_in) {
+  const auto d = dims_from(x_in, w_in);
+  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
+              "grad_out must have the shape of x ", x_in.sizes(), " on the CPU, got ",
+              grad_in.sizes(), " on ", grad_in.device());
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
+  at::Tensor gx = at::empty_like(x), gw = at::empty_like(w);
+  SR_DISPATCH_FLOATS(x.scalar_type(), "eca_bwd_cpu", [&] {
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                       w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(),
+                       gw.mutable_data_ptr<scalar_t>(), d);
+  });
+  return {gx, gw};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
+  m.impl("_eca_fwd", &eca_fwd_cpu);
+  m.impl("_eca_bwd", &eca_bwd_cpu);
+}

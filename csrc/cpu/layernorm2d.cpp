@@ -1,0 +1,114 @@
+// CPU kernels for layernorm2d: OpenMP over tiles of up to sr::kLn2dTile neighbouring
+// pixels of one image (see csrc/kernels/layernorm2d.h). The weight and bias gradients
+// are summed per fixed part of the tiles, then the parts in order: deterministic
+// whatever the thread count.
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include "cpu/dispatch.h"
+#include "kernels/layernorm2d.h"
+
+namespace {
+
+struct Ln2dDims {
+  int64_t B, C, HW;
+};
+
+Ln2dDims dims_from(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+  sr_cpu::check_cpu_float(x, "x");
+  sr_cpu::check_cpu_float(w, "weight");
+  sr_cpu::check_cpu_float(b, "bias");
+  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(),
+              "x, weight and bias dtypes differ: ", x.scalar_type(), ", ", w.scalar_type(),
+              ", ", b.scalar_type());
+  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == x.size(1) && b.dim() == 1 && b.size(0) == x.size(1),
+              "weight and bias must be (C,) with C = ", x.size(1), ", got ", w.sizes(), " and ",
+              b.sizes());
+  TORCH_CHECK(eps >= 0, "eps must be non-negative, got ", eps);
+  return {x.size(0), x.size(1), x.size(2) * x.size(3)};
+}
+
+int64_t tiles_per_plane(const Ln2dDims& d) { return (d.HW + sr::kLn2dTile - 1) / sr::kLn2dTile; }
+
+template <typename T>
+void fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps) {
+  using Acc = at::opmath_type<T>;
+  const int64_t tp = tiles_per_plane(d);
+#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  for (int64_t t = 0; t < d.B * tp; ++t) {
+    const int64_t p0 = (t % tp) * sr::kLn2dTile;
+    const int64_t off = t / tp * d.C * d.HW + p0;
+    sr::ln2d_tile_fwd<T, Acc>(x + off, w, b, y + off, d.C, d.HW,
+                              std::min(sr::kLn2dTile, d.HW - p0), Acc(eps));
+  }
+}
+
+template <typename T>
+void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2dDims d,
+              double eps) {
+  using Acc = at::opmath_type<T>;
+  const int64_t tp = tiles_per_plane(d), tiles = d.B * tp;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(64, tiles));
+  const int64_t per = (tiles + parts - 1) / parts;
+  std::vector<Acc> acc(parts * 2 * d.C, Acc(0));
+#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  for (int64_t part = 0; part < parts; ++part) {
+    Acc* aw = acc.data() + part * 2 * d.C;
+    for (int64_t t = part * per; t < std::min(tiles, (part + 1) * per); ++t) {
+      const int64_t p0 = (t % tp) * sr::kLn2dTile;
+      const int64_t off = t / tp * d.C * d.HW + p0;
+      sr::ln2d_tile_bwd<T, Acc>(g + off, x + off, w, gx + off, aw, aw + d.C, d.C, d.HW,
+                                std::min(sr::kLn2dTile, d.HW - p0), Acc(eps));
+    }
+  }
+  for (int64_t c = 0; c < d.C; ++c) {
+    Acc sw = Acc(0), sb = Acc(0);
+    for (int64_t part = 0; part < parts; ++part) {
+      sw += acc[part * 2 * d.C + c];
+      sb += acc[part * 2 * d.C + d.C + c];
+    }
+    gw[c] = T(sw);
+    gb[c] = T(sb);
+  }
+}
+
+at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
+                               const at::Tensor& b_in, double eps) {
+  const auto d = dims_from(x_in, w_in, b_in, eps);
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_fwd_cpu", [&] {
+    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                       b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps);
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
+    const at::Tensor& b_in, double eps) {
+  const auto d = dims_from(x_in, w_in, b_in, eps);
+  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
+              "grad_out must have the shape of x ", x_in.sizes(), " on the CPU, got ",
+              grad_in.sizes(), " on ", grad_in.device());
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
+  at::Tensor gx = at::empty_like(x), gw = at::empty_like(w), gb = at::empty_like(w);
+  SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_bwd_cpu", [&] {
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+                       w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(),
+                       gw.mutable_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>(), d, eps);
+  });
+  return {gx, gw, gb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
+  m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cpu);
+  m.impl("_layernorm2d_bwd", &layernorm2d_bwd_cpu);
+}

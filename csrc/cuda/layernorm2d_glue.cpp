@@ -1,0 +1,63 @@
+// Registers the layernorm2d CUDA launchers for CUDA tensors.
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "cuda/glue.h"
+#include "cuda/layernorm2d.cuh"
+
+namespace {
+
+void check_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+  TORCH_CHECK(x.is_cuda() && w.device() == x.device() && b.device() == x.device(),
+              "x, weight and bias must be CUDA tensors on one device");
+  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(),
+              "x, weight and bias dtypes differ");
+  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == x.size(1) && b.dim() == 1 && b.size(0) == x.size(1),
+              "weight and bias must be (C,) with C = ", x.size(1));
+  TORCH_CHECK(eps >= 0, "eps must be non-negative");
+}
+
+at::Tensor layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
+                                const at::Tensor& b_in, double eps) {
+  check_args(x_in, w_in, b_in, eps);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  sr_cuda::check_status(
+      sr_cuda::layernorm2d_fwd(x.const_data_ptr(), w.const_data_ptr(), b.const_data_ptr(),
+                               y.mutable_data_ptr(), sr_cuda::dtype_of(x), x.size(0), x.size(1),
+                               x.size(2) * x.size(3), eps, sr_cuda::stream_of(x)),
+      "layernorm2d forward kernel");
+  return y;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
+    const at::Tensor& b_in, double eps) {
+  check_args(x_in, w_in, b_in, eps);
+  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
+              "grad_out must be shaped like x, on its device");
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
+  const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor stats = at::empty({2 * B * HW}, x.options().dtype(acc));
+  at::Tensor gx = at::empty_like(x), gw = at::empty_like(w), gb = at::empty_like(w);
+  sr_cuda::check_status(
+      sr_cuda::layernorm2d_bwd(g.const_data_ptr(), x.const_data_ptr(), w.const_data_ptr(),
+                               gx.mutable_data_ptr(), gw.mutable_data_ptr(), gb.mutable_data_ptr(),
+                               stats.mutable_data_ptr(), sr_cuda::dtype_of(x), B, C, HW, eps,
+                               sr_cuda::stream_of(x)),
+      "layernorm2d backward kernel");
+  return {gx, gw, gb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+  m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cuda);
+  m.impl("_layernorm2d_bwd", &layernorm2d_bwd_cuda);
+}

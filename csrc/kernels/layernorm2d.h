@@ -1,0 +1,140 @@
+// layernorm2d: NAFNet's LayerNorm2d, shared by the CPU and CUDA kernels.
+//
+// Layout: x, y, g (B, C, HW) contiguous; weight, bias (C,). Each pixel (b, p) is
+// normalised over its C channel values, which lie HW apart:
+//   y_c = xhat_c * w_c + b_c,  xhat_c = (x_c - mu) * rstd,  rstd = 1 / sqrt(var + eps),
+// mu and the biased variance (divide by C) over the C values.
+//
+// Backward, with gw_c = g_c * w_c:
+//   dL/dx_c = rstd * (gw_c - mean_c(gw) - xhat_c * mean_c(gw * xhat)),
+//   dL/dw_c = sum over pixels of g_c * xhat_c,  dL/db_c = sum over pixels of g_c.
+//
+// The CPU kernel walks a tile of up to kLn2dTile neighbouring pixels at a time with
+// the channel loop outside and the pixel loop inside, so every read is contiguous and
+// the per-pixel sums vectorise; the tile (C * kLn2dTile values) stays in cache across
+// the passes.
+#pragma once
+
+#include <math.h>
+
+#include "kernels/common.h"
+
+namespace sr {
+
+constexpr int64_t kLn2dTile = 64;
+
+SR_HOST_DEVICE float ln2d_rsqrt(float v) { return 1.0f / sqrtf(v); }
+SR_HOST_DEVICE double ln2d_rsqrt(double v) { return 1.0 / sqrt(v); }
+
+// One pixel's statistics, two passes (mean, then squares about it), channel stride s.
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_pixel_stats(const T* x, int64_t C, int64_t s, Acc eps, Acc* mu,
+                                     Acc* rstd) {
+  Acc sum = Acc(0);
+  for (int64_t c = 0; c < C; ++c) sum += Acc(x[c * s]);
+  const Acc m = sum / Acc(C);
+  Acc ss = Acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc d = Acc(x[c * s]) - m;
+    ss += d * d;
+  }
+  *mu = m;
+  *rstd = ln2d_rsqrt(ss / Acc(C) + eps);
+}
+
+// One pixel, serially (CUDA: a thread per pixel; the C++ tests' kernel side).
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int64_t C,
+                                   int64_t s, Acc eps) {
+  Acc mu, rstd;
+  ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
+  for (int64_t c = 0; c < C; ++c)
+    y[c * s] = T((Acc(x[c * s]) - mu) * rstd * Acc(w[c]) + Acc(b[c]));
+}
+
+// dL/dx of one pixel; returns mu and rstd for the weight gradients.
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_pixel_bwd(const T* g, const T* x, const T* w, T* gx, int64_t C,
+                                   int64_t s, Acc eps, Acc* mu_out, Acc* rstd_out) {
+  Acc mu, rstd;
+  ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
+  Acc sgw = Acc(0), sgwx = Acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc gw = Acc(g[c * s]) * Acc(w[c]);
+    sgw += gw;
+    sgwx += gw * (Acc(x[c * s]) - mu) * rstd;
+  }
+  const Acc a = sgw / Acc(C), bb = sgwx / Acc(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc xhat = (Acc(x[c * s]) - mu) * rstd;
+    gx[c * s] = T(rstd * (Acc(g[c * s]) * Acc(w[c]) - a - xhat * bb));
+  }
+  *mu_out = mu;
+  *rstd_out = rstd;
+}
+
+// A tile of n <= kLn2dTile neighbouring pixels (x points at the first; channel stride s).
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n, Acc eps,
+                                    Acc* mu, Acc* rstd) {
+  for (int64_t p = 0; p < n; ++p) mu[p] = Acc(0);
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < n; ++p) mu[p] += Acc(x[c * s + p]);
+  for (int64_t p = 0; p < n; ++p) {
+    mu[p] /= Acc(C);
+    rstd[p] = Acc(0);
+  }
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t p = 0; p < n; ++p) {
+      const Acc d = Acc(x[c * s + p]) - mu[p];
+      rstd[p] += d * d;
+    }
+  for (int64_t p = 0; p < n; ++p) rstd[p] = ln2d_rsqrt(rstd[p] / Acc(C) + eps);
+}
+
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int64_t C,
+                                  int64_t s, int64_t n, Acc eps) {
+  Acc mu[kLn2dTile], rstd[kLn2dTile];
+  ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc wc = Acc(w[c]), bc = Acc(b[c]);
+    for (int64_t p = 0; p < n; ++p) y[c * s + p] = T((Acc(x[c * s + p]) - mu[p]) * rstd[p] * wc + bc);
+  }
+}
+
+// dL/dx of the tile, and its pixels' contributions added to gw_acc / gb_acc (C each).
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_tile_bwd(const T* g, const T* x, const T* w, T* gx, Acc* gw_acc,
+                                  Acc* gb_acc, int64_t C, int64_t s, int64_t n, Acc eps) {
+  Acc mu[kLn2dTile], rstd[kLn2dTile], a[kLn2dTile], bb[kLn2dTile];
+  ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
+  for (int64_t p = 0; p < n; ++p) a[p] = bb[p] = Acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc wc = Acc(w[c]);
+    Acc sgx = Acc(0), sg = Acc(0);
+    for (int64_t p = 0; p < n; ++p) {
+      const Acc gv = Acc(g[c * s + p]);
+      const Acc xhat = (Acc(x[c * s + p]) - mu[p]) * rstd[p];
+      a[p] += gv * wc;
+      bb[p] += gv * wc * xhat;
+      sgx += gv * xhat;
+      sg += gv;
+    }
+    gw_acc[c] += sgx;
+    gb_acc[c] += sg;
+  }
+  for (int64_t p = 0; p < n; ++p) {
+    a[p] /= Acc(C);
+    bb[p] /= Acc(C);
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc wc = Acc(w[c]);
+    for (int64_t p = 0; p < n; ++p) {
+      const Acc xhat = (Acc(x[c * s + p]) - mu[p]) * rstd[p];
+      gx[c * s + p] = T(rstd[p] * (Acc(g[c * s + p]) * wc - a[p] - xhat * bb[p]));
+    }
+  }
+}
+
+}  // namespace sr

@@ -1,0 +1,182 @@
+"""eca on every backend against the reference: forward, gradients, dtypes, errors."""
+import pytest
+import torch
+
+import sr_ops
+from sr_ops import reference
+from _helpers import device_for
+
+# (x shape, k)
+CASES = [
+    ((1, 64, 16, 16), 3),  # RT4KSR
+    ((2, 5, 7, 3), 3),  # batch > 1, odd sizes
+    ((3, 6, 1, 9), 5),  # 1-pixel-high maps
+    ((2, 1, 4, 5), 3),  # C = 1: only the centre tap sees a channel
+    ((2, 3, 5, 5), 7),  # k > C: taps fall wholly outside
+    ((1, 9, 2, 2), 1),  # k = 1
+    ((2, 4, 1, 1), 3),  # one pixel
+]
+BIG = ((2, 32, 48, 40), 5)  # past the CPU kernel's threading threshold
+
+
+def inputs(shape, k, device, dtype=torch.float32, grad=False, weight_shape=None):
+    x = torch.randn(shape, dtype=dtype) + torch.randn(shape[0], shape[1], 1, 1, dtype=dtype)
+    w = torch.randn(weight_shape or (1, 1, k), dtype=dtype)
+    return x.to(device).requires_grad_(grad), w.to(device).requires_grad_(grad)
+
+
+def reference_with_grads(x, w, g):
+    x2, w2 = x.detach().cpu().requires_grad_(), w.detach().cpu().requires_grad_()
+    out = reference.eca(x2, w2)
+    return (out.detach(), *torch.autograd.grad(out, (x2, w2), g.cpu()))
+
+
+def check(x, w, rtol=1e-5, atol=1e-5):
+    out = sr_ops.eca(x, w)
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    g = torch.randn_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    assert gw.shape == w.shape
+    ref, rx, rw = reference_with_grads(x, w, g)
+    torch.testing.assert_close(out.cpu(), ref, rtol=rtol, atol=atol)
+    torch.testing.assert_close(gx.cpu(), rx, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gw.cpu(), rw, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_forward_backward_match_reference(backend, case, seed):
+    check(*inputs(*case, device_for(backend), grad=True))
+
+
+def test_flat_weight(backend, seed):
+    check(*inputs((2, 6, 3, 4), 3, device_for(backend), grad=True, weight_shape=(3,)))
+
+
+def test_large_input(backend, seed):
+    if backend == "triton" and device_for(backend).type == "cpu":
+        pytest.skip("too slow for the Triton interpreter")
+    check(*inputs(*BIG, device_for(backend), grad=True))
+
+
+def test_non_contiguous_inputs(backend, seed):
+    dev = device_for(backend)
+    x = torch.randn(5, 9, 2, 6, device=dev).permute(2, 3, 0, 1)  # (2, 6, 5, 9)
+    w = torch.randn(1, 1, 10, device=dev)[..., ::2][..., :5]
+    assert not x.is_contiguous() and not w.is_contiguous()
+    check(x.requires_grad_(), w.requires_grad_())
+
+
+def test_matches_rt4ksr_module(seed):
+    """ECA-Net's module: AdaptiveAvgPool2d(1) -> Conv1d(1, 1, k, padding=k//2, bias=False) -> sigmoid."""
+    conv = torch.nn.Conv1d(1, 1, 3, padding=1, bias=False)
+    x = torch.randn(2, 16, 9, 7)
+    y = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+    y = conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+    want = x * torch.sigmoid(y)
+    torch.testing.assert_close(sr_ops.eca(x, conv.weight), want)
+
+
+def test_empty(backend):
+    dev = device_for(backend)
+    x = torch.zeros(0, 4, 3, 3, device=dev, requires_grad=True)
+    w = torch.randn(1, 1, 3, device=dev, requires_grad=True)
+    out = sr_ops.eca(x, w)
+    out.sum().backward()
+    assert out.shape == x.shape and torch.equal(w.grad.cpu(), torch.zeros(1, 1, 3))
+
+
+def test_gradcheck_float64(backend, seed):
+    dev = device_for(backend)
+    for shape, k in [((2, 5, 3, 4), 3), ((1, 1, 1, 3), 3), ((2, 3, 2, 2), 5)]:
+        args = inputs(shape, k, dev, torch.float64, grad=True)
+        assert torch.autograd.gradcheck(sr_ops.eca, args, fast_mode=True)
+        assert torch.autograd.gradgradcheck(sr_ops.eca, args, fast_mode=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_accumulates_in_float(backend, dtype, seed):
+    if backend == "triton" and device_for(backend).type == "cpu":
+        pytest.skip("the Triton interpreter's half-precision support is not what the GPU runs")
+    x, w = inputs((2, 16, 6, 7), 3, device_for(backend), dtype, grad=True)
+    out = sr_ops.eca(x, w)
+    assert out.dtype == dtype
+    g = torch.randn_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    assert gx.dtype == gw.dtype == dtype
+    ref, rx, rw = reference_with_grads(x.float(), w.float(), g.float())
+    torch.testing.assert_close(out.float().cpu(), ref, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(gx.float().cpu(), rx, rtol=2e-2, atol=3e-2)
+    torch.testing.assert_close(gw.float().cpu(), rw, rtol=3e-2, atol=3e-1)
+
+
+def test_mixed_dtypes_promote_like_the_reference(backend, seed):
+    x, w = inputs((2, 6, 4, 5), 3, device_for(backend))
+    out = sr_ops.eca(x, w.double())
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.cpu(), reference.eca(x.cpu(), w.double().cpu()))
+
+
+def test_opcheck(backend, seed):
+    dev = device_for(backend)
+    for shape, k in [((2, 4, 3, 5), 3), ((1, 1, 2, 2), 1)]:
+        x, w = inputs(shape, k, dev, grad=True, weight_shape=(k,))
+        torch.library.opcheck(torch.ops.sr_ops.eca.default, (x, w))
+        g = torch.randn(shape, device=dev)
+        torch.library.opcheck(torch.ops.sr_ops.eca_backward.default, (g, x.detach(), w.detach()))
+
+
+def test_compiles_without_graph_breaks(seed):
+    x, w = inputs((2, 8, 5, 6), 3, "cpu", grad=True)
+    fn = torch.compile(lambda a, b: sr_ops.eca(a, b) * 2, backend="aot_eager", fullgraph=True)
+    out = fn(x, w)
+    out.sum().backward()
+    ref, rx, rw = reference_with_grads(x, w, 2 * torch.ones_like(out))
+    torch.testing.assert_close(out, 2 * ref)
+    torch.testing.assert_close(x.grad, rx, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w.grad, rw, rtol=1e-4, atol=1e-4)
+
+
+X, W = torch.randn(2, 4, 3, 3), torch.randn(1, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "args, exc, match",
+    [
+        (([[1.0]], W), TypeError, "x must be a torch.Tensor"),
+        ((X, [1.0, 2.0, 3.0]), TypeError, "conv1d_weight must be a torch.Tensor"),
+        ((X.int(), W), TypeError, "x must be a floating"),
+        ((X, W.long()), TypeError, "conv1d_weight must be a floating"),
+        ((X[0], W), ValueError, "x must have 4 dims"),
+        ((X, W[0]), ValueError, r"conv1d_weight must have shape \(1, 1, k\) or \(k,\)"),
+        ((X, torch.randn(2, 1, 3)), ValueError, r"conv1d_weight must have shape"),
+        ((X, torch.randn(1, 1, 4)), ValueError, "k must be odd"),
+        ((X[:, :, :0], W), ValueError, "at least one pixel"),
+    ],
+)
+def test_bad_inputs(backend, args, exc, match):
+    args = tuple(a.to(device_for(backend)) if isinstance(a, torch.Tensor) else a for a in args)
+    with pytest.raises(exc, match=match):
+        sr_ops.eca(*args)
+
+
+def test_op_rejects_mixed_dtypes_and_unflattened_weight():
+    with pytest.raises(TypeError, match="share a dtype"):
+        torch.ops.sr_ops.eca(X, W.reshape(3).double())
+    with pytest.raises(ValueError, match=r"flattened to \(k,\)"):
+        torch.ops.sr_ops.eca(X, W)
+
+
+def test_cpp_kernel_rejects_bad_shapes_without_crashing():
+    if "cpu" not in sr_ops.available_backends():
+        pytest.skip("extension not built")
+    w = W.reshape(3)
+    with pytest.raises(RuntimeError, match="k odd"):
+        torch.ops.sr_ops._eca_fwd(X, torch.randn(4))
+    with pytest.raises(RuntimeError, match="dtypes differ"):
+        torch.ops.sr_ops._eca_fwd(X, w.double())
+    with pytest.raises(RuntimeError, match=r"x must be \(B, C, H, W\)"):
+        torch.ops.sr_ops._eca_fwd(X[0], w)
+    with pytest.raises(RuntimeError, match="at least one pixel"):
+        torch.ops.sr_ops._eca_fwd(X[:, :, :0], w)
+    with pytest.raises(RuntimeError, match="grad_out must have the shape"):
+        torch.ops.sr_ops._eca_bwd(X[:1], X, w)

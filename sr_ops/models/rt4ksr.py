@@ -1,0 +1,216 @@
+"""RT4KSR (Zamfir et al., "Towards Real-Time 4K Image Super-Resolution", CVPRW 2023).
+
+Re-implementation of the official ``RT4KSR_Rep`` as released (eduardzamfir/RT4KSR,
+``code/model/arch.py``, config ``rt4ksr_rep``: 24 features, 4 blocks, GELU, LayerNorm,
+no channel attention, no block residual, high-frequency branch disabled).  Parameter
+names match the official state dict (after stripping DataParallel's ``module.``), so
+``rt4ksr_x{2,3}.pth`` load strictly.
+
+Data flow (input RGB in [0, 1], no mean shift; the official test feeds [0, 1] too)::
+
+    x -> PixelUnshuffle(2) -> head (3x3, 12 -> 24)
+      -> body: 4 x [LayerNorm2d -> ResBlock -> GELU]
+      -> tail: LayerNorm2d -> ResBlock
+      -> upsample: 3x3 conv 24 -> 3 (2s)^2 -> PixelShuffle(2s)
+
+``hfb`` (a ResBlock on the unshuffled high-pass x - GaussianBlur(x)) and ``gamma`` are
+in the checkpoint but only used when ``forget=True``; the released model has
+``forget=False`` (and gamma = 0), so by default they are skipped.
+
+Train-time ``ResBlock`` = 1x1 expand -> 3x3 (input padded with the expand bias) + identity
+-> 1x1 reduce + identity; ``reparameterize`` folds each into one 3x3 ``rep_conv``
+(``RepResBlock``), exactly as the authors' inference form.
+"""
+from __future__ import annotations
+
+from os import PathLike
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sr_ops.models import register
+from sr_ops.models.blocks import LayerNorm2d
+from sr_ops.models.reparam import fold_expand_fea_reduce
+from sr_ops.models.reparam import reparameterize as reparameterize_model
+
+__all__ = ["RT4KSR", "ResBlock", "RepResBlock", "SimplifiedNAFBlock", "build_rt4ksr",
+           "load_official_state_dict"]
+
+
+class ResBlock(nn.Module):
+    """Train-time block: expand_conv (1x1) -> fea_conv (3x3, bias-padded) + identity
+    -> reduce_conv (1x1) + x."""
+
+    def __init__(self, n_feats: int, ratio: int = 2) -> None:
+        super().__init__()
+        mid = int(ratio * n_feats)
+        self.expand_conv = nn.Conv2d(n_feats, mid, 1)
+        self.fea_conv = nn.Conv2d(mid, mid, 3)  # no padding: the input is padded by hand
+        self.reduce_conv = nn.Conv2d(mid, n_feats, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.expand_conv(x)
+        b, c, h, w = e.shape
+        # Pad with the expand bias, i.e. what expand_conv gives on a zero-padded x; this is
+        # what makes the block exactly one zero-padded 3x3 conv after folding.
+        padded = self.expand_conv.bias.view(1, c, 1, 1).expand(b, c, h + 2, w + 2).clone()
+        padded[:, :, 1:-1, 1:-1] = e
+        f = self.fea_conv(padded) + e
+        return self.reduce_conv(f) + x
+
+    def reparameterized(self) -> "RepResBlock":
+        weight, bias = fold_expand_fea_reduce(self.expand_conv, self.fea_conv, self.reduce_conv)
+        rep = RepResBlock(weight.shape[0]).to(device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            rep.rep_conv.weight.copy_(weight)
+            rep.rep_conv.bias.copy_(bias)
+        return rep
+
+
+class RepResBlock(nn.Module):
+    """Inference form of ``ResBlock``: a single 3x3 conv, zero padding 1."""
+
+    def __init__(self, n_feats: int) -> None:
+        super().__init__()
+        self.rep_conv = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rep_conv(x)
+
+
+class SimplifiedNAFBlock(nn.Module):
+    """norm -> conv1 (ResBlock / RepResBlock) -> act; the released config has no channel
+    attention and no residual."""
+
+    def __init__(self, n_feats: int, act: nn.Module, ratio: int = 2) -> None:
+        super().__init__()
+        self.norm = LayerNorm2d(n_feats)
+        self.conv1 = ResBlock(n_feats, ratio)
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv1(self.norm(x)))
+
+
+def _gaussian_blur5(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    # torchvision GaussianBlur(kernel_size=5, sigma=1): separable, reflect padding.
+    t = torch.arange(5, dtype=torch.float64) - 2
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).to(x.dtype).to(x.device)
+    c = x.shape[1]
+    mode = "reflect" if min(x.shape[-2:]) > 2 else "replicate"
+    y = F.pad(x, (2, 2, 2, 2), mode=mode)
+    y = F.conv2d(y, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), groups=c)
+    return F.conv2d(y, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), groups=c)
+
+
+class RT4KSR(nn.Module):
+    """RT4KSR: RGB (B, 3, H, W) in [0, 1] -> (B, 3, s*H, s*W).
+
+    Any H, W >= 1: odd sizes are padded by one row/column (reflect) to even for the
+    pixel-unshuffle, and the output cropped back.  ``clamp=True`` clips the output to [0, 1] (the official
+    model does not; PSNR is unaffected since evaluation clamps anyway).
+    """
+
+    def __init__(self, scale: int, num_feats: int = 24, num_blocks: int = 4,
+                 forget: bool = False, clamp: bool = True) -> None:
+        super().__init__()
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+            raise ValueError(f"scale must be a positive int, got {scale!r}")
+        self.scale = scale
+        self.forget = forget
+        self.clamp = clamp
+        act = nn.GELU()  # one shared instance, as in the official model
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.head = nn.Sequential(nn.Conv2d(3 * 4, num_feats, 3, padding=1))
+        self.hfb = nn.Sequential(ResBlock(num_feats, 2), act)
+        self.body = nn.Sequential(
+            *[SimplifiedNAFBlock(num_feats, act, 2) for _ in range(num_blocks)])
+        self.tail = nn.Sequential(LayerNorm2d(num_feats), ResBlock(num_feats, 2))
+        self.upsample = nn.Sequential(
+            nn.Conv2d(num_feats, 3 * (2 * scale) ** 2, 3, padding=1),
+            nn.PixelShuffle(2 * scale),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be an RGB batch of shape (B, 3, H, W), got {got}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor in [0, 1], got {x.dtype}")
+        h, w = x.shape[-2:]
+        if h == 0 or w == 0:
+            raise ValueError(f"x must have a non-empty image, got {tuple(x.shape)}")
+        ph, pw = h % 2, w % 2
+        if ph or pw:
+            # reflect (replicate for a 1-pixel side, which reflect cannot pad)
+            mode = "reflect" if min(h, w) > 1 else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+
+        feats = self.head(F.pixel_unshuffle(x, 2))
+        deep = self.body(feats)
+        if self.forget:
+            hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
+            deep = self.gamma * deep + hf
+        out = self.upsample(self.tail(deep))
+
+        if ph or pw:
+            out = out[..., : self.scale * h, : self.scale * w]
+        if self.clamp:
+            out = out.clamp(0.0, 1.0)
+        return out
+
+    @property
+    def is_reparameterized(self) -> bool:
+        return not any(isinstance(m, ResBlock) for m in self.modules())
+
+
+def load_official_state_dict(model: nn.Module, checkpoint) -> nn.Module:
+    """Load an official RT4KSR checkpoint (path, full checkpoint dict, or state dict) into
+    ``model``, strictly.  Strips DataParallel's ``module.`` prefix.  A checkpoint in the
+    re-parameterised naming (``*.rep_conv.*``) re-parameterises ``model`` first.
+
+    Raises ``KeyError`` naming every missing and unexpected key, ``ValueError`` naming
+    every shape mismatch.
+    """
+    if isinstance(checkpoint, (str, PathLike)):
+        checkpoint = torch.load(checkpoint, weights_only=True, map_location="cpu")
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
+    state = checkpoint.get("state_dict", checkpoint)
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+
+    if any(".rep_conv." in k for k in state) and not getattr(model, "is_reparameterized", True):
+        reparameterize_model(model)
+
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise KeyError(
+            f"checkpoint does not match {type(model).__name__}: "
+            f"missing keys {missing or 'none'}; unexpected keys {unexpected or 'none'}")
+    bad = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+           for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise ValueError(f"checkpoint shapes do not match {type(model).__name__} "
+                         f"(wrong scale?): " + "; ".join(bad))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+@register("rt4ksr")
+def build_rt4ksr(scale: int, checkpoint=None, *, reparameterize: bool = True,
+                 clamp: bool = True, forget: bool = False) -> RT4KSR:
+    """RT4KSR for ``scale`` (official weights: 2 and 3).
+
+    ``reparameterize=True`` (default) returns the inference form (one 3x3 conv per block);
+    ``False`` keeps the train-time graph.
+    """
+    model = RT4KSR(scale, forget=forget, clamp=clamp)
+    if checkpoint is not None:
+        load_official_state_dict(model, checkpoint)
+    if reparameterize:
+        reparameterize_model(model)
+    return model

@@ -1,0 +1,151 @@
+"""dwconv_gate_ca: depthwise conv -> SimpleGate -> simplified channel attention, fused."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sr_ops.backends import BackendTable, lazy
+from sr_ops.reference.dwconv_gate_ca import check as _check_reference
+from sr_ops.reference.dwconv_gate_ca import dwconv_gate_ca as _reference_op
+
+
+def _reference_fwd(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    # Contiguous output, as the fake kernel promises and the compiled kernels give.
+    return _reference_op(x, dw_weight, dw_bias, ca_weight, ca_bias, gate).contiguous()
+
+
+def _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    """The closed-form gradient of csrc/kernels/dwconv_gate_ca.h in plain torch ops
+    (autograd does not record inside a custom op's kernel)."""
+    k = dw_weight.shape[-1]
+    C, HW = x.shape[1], x.shape[2] * x.shape[3]
+    g = grad_out.to(x.dtype)
+    u = F.conv2d(x, dw_weight, dw_bias, padding=k // 2, groups=C)
+    u1, u2 = u.chunk(2, dim=1) if gate else (u, None)
+    y = u1 * u2 if gate else u1
+    cw = ca_weight.flatten(1)  # (C', C')
+    s = y.mean((2, 3))  # (B, C')
+    a = s @ cw.t() + ca_bias
+    ga = (g * y).sum((2, 3))  # (B, C')
+    gy = g * a[:, :, None, None] + (ga @ cw)[:, :, None, None] / HW
+    gu = torch.cat([gy * u2, gy * u1], 1) if gate else gy
+    dx = F.conv_transpose2d(gu, dw_weight, padding=k // 2, groups=C)
+    ddw = torch.nn.grad.conv2d_weight(x, dw_weight.shape, gu, padding=k // 2, groups=C)
+    return (dx.contiguous(), ddw.contiguous(), gu.sum((0, 2, 3)),
+            (ga.t() @ s).reshape(ca_weight.shape).contiguous(), ga.sum(0))
+
+
+def _cpp_fwd(*args):
+    return torch.ops.sr_ops._dwconv_gate_ca_fwd(*args)
+
+
+def _cpp_bwd(*args):
+    return torch.ops.sr_ops._dwconv_gate_ca_bwd(*args)
+
+
+_forward = BackendTable(
+    "dwconv_gate_ca",
+    reference=_reference_fwd,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.dwconv_gate_ca", "dwconv_gate_ca_fwd"),
+)
+_backward = BackendTable(
+    "dwconv_gate_ca",
+    reference=_reference_bwd,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.dwconv_gate_ca", "dwconv_gate_ca_bwd"),
+)
+
+
+def _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    """The reference's checks, plus one dtype: the public function promotes before the op."""
+    _check_reference(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    for t, name in [(dw_weight, "dw_weight"), (dw_bias, "dw_bias"), (ca_weight, "ca_weight"), (ca_bias, "ca_bias")]:
+        if t.dtype != x.dtype:
+            raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
+
+
+def _out_shape(x, gate):
+    B, C, H, W = x.shape
+    return (B, C // 2 if gate else C, H, W)
+
+
+@torch.library.custom_op("sr_ops::dwconv_gate_ca", mutates_args=())
+def _op(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor, ca_weight: torch.Tensor,
+        ca_bias: torch.Tensor, gate: bool) -> torch.Tensor:
+    _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    return _forward(x.device, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+
+
+@_op.register_fake
+def _(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    return x.new_empty(_out_shape(x, gate))
+
+
+@torch.library.custom_op("sr_ops::dwconv_gate_ca_backward", mutates_args=())
+def _backward_op(grad_out: torch.Tensor, x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
+                 ca_weight: torch.Tensor, ca_bias: torch.Tensor,
+                 gate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    if tuple(grad_out.shape) != _out_shape(x, gate):
+        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have the output's shape {_out_shape(x, gate)}")
+    return _backward(x.device, grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+
+
+@_backward_op.register_fake
+def _(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
+                 for t in (x, dw_weight, dw_bias, ca_weight, ca_bias))
+
+
+def _setup_ctx(ctx, inputs, output):
+    *tensors, ctx.gate = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _grad(ctx, grad):
+    return (*_backward_op(grad, *ctx.saved_tensors, ctx.gate), None)
+
+
+def _setup_ctx_bwd(ctx, inputs, output):
+    *tensors, ctx.gate = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _grad_bwd(ctx, *grads):
+    # Second order (rare): autograd through the closed-form reference backward.
+    saved = ctx.saved_tensors
+    grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, saved[1:]))
+    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.gate), *saved)
+    return (*vjp(grads), None)
+
+
+_op.register_autograd(_grad, setup_context=_setup_ctx)
+_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+
+
+def dwconv_gate_ca(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor, ca_weight: torch.Tensor,
+                   ca_bias: torch.Tensor, gate: bool = True) -> torch.Tensor:
+    """NAFNet's middle in one op: depthwise conv, SimpleGate, simplified channel attention.
+
+    Args:
+        x: (B, C, H, W) float tensor.
+        dw_weight: (C, 1, k, k) depthwise kernel, k odd (zero padding k//2); dw_bias: (C,).
+        ca_weight: (C', C', 1, 1) 1x1 conv of the pooled map, ca_bias: (C',); C' = C/2 when
+            ``gate`` (C must then be even), else C.
+        gate: apply SimpleGate (first half of the channels times the second half).
+
+    Returns:
+        (B, C', H, W) in x's dtype: ``y * (ca_weight @ mean_hw(y) + ca_bias)`` with y the
+        (gated) depthwise conv. All inputs are promoted to one dtype first. Differentiable in
+        x and all four weights, each backend with its own backward kernels.
+    """
+    _check_reference(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    dtype = x.dtype
+    for t in (dw_weight, dw_bias, ca_weight, ca_bias):
+        dtype = torch.promote_types(dtype, t.dtype)
+    out = _op(x.to(dtype), dw_weight.to(dtype), dw_bias.to(dtype), ca_weight.to(dtype), ca_bias.to(dtype), gate)
+    return out.to(x.dtype)

@@ -1,0 +1,139 @@
+"""layernorm2d: NAFNet's LayerNorm2d, each pixel normalised over its channels."""
+from __future__ import annotations
+
+import torch
+
+from sr_ops import reference
+from sr_ops.backends import BackendTable, lazy
+from sr_ops.reference.layernorm2d import _check as _check_reference
+
+
+# Contiguous copies in, so the outputs have the contiguous strides the fake kernels promise.
+def _reference_fwd(x, weight, bias, eps):
+    return reference.layernorm2d(x.contiguous(), weight, bias, eps).contiguous()
+
+
+def _reference_bwd(grad_out, x, weight, bias, eps):
+    """The closed-form gradient (csrc/kernels/layernorm2d.h derives it) in plain torch ops:
+    autograd cannot record inside a custom op's kernel, which runs below the autograd key."""
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    xf, g, w = x.to(dtype), grad_out.to(dtype), weight.to(dtype)[:, None, None]
+    mu = xf.mean(1, keepdim=True)
+    var = (xf - mu).pow(2).mean(1, keepdim=True)
+    rstd = torch.rsqrt(var + eps)
+    xhat = (xf - mu) * rstd
+    gw = g * w
+    gx = rstd * (gw - gw.mean(1, keepdim=True) - xhat * (gw * xhat).mean(1, keepdim=True))
+    gweight = (g * xhat).sum((0, 2, 3))
+    gbias = g.sum((0, 2, 3))
+    return (gx.to(x.dtype).contiguous(), gweight.to(weight.dtype).contiguous(),
+            gbias.to(bias.dtype).contiguous())
+
+
+def _cpp_fwd(x, weight, bias, eps):
+    return torch.ops.sr_ops._layernorm2d_fwd(x, weight, bias, eps)
+
+
+def _cpp_bwd(grad_out, x, weight, bias, eps):
+    return torch.ops.sr_ops._layernorm2d_bwd(grad_out, x, weight, bias, eps)
+
+
+_forward = BackendTable(
+    "layernorm2d",
+    reference=_reference_fwd,
+    cpu=_cpp_fwd,
+    cuda=_cpp_fwd,
+    triton=lazy("sr_ops.triton.layernorm2d", "layernorm2d_fwd"),
+)
+_backward = BackendTable(
+    "layernorm2d",
+    reference=_reference_bwd,
+    cpu=_cpp_bwd,
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.layernorm2d", "layernorm2d_bwd"),
+)
+
+
+def _check(x, weight, bias, eps):
+    """The reference's checks, plus one dtype: the public function promotes before the op."""
+    _check_reference(x, weight, bias, eps)
+    if not (x.dtype == weight.dtype == bias.dtype):
+        raise TypeError(f"x, weight and bias must share a dtype, got {x.dtype}, {weight.dtype} and {bias.dtype}")
+
+
+@torch.library.custom_op("sr_ops::layernorm2d", mutates_args=())
+def _layernorm2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    _check(x, weight, bias, eps)
+    return _forward(x.device, x, weight, bias, eps)
+
+
+@_layernorm2d_op.register_fake
+def _(x, weight, bias, eps):
+    _check(x, weight, bias, eps)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("sr_ops::layernorm2d_backward", mutates_args=())
+def _layernorm2d_backward_op(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                             eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check(x, weight, bias, eps)
+    if grad_out.shape != x.shape:
+        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have x's shape {tuple(x.shape)}")
+    return _backward(x.device, grad_out, x, weight, bias, eps)
+
+
+@_layernorm2d_backward_op.register_fake
+def _(grad_out, x, weight, bias, eps):
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            torch.empty_like(weight, memory_format=torch.contiguous_format),
+            torch.empty_like(bias, memory_format=torch.contiguous_format))
+
+
+def _setup_ctx(ctx, inputs, output):
+    x, weight, bias, ctx.eps = inputs
+    ctx.save_for_backward(x, weight, bias)
+
+
+def _grad(ctx, grad):
+    x, weight, bias = ctx.saved_tensors
+    gx, gw, gb = _layernorm2d_backward_op(grad, x, weight, bias, ctx.eps)
+    return gx, gw, gb, None
+
+
+def _setup_ctx_bwd(ctx, inputs, output):
+    grad_out, x, weight, bias, ctx.eps = inputs
+    ctx.save_for_backward(grad_out, x, weight, bias)
+
+
+def _grad_bwd(ctx, ggx, ggw, ggb):
+    # Second order (gradient penalties) goes through the closed-form reference backward
+    # on every backend rather than a third kernel.
+    saved = ctx.saved_tensors
+    cot = tuple(torch.zeros_like(s) if c is None else c for c, s in zip((ggx, ggw, ggb), saved[1:]))
+    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.eps), *saved)
+    return (*vjp(cot), None)
+
+
+_layernorm2d_op.register_autograd(_grad, setup_context=_setup_ctx)
+_layernorm2d_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+
+
+def layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """NAFNet's LayerNorm2d: normalise each pixel over its channels, then scale and shift.
+
+    Args:
+        x: (B, C, H, W) float tensor.
+        weight: (C,) per-channel scale.
+        bias: (C,) per-channel shift.
+        eps: non-negative number added to the variance.
+
+    Returns:
+        (B, C, H, W) in x's dtype: ``(x - mu) / sqrt(var + eps) * weight[c] + bias[c]`` with
+        mu and the biased variance over the C values of each pixel. Computed in float32, or
+        float64 when any input is float64 (mixed dtypes are promoted first). Differentiable
+        in x, weight and bias, each backend with its own backward kernel.
+    """
+    _check_reference(x, weight, bias, eps)
+    dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), bias.dtype)
+    out = _layernorm2d_op(x.to(dtype), weight.to(dtype), bias.to(dtype), float(eps))
+    return out.to(x.dtype)

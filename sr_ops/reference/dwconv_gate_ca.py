@@ -1,0 +1,55 @@
+"""dwconv_gate_ca: NAFNet's middle — depthwise conv, SimpleGate, simplified channel attention."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    """Argument checks shared with the public op; every message names its argument."""
+    names = ("x", "dw_weight", "dw_bias", "ca_weight", "ca_bias")
+    args = (x, dw_weight, dw_bias, ca_weight, ca_bias)
+    for t, name in zip(args, names):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x on {x.device}")
+    if not isinstance(gate, bool):
+        raise TypeError(f"gate must be a bool, got {type(gate).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"x must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
+    C = x.shape[1]
+    if dw_weight.dim() != 4 or dw_weight.shape[0] != C or dw_weight.shape[1] != 1 \
+            or dw_weight.shape[2] != dw_weight.shape[3]:
+        raise ValueError(f"dw_weight must be (C, 1, k, k) with C = {C} (x's channels), "
+                         f"got shape {tuple(dw_weight.shape)}")
+    k = dw_weight.shape[2]
+    if k % 2 == 0:
+        raise ValueError(f"dw_weight's kernel size must be odd (zero padding k//2 keeps the size), got k = {k}")
+    if tuple(dw_bias.shape) != (C,):
+        raise ValueError(f"dw_bias must be (C,) = ({C},), got shape {tuple(dw_bias.shape)}")
+    if gate and C % 2:
+        raise ValueError(f"x must have an even number of channels when gate=True (SimpleGate halves them), got C = {C}")
+    Cg = C // 2 if gate else C
+    if tuple(ca_weight.shape) != (Cg, Cg, 1, 1):
+        raise ValueError(f"ca_weight must be (C', C', 1, 1) with C' = {Cg} (channels after the gate), "
+                         f"got shape {tuple(ca_weight.shape)}")
+    if tuple(ca_bias.shape) != (Cg,):
+        raise ValueError(f"ca_bias must be (C',) = ({Cg},), got shape {tuple(ca_bias.shape)}")
+    return k, Cg
+
+
+def dwconv_gate_ca(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
+                   ca_weight: torch.Tensor, ca_bias: torch.Tensor, gate: bool = True) -> torch.Tensor:
+    """x (B, C, H, W) -> (B, C', H, W): u = depthwise k x k conv of x (zero padding k//2);
+    y = u[:, :C/2] * u[:, C/2:] when gate (C' = C/2), else y = u (C' = C);
+    out = y * (ca_weight @ mean_hw(y) + ca_bias), per batch item and channel."""
+    k, _ = check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    u = F.conv2d(x, dw_weight, dw_bias, padding=k // 2, groups=x.shape[1])
+    if gate:
+        a, b = u.chunk(2, dim=1)
+        u = a * b
+    att = F.conv2d(u.mean((2, 3), keepdim=True), ca_weight, ca_bias)
+    return u * att

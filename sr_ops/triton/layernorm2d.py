@@ -1,0 +1,87 @@
+"""Triton kernels for layernorm2d: each program takes BP neighbouring pixels of one image
+as a [BC, BP] tile (BC = next_pow2(C)), so the channel reductions are in-register and
+every load is a contiguous run of pixels. The backward writes each program's weight and
+bias partial sums to a (programs, C) buffer, summed afterwards in a fixed order (no
+atomics, deterministic). The formulas are those of csrc/kernels/layernorm2d.h.
+
+eps arrives as a float32 scalar; float64 inputs still compute in float64."""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sr_ops.triton._util import acc_dtype
+
+
+@triton.jit
+def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
+    b = pid // tiles
+    p = (pid % tiles) * BP + tl.arange(0, BP)
+    c = tl.arange(0, BC)
+    live = (c[:, None] < C) & (p[None, :] < HW)
+    ptrs = b.to(tl.int64) * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
+    xv = tl.load(x_ptr + ptrs, mask=live, other=0.0).to(ACC)
+    mu = tl.sum(xv, axis=0) / C
+    dev = tl.where(live, xv - mu[None, :], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(dev * dev, axis=0) / C + eps)
+    return ptrs, live, c, dev * rstd[None, :], rstd
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, HW, tiles, eps,
+                BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
+    ptrs, live, c, xhat, _ = _tile(x_ptr, tl.program_id(0), C, HW, tiles, eps, BC, BP, ACC)
+    w = tl.load(w_ptr + c, mask=c < C, other=0.0).to(ACC)
+    b = tl.load(b_ptr + c, mask=c < C, other=0.0).to(ACC)
+    y = xhat * w[:, None] + b[:, None]
+    tl.store(y_ptr + ptrs, y.to(y_ptr.dtype.element_ty), mask=live)
+
+
+@triton.jit
+def _bwd_kernel(g_ptr, x_ptr, w_ptr, gx_ptr, part_ptr, C, HW, tiles, eps,
+                BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
+    pid = tl.program_id(0)
+    ptrs, live, c, xhat, rstd = _tile(x_ptr, pid, C, HW, tiles, eps, BC, BP, ACC)
+    w = tl.load(w_ptr + c, mask=c < C, other=0.0).to(ACC)
+    g = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
+    gw = g * w[:, None]
+    a = tl.sum(gw, axis=0) / C
+    bb = tl.sum(gw * xhat, axis=0) / C
+    gx = rstd[None, :] * (gw - a[None, :] - xhat * bb[None, :])
+    tl.store(gx_ptr + ptrs, gx.to(gx_ptr.dtype.element_ty), mask=live)
+    part = part_ptr + pid.to(tl.int64) * 2 * C
+    tl.store(part + c, tl.sum(g * xhat, axis=1), mask=c < C)
+    tl.store(part + C + c, tl.sum(g, axis=1), mask=c < C)
+
+
+def _dims(x):
+    B, C, H, W = x.shape
+    BC = triton.next_power_of_2(C)
+    BP = max(1, min(64, 4096 // BC))  # ~4K values per tile
+    tiles = triton.cdiv(H * W, BP)
+    return dict(C=C, HW=H * W, tiles=tiles, BC=BC, BP=BP, ACC=acc_dtype(x.dtype)), B * tiles
+
+
+def layernorm2d_fwd(x, weight, bias, eps):
+    x, weight, bias = x.contiguous(), weight.contiguous(), bias.contiguous()
+    y = torch.empty_like(x)
+    d, programs = _dims(x)
+    if y.numel():
+        _fwd_kernel[(programs,)](x, weight, bias, y, d["C"], d["HW"], d["tiles"], eps,
+                                 BC=d["BC"], BP=d["BP"], ACC=d["ACC"])
+    return y
+
+
+def layernorm2d_bwd(grad_out, x, weight, bias, eps):
+    x, weight = x.contiguous(), weight.contiguous()
+    grad_out = grad_out.to(x.dtype).contiguous()
+    gx = torch.empty_like(x)
+    d, programs = _dims(x)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    part = torch.zeros(max(programs, 1), 2, x.shape[1], dtype=acc, device=x.device)
+    if gx.numel():
+        _bwd_kernel[(programs,)](grad_out, x, weight, gx, part, d["C"], d["HW"], d["tiles"], eps,
+                                 BC=d["BC"], BP=d["BP"], ACC=d["ACC"])
+    sums = part.sum(0)  # (2, C): two views of one tensor, so each is copied out
+    return gx, sums[0].to(weight.dtype, copy=True), sums[1].to(bias.dtype, copy=True)
