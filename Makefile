@@ -16,8 +16,14 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test env build pytest ctest cuda-check glue-check bench clean
 
+ASSETS := ../shared/assets
+
 demo: build
 	$(PYTHON) -m sr_ops bench --quick
+	@if [ -d $(ASSETS)/weights/rt4ksr ]; then \
+	  $(PYTHON) -m sr_ops eval --model rt4ksr --scale 2 --checkpoint $(ASSETS)/weights/rt4ksr/rt4ksr_x2.pth \
+	    --dataset $(ASSETS)/datasets/SelfExSR/Set5/image_SRF_2; \
+	else echo "demo: $(ASSETS) not found, skipping the RT4KSR Set5 evaluation"; fi
 
 test: build
 	$(MAKE) --no-print-directory pytest ctest cuda-check glue-check

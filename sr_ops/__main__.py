@@ -26,6 +26,23 @@ def _bench(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from sr_ops import models
+    from sr_ops.evaluate import evaluate, format_rows
+
+    if args.model not in models.available():
+        print(f"sr-ops: unknown model {args.model!r}; available: {', '.join(models.available())}", file=sys.stderr)
+        return 2
+    try:
+        model = models.build(args.model, args.scale, args.checkpoint).to(args.device)
+        rows = evaluate(model, args.dataset, args.scale, args.device)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"sr-ops: {exc}", file=sys.stderr)
+        return 2
+    print(format_rows(rows, args.model, args.scale))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sr-ops", description="Fused operators for image super-resolution.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of the PyTorch way")
     bench.add_argument("--json", help="also write the rows as JSON to this path")
     bench.set_defaults(func=_bench)
+    ev = sub.add_parser("eval", help="PSNR on a folder of HR images (LR made with MATLAB bicubic), vs bicubic")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--scale", type=int, required=True)
+    ev.add_argument("--checkpoint", default=None)
+    ev.add_argument("--dataset", required=True, help="folder of HR images (SelfExSR *_HR.png or plain)")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=_eval)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -23,10 +23,8 @@ class Case:
 
 
 def all_cases() -> list[Case]:
-    from sr_ops.bench.cases import adapn, cross_scale_knn, graph_aggregate, patch2img
-
-    from sr_ops.bench.cases import eca, layernorm2d
-    from sr_ops.bench.cases import nafblock
+    from sr_ops.bench.cases import (adapn, cross_scale_knn, eca, graph_aggregate, layernorm2d, nafblock,
+                                    patch2img, rt4ksr)
 
     return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases(),
-            *layernorm2d.cases(), *eca.cases(), *nafblock.cases()]
+            *layernorm2d.cases(), *eca.cases(), *nafblock.cases(), *rt4ksr.cases()]
