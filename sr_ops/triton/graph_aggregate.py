@@ -59,11 +59,13 @@ def _affine_kernel(feat, qf, idx, ab, N, C, H, W, m, m2, n2, K, eps, p: tl.const
 
 
 @triton.jit
-def _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, u, v, T: tl.constexpr, ok, ACC: tl.constexpr):
-    """AdaPN-normalised value of neighbour r of query q at offset (u, v) of its region."""
+def _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, u, v, T: tl.constexpr, ok, ACC: tl.constexpr,
+                     STRIDE: tl.constexpr = 2):
+    """AdaPN-normalised value of neighbour r of query q at offset (u, v) of its region.
+    `ab` holds (alpha, beta, ...) per (q, r, c), STRIDE values apart (2 forward, 4 backward)."""
     n = tl.load(idx + q * K + r, mask=ok, other=0)
     z = tl.load(feat + ((b * C + c) * H + T * (n // n2) + u) * W + T * (n % n2) + v, mask=ok, other=0.0).to(ACC)
-    base = ((q * K + r) * C + c) * 2
+    base = ((q * K + r) * C + c) * STRIDE
     return z * tl.load(ab + base, mask=ok, other=1.0) + tl.load(ab + base + 1, mask=ok, other=0.0)
 
 
@@ -227,13 +229,10 @@ def _weight_grad_kernel(grad, feat, idx, gc, out, N, C, H, W, HH, WW, m1, m2, n2
             j = X // T - dj
             ok = live & ok_i & (j >= 0) & (j < m2) & (X - T * j < P)
             q = b * (m1 * m2) + i * m2 + j
-            n = tl.load(idx + q * K + r, mask=ok, other=0)
             for c in range(C):
-                z = tl.load(feat + ((b * C + c) * H + T * (n // n2) + Y - T * i) * W + T * (n % n2) + X - T * j,
-                            mask=ok, other=0.0).to(ACC)
-                coef = gc + ((q * K + r) * C + c) * 4
                 g = tl.load(grad + ((b * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
-                acc += g * (z * tl.load(coef, mask=ok, other=0.0) + tl.load(coef + 1, mask=ok, other=0.0))
+                acc += g * _neighbour_value(feat, gc, idx, b, q, r, c, C, H, W, n2, K, Y - T * i, X - T * j, T, ok,
+                                            ACC, STRIDE=4)
     cnt = (_count(Y, P, T, m1) * _count(X, P, T, m2)).to(ACC)
     tl.store(out + e, tl.where(cnt > 0, acc / tl.maximum(cnt, 1.0), 0.0).to(out.dtype.element_ty), mask=live)
 
