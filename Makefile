@@ -19,11 +19,19 @@ PYTEST_ARGS ?=
 ASSETS := ../shared/assets
 
 demo: build
-	$(PYTHON) -m sr_ops bench --quick
+	$(PYTHON) -m sr_ops bench --quick --json build/demo/bench-quick.json --plot build/demo/speedups.png
 	@if [ -d $(ASSETS)/weights/rt4ksr ]; then \
+	  $(PYTHON) -m sr_ops upscale $(ASSETS)/datasets/Set5/LRbicx2 build/demo/set5_x2 --model rt4ksr --scale 2 \
+	    --checkpoint $(ASSETS)/weights/rt4ksr/rt4ksr_x2.pth --tile 128 --overwrite && \
 	  $(PYTHON) -m sr_ops eval --model rt4ksr --scale 2 --checkpoint $(ASSETS)/weights/rt4ksr/rt4ksr_x2.pth \
+	    --dataset $(ASSETS)/datasets/SelfExSR/Set5/image_SRF_2 --csv build/demo/set5_x2.csv; \
+	else echo "demo: $(ASSETS) not found, skipping the RT4KSR Set5 upscale and evaluation"; fi
+	@if [ -d $(ASSETS)/weights/mzsr ]; then \
+	  $(PYTHON) -m sr_ops eval --model mzsr --scale 2 \
+	    --checkpoint $(ASSETS)/weights/mzsr/mzsr_pretrained_bicubic_x2_torch.pth \
 	    --dataset $(ASSETS)/datasets/SelfExSR/Set5/image_SRF_2; \
-	else echo "demo: $(ASSETS) not found, skipping the RT4KSR Set5 evaluation"; fi
+	else echo "demo: $(ASSETS) not found, skipping the MZSR Set5 evaluation"; fi
+	$(PYTHON) -m sr_ops.bench.classsr_report --size 384
 
 test: build
 	$(MAKE) --no-print-directory pytest ctest cuda-check glue-check
@@ -34,7 +42,7 @@ test: build
 env: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PYTHON) -m pip install triton
-	$(PYTHON) -m pip install -q numpy pillow pytest pytest-benchmark ninja "setuptools>=64" wheel
+	$(PYTHON) -m pip install -q numpy pillow pytest pytest-benchmark ninja "setuptools>=64" wheel matplotlib
 
 # (Re)build the extension when it does not import or a C++/CUDA source changed.
 build: env

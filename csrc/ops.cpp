@@ -42,6 +42,16 @@ TORCH_LIBRARY(sr_ops, m) {
         "Tensor ca_bias, bool gate) -> Tensor");
   m.def("_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, "
         "Tensor ca_weight, Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  // ClassSR patch dispatch. coords (N, 3) int64 (batch, row, col), order (N,) int64;
+  // window i is coords[order[i]] (times scale for merge's HR side).
+  m.def("_extract_patches_fwd(Tensor img, int patch_size, int stride) -> (Tensor, Tensor)");
+  m.def("_class_dispatch_fwd(Tensor ids_or_logits, int num_classes) -> (Tensor, Tensor)");
+  m.def("_gather_patches_fwd(Tensor img, Tensor coords, Tensor order, int patch_size) -> Tensor");
+  m.def("_gather_patches_bwd(Tensor grad, Tensor coords, Tensor order, int B, int H, int W) -> Tensor");
+  m.def("_merge_patches_fwd(Tensor outputs, Tensor coords, Tensor order, int B, int H, int W, "
+        "int scale) -> Tensor");
+  m.def("_merge_patches_bwd(Tensor grad, Tensor coords, Tensor order, int patch_size, int scale) "
+        "-> Tensor");
 }
 
 #ifndef SR_OPS_WITH_CUDA

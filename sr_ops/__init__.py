@@ -15,10 +15,15 @@ from sr_ops.imresize import imresize  # noqa: E402
 from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
 from sr_ops.ops import eca, layernorm2d  # noqa: E402
 from sr_ops.ops import dwconv_gate_ca  # noqa: E402
+from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_patches  # noqa: E402
+from sr_ops.tiled import tiled  # noqa: E402
+from sr_ops.ensemble import self_ensemble  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "tiled",
+    "self_ensemble",
     "BACKENDS",
     "available_backends",
     "use_backend",
@@ -32,4 +37,8 @@ __all__ = [
     "layernorm2d",
     "patch2img",
     "vertex_map",
+    "extract_patches",
+    "class_dispatch",
+    "gather_patches",
+    "merge_patches",
 ]

@@ -1,14 +1,34 @@
-"""Command line: `python -m sr_ops bench [--quick]` (also installed as `sr-ops`)."""
+"""Command line (also installed as `sr-ops`):
+
+    python -m sr_ops bench [--quick] [--json PATH] [--plot PATH]
+    python -m sr_ops eval --model NAME --scale S --dataset DIR [--csv PATH]
+    python -m sr_ops upscale IN OUT --model NAME --scale S [--tile N] [--ensemble]
+    torchrun --standalone --nproc_per_node N -m sr_ops upscale IN_DIR OUT_DIR ...
+
+Mistakes a person can fix (unknown model, missing checkpoint or dataset, a scale the
+model lacks, an unreadable image) print one line and exit with status 2.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _bench(args) -> int:
-    from sr_ops.bench import runner
+    from sr_ops.bench import plot, runner
 
+    if args.plot:
+        try:  # before the minutes of benchmarking, not after
+            plot.require_matplotlib()
+        except ImportError as exc:
+            print(f"sr-ops: {exc}", file=sys.stderr)
+            return 2
+
+    for path in (args.json, args.plot):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     info = runner.machine()
     print(f"sr_ops bench on {info['machine']} ({info['cpu_threads']} threads), torch {info['torch']}, "
           f"backends {info['backends']}" + (f", GPU {info['cuda']}" if info["cuda"] else ""))
@@ -23,27 +43,38 @@ def _bench(args) -> int:
         with open(args.json, "w") as f:
             json.dump({"machine": info, "rows": runner.as_dicts(rows)}, f, indent=1)
         print(f"wrote {args.json}")
+    if args.plot:
+        plot.speedups(runner.as_dicts(rows), info, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
 def _eval(args) -> int:
-    from sr_ops import models
-    from sr_ops.evaluate import evaluate, format_rows
+    from sr_ops.cli.upscale import UsageError, build_model, check_device, model_fn, one_line
+    from sr_ops.evaluate import evaluate, format_rows, write_csv
+    from sr_ops.tiled import tiled
 
-    if args.model not in models.available():
-        print(f"sr-ops: unknown model {args.model!r}; available: {', '.join(models.available())}", file=sys.stderr)
-        return 2
     try:
-        model = models.build(args.model, args.scale, args.checkpoint).to(args.device)
-        rows = evaluate(model, args.dataset, args.scale, args.device)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"sr-ops: {exc}", file=sys.stderr)
+        check_device(args.device)
+        model = build_model(args.model, args.scale, args.checkpoint).to(args.device)
+        fn = model_fn(model, args.ensemble)
+        if args.tile is not None:
+            whole = fn
+            fn = lambda t: tiled(whole, t, args.scale, tile=args.tile, overlap=args.overlap, align=8)  # noqa: E731
+        rows = evaluate(fn, args.dataset, args.scale, args.device)
+    except (UsageError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"sr-ops: {one_line(exc)}", file=sys.stderr)
         return 2
-    print(format_rows(rows, args.model, args.scale))
+    print(format_rows(rows, args.model + ("+" if args.ensemble else ""), args.scale))
+    if args.csv:
+        write_csv(rows, args.csv)
+        print(f"wrote {args.csv}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sr_ops.cli import upscale
+
     parser = argparse.ArgumentParser(prog="sr-ops", description="Fused operators for image super-resolution.")
     sub = parser.add_subparsers(dest="command", required=True)
     bench = sub.add_parser("bench", help="fused ops vs pure PyTorch: time and peak memory")
@@ -53,14 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation")
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of the PyTorch way")
     bench.add_argument("--json", help="also write the rows as JSON to this path")
+    bench.add_argument("--plot", help="also draw the speedups as a PNG here (needs matplotlib)")
     bench.set_defaults(func=_bench)
-    ev = sub.add_parser("eval", help="PSNR on a folder of HR images (LR made with MATLAB bicubic), vs bicubic")
+    ev = sub.add_parser("eval", help="PSNR/SSIM on a folder of HR images (LR made with MATLAB bicubic), vs bicubic")
     ev.add_argument("--model", required=True)
     ev.add_argument("--scale", type=int, required=True)
     ev.add_argument("--checkpoint", default=None)
     ev.add_argument("--dataset", required=True, help="folder of HR images (SelfExSR *_HR.png or plain)")
     ev.add_argument("--device", default="cpu")
+    ev.add_argument("--csv", help="also write the per-image rows and the mean as CSV here")
+    ev.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (the '+' models)")
+    ev.add_argument("--tile", type=int, default=None, help="run tiled, tiles of this side (input pixels)")
+    ev.add_argument("--overlap", type=int, default=16, help="tile context pixels (with --tile)")
     ev.set_defaults(func=_eval)
+    upscale.add_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,8 +1,13 @@
 """Dataset evaluation with the SR protocol of DESIGN.md: LR = MATLAB-bicubic imresize of
 the HR image (rounded to 8 bits), Y-channel PSNR with `scale` pixels cropped, next to
-bicubic upscaling of the same LR."""
+bicubic upscaling of the same LR. SSIM likewise (Y channel, 11x11 Gaussian window).
+
+    >>> rows = evaluate(model, "Set5/image_SRF_2", scale=2)    # model: any callable
+    >>> print(format_rows(rows, "rt4ksr", 2)); write_csv(rows, "set5.csv")
+"""
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
@@ -25,8 +30,12 @@ def hr_images(dataset: str | Path) -> list[Path]:
     return files
 
 
-def evaluate(model: torch.nn.Module, dataset: str | Path, scale: int, device: str = "cpu") -> list[dict]:
-    """Per image: name, model PSNR, bicubic PSNR (Y channel, crop = scale), seconds."""
+def evaluate(model, dataset: str | Path, scale: int, device: str = "cpu") -> list[dict]:
+    """Per image: name, model and bicubic PSNR and SSIM (Y channel, crop = scale), seconds.
+
+    ``model``: a module or any callable (B, 3, h, w) -> (B, 3, s*h, s*w), e.g. a tiled
+    or self-ensembled model.
+    """
     rows = []
     for path in hr_images(dataset):
         hr = read_image(path)
@@ -39,13 +48,33 @@ def evaluate(model: torch.nn.Module, dataset: str | Path, scale: int, device: st
         seconds = time.perf_counter() - t0
         bicubic = imresize(lr, scale).clamp(0, 1)
         rows.append({"image": path.stem, "psnr": float(metrics.psnr(sr, hr, scale)),
-                     "bicubic": float(metrics.psnr(bicubic, hr, scale)), "seconds": seconds})
+                     "bicubic": float(metrics.psnr(bicubic, hr, scale)),
+                     "ssim": float(metrics.ssim(sr, hr, scale)),
+                     "bicubic_ssim": float(metrics.ssim(bicubic, hr, scale)), "seconds": seconds})
     return rows
 
 
+def mean_row(rows: list[dict]) -> dict:
+    """The column means, as a row named "mean"."""
+    if not rows:
+        raise ValueError("rows must not be empty")
+    keys = [k for k in rows[0] if k != "image"]
+    return {"image": "mean", **{k: sum(r[k] for r in rows) / len(rows) for k in keys}}
+
+
 def format_rows(rows: list[dict], model: str, scale: int) -> str:
-    lines = [f"| image | {model} x{scale} PSNR-Y | bicubic PSNR-Y | seconds |", "|---|---|---|---|"]
-    lines += [f"| {r['image']} | {r['psnr']:.2f} | {r['bicubic']:.2f} | {r['seconds']:.2f} |" for r in rows]
-    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
-    lines.append(f"| mean | {mean('psnr'):.2f} | {mean('bicubic'):.2f} | {mean('seconds'):.2f} |")
+    """Markdown table, one line per image and a final "mean" line."""
+    lines = [f"| image | {model} x{scale} PSNR-Y | bicubic PSNR-Y | {model} SSIM-Y | bicubic SSIM-Y | seconds |",
+             "|---|---|---|---|---|---|"]
+    for r in [*rows, mean_row(rows)]:
+        lines.append(f"| {r['image']} | {r['psnr']:.2f} | {r['bicubic']:.2f} | {r['ssim']:.4f} | "
+                     f"{r['bicubic_ssim']:.4f} | {r['seconds']:.2f} |")
     return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    """Per-image rows and the mean row as CSV (full precision)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([*rows, mean_row(rows)])

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import platform
+import subprocess
+from pathlib import Path
 from dataclasses import asdict, dataclass
 
 import torch
@@ -86,8 +88,25 @@ def mm_gflops(device: str = "cpu", n: int = 2048) -> float:
     return 2 * n**3 / median_seconds(lambda: a @ b, device, repeats=5) / 1e9
 
 
+def git_commit() -> str | None:
+    """The source tree's commit (with "-dirty" when it has uncommitted changes), or None
+    when sr_ops does not run from a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def machine() -> dict:
     return {
+        "commit": git_commit(),
         "machine": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -1,0 +1,38 @@
+// Registers the class_dispatch CUDA launcher for CUDA tensors. The public op has already
+// checked that integer ids lie in [0, num_classes).
+#include <torch/library.h>
+
+#include "cuda/glue.h"
+#include "cuda/class_dispatch.cuh"
+
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_in, int64_t K) {
+  TORCH_CHECK(x_in.is_cuda(), "ids_or_logits must be a CUDA tensor");
+  TORCH_CHECK(K > 0, "num_classes must be positive");
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous();
+  const bool logits = at::isFloatingType(x.scalar_type());
+  if (logits) {
+    TORCH_CHECK(x.dim() == 2 && x.size(1) == K, "logits must be (N, num_classes)");
+  } else {
+    TORCH_CHECK(x.dim() == 1 && x.scalar_type() == at::kLong, "ids must be (N,) int64");
+  }
+  const int64_t N = x.size(0);
+  const auto idx = x.options().dtype(at::kLong);
+  at::Tensor ids = at::empty({N}, idx), next = at::empty({K}, idx);
+  at::Tensor counts = at::zeros({K}, idx), order = at::empty({N}, idx);
+  sr_cuda::check_status(
+      sr_cuda::class_dispatch_fwd(logits ? x.const_data_ptr() : nullptr,
+                                  logits ? nullptr : x.const_data_ptr<int64_t>(),
+                                  logits ? sr_cuda::dtype_of(x) : sr_cuda::DType::kFloat32,
+                                  ids.mutable_data_ptr<int64_t>(), next.mutable_data_ptr<int64_t>(),
+                                  counts.mutable_data_ptr<int64_t>(), order.mutable_data_ptr<int64_t>(), N, K,
+                                  sr_cuda::stream_of(x)),
+      "class_dispatch kernels");
+  return {order, counts};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) { m.impl("_class_dispatch_fwd", &class_dispatch_fwd_cuda); }

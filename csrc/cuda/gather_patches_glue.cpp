@@ -1,0 +1,66 @@
+// Registers the gather_patches CUDA launchers for CUDA tensors. The public op has
+// already checked that every window fits (values live on the device).
+#include <torch/library.h>
+
+#include "cuda/glue.h"
+#include "cuda/gather_patches.cuh"
+
+namespace {
+
+void check_index_cuda(const at::Tensor& coords, const at::Tensor& order, const at::Tensor& like) {
+  TORCH_CHECK(coords.is_cuda() && order.is_cuda() && coords.device() == like.device() &&
+                  order.device() == like.device(),
+              "coords and order must be on the same CUDA device as the data");
+  TORCH_CHECK(coords.scalar_type() == at::kLong && order.scalar_type() == at::kLong && coords.dim() == 2 &&
+                  coords.size(1) == 3 && order.dim() == 1 && order.size(0) == coords.size(0) &&
+                  coords.is_contiguous() && order.is_contiguous(),
+              "coords must be contiguous (N, 3) int64 and order contiguous (N,) int64");
+}
+
+at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& coords, const at::Tensor& order,
+                                   int64_t patch_size) {
+  TORCH_CHECK(img_in.is_cuda() && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
+  check_index_cuda(coords, order, img_in);
+  TORCH_CHECK(patch_size > 0 && patch_size <= img_in.size(2) && patch_size <= img_in.size(3),
+              "patch_size must be in [1, min(H, W)]");
+  const c10::cuda::CUDAGuard guard(img_in.device());
+  const at::Tensor img = img_in.contiguous();
+  const int64_t N = order.size(0), C = img.size(1);
+  at::Tensor out = at::empty({N, C, patch_size, patch_size}, img.options());
+  sr_cuda::check_status(
+      sr_cuda::crop_windows(img.const_data_ptr(), out.mutable_data_ptr(), sr_cuda::dtype_of(img),
+                            coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), nullptr, N, C,
+                            img.size(2), img.size(3), patch_size, 1, sr_cuda::stream_of(img)),
+      "gather_patches forward kernel");
+  return out;
+}
+
+at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords, const at::Tensor& order,
+                                   int64_t B, int64_t H, int64_t W) {
+  TORCH_CHECK(grad_in.is_cuda() && grad_in.dim() == 4, "grad must be a CUDA (N, C, P, P) tensor");
+  check_index_cuda(coords, order, grad_in);
+  TORCH_CHECK(grad_in.size(0) == order.size(0), "grad and order disagree on N");
+  const c10::cuda::CUDAGuard guard(grad_in.device());
+  const at::Tensor grad = grad_in.contiguous();
+  const int64_t N = grad.size(0), C = grad.size(1), P = grad.size(2);
+  const auto acc_type = grad.element_size() >= 4 ? at::kDouble : at::kFloat;  // see PasteAccOf
+  at::Tensor acc = at::zeros({B, C, H, W}, grad.options().dtype(acc_type));
+  at::Tensor out = at::empty({B, C, H, W}, grad.options());
+  const auto dtype = sr_cuda::dtype_of(grad);
+  const auto stream = sr_cuda::stream_of(grad);
+  const int64_t *c = coords.const_data_ptr<int64_t>(), *o = order.const_data_ptr<int64_t>();
+  sr_cuda::check_status(sr_cuda::paste_windows(grad.const_data_ptr(), acc.mutable_data_ptr(), dtype, c, o, N,
+                                               C, H, W, P, 1, stream),
+                        "gather_patches backward kernel");
+  sr_cuda::check_status(
+      sr_cuda::finish_paste(acc.const_data_ptr(), nullptr, out.mutable_data_ptr(), dtype, B, C, H, W, stream),
+      "gather_patches backward conversion");
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+  m.impl("_gather_patches_fwd", &gather_patches_fwd_cuda);
+  m.impl("_gather_patches_bwd", &gather_patches_bwd_cuda);
+}

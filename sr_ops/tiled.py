@@ -1,0 +1,200 @@
+"""Tiled inference: run an SR model on an image of any size, a tile at a time.
+
+    >>> out = sr_ops.tiled(model, lr, scale=2, tile=256, overlap=16)        # (B, C, 2H, 2W)
+    >>> out = sr_ops.tiled(model, lr, scale=2, max_memory=512 * 2**20)      # tile picked for 512 MiB
+
+Layout (all sizes in input pixels):
+
+* the image is split into a grid of *cores*, at most ``tile`` pixels on a side, of nearly
+  equal sizes (boundaries rounded to multiples of ``align``);
+* each core is run through the model with ``overlap`` pixels of context on every side
+  (fewer at the image border, where the model sees the same border as on the whole image);
+* across every seam the two tiles' outputs are cross-faded with a linear ramp ``overlap``
+  pixels wide, centred on the seam. The ramps form a partition of unity, so each output
+  pixel is a convex combination and the output is written straight into one preallocated
+  tensor (no weight-sum image, no second pass).
+
+Exactness: a pixel used from a tile lies at least ``overlap / 2`` input pixels inside
+that tile's input. A fully convolutional model whose receptive-field radius is at most
+``overlap / 2`` therefore gives the whole-image result (up to float rounding of the
+blend, ~1e-7). Models that pixel-unshuffle by r need core boundaries on multiples of r:
+pass ``align=r`` (and an ``overlap`` that is a multiple of r).
+
+Memory (``max_memory``, bytes): the bound covers everything ``tiled`` allocates — the
+output tensor, each tile's input copy, the model's working memory and output for a tile,
+and the blend weights — but not the input ``x`` nor the model's parameters, which exist
+before the call. The model's memory per pixel is measured on two small probe tiles
+(peak RSS on the CPU, the CUDA allocator's peak on a GPU, via ``sr_ops.bench.memory``) and
+fitted as ``a + b * pixels``; the tile is the largest square that keeps the fit, with a
+margin, under what the output leaves.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+__all__ = ["tiled", "tile_spans", "pick_tile"]
+
+# The fitted per-pixel cost is scaled by this before solving for the tile side: the RSS
+# of a call varies a little with allocator state and convolution algorithm choices.
+_SAFETY = 1.25
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def tile_spans(n: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """Cores [a, b) covering 0..n: at most ``tile`` long (unless ``align`` forces more),
+    nearly equal, inner boundaries on multiples of ``align``.
+
+    Raises ValueError when a core would be shorter than ``overlap`` (the seam ramps of
+    its two sides would meet).
+    """
+    count = max(1, math.ceil(n / tile))
+    bounds = [0]
+    for k in range(1, count):
+        b = int(round(k * n / count / align)) * align
+        if bounds[-1] < b < n:
+            bounds.append(b)
+    bounds.append(n)
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    if len(spans) > 1 and min(b - a for a, b in spans) < overlap:
+        raise ValueError(f"tile={tile} is too small for overlap={overlap} (align={align}) on a side of "
+                         f"{n} pixels: every tile must be at least overlap long; use tile >= 2*overlap")
+    return spans
+
+
+def _ramp(lo: int, hi: int, a: int, b: int, n: int, overlap: int, scale: int,
+          dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Blend weights of core [a, b) over its output pixels scale*[lo, hi): 1 inside the
+    core, linear ramps of width ``overlap`` centred on inner seams, 0 beyond them."""
+    u = (torch.arange(scale * lo, scale * hi, device=device, dtype=torch.float64) + 0.5) / scale
+    w = torch.ones_like(u)
+    if overlap == 0:
+        w = ((u >= a) & (u < b)).to(torch.float64)
+    else:
+        half = overlap / 2
+        if a > 0:
+            w = w * ((u - (a - half)) / overlap).clamp(0, 1)
+        if b < n:
+            w = w * (((b + half) - u) / overlap).clamp(0, 1)
+    return w.to(dtype)
+
+
+def _probe_cost(model: Callable, x: torch.Tensor, sides: tuple[int, int]) -> tuple[float, float]:
+    """(a, b): the model's peak memory for a tile of p input pixels ~ a + b * p bytes,
+    from two probe tiles of x's batch, channels and dtype (random content)."""
+    from sr_ops.bench.memory import peak_bytes
+
+    batch, channels = x.shape[:2]
+    measured = []
+    for side in sides:
+        def call(side=side):
+            t = torch.rand(batch, channels, side, side, dtype=x.dtype, device=x.device)
+            return model(t)
+        peak = peak_bytes(call, x.device)
+        if peak is None:
+            raise RuntimeError("cannot measure memory here (no /proc/self/clear_refs); pass tile= instead")
+        measured.append(peak)
+    (s1, s2), (m1, m2) = sides, measured
+    slope = (m2 - m1) / (s2 * s2 - s1 * s1)
+    if slope <= 0:  # measurement noise swamped the difference: charge everything per pixel
+        return 0.0, m2 / (s2 * s2)
+    return max(m1 - slope * s1 * s1, 0.0), slope
+
+
+def pick_tile(model: Callable, x: torch.Tensor, scale: int, overlap: int, max_memory: int,
+              out_channels: int | None = None, align: int = 1) -> int:
+    """Largest core side whose tiles keep ``tiled``'s peak under ``max_memory`` bytes
+    (see the module docstring for what counts). Raises ValueError when even the output
+    or the smallest usable tile does not fit."""
+    batch, channels, h, w = x.shape
+    item = x.element_size()
+    out_bytes = batch * (out_channels or channels) * scale * scale * h * w * item
+    avail = max_memory - out_bytes
+    if avail <= 0:
+        raise ValueError(f"max_memory={max_memory} bytes cannot hold the output alone "
+                         f"({out_bytes} bytes); raise it or upscale a crop")
+    base = 16 * math.ceil(max(2 * overlap, 16) / 16)  # multiples of 16 suit unshuffling models
+    a, b = _probe_cost(model, x, (base, 2 * base))
+    # per input pixel: the model (fitted), the blend weights (scale^2 floats)
+    per_pixel = _SAFETY * b + scale * scale * item
+    side_in = math.floor(math.sqrt(max(avail - _SAFETY * a, 0) / per_pixel))
+    core = (side_in - 2 * overlap) // align * align
+    if core < max(2 * overlap, align, 1):
+        raise ValueError(f"max_memory={max_memory} bytes is too small: the output takes {out_bytes} bytes and "
+                         f"a tile of {2 * overlap} pixels plus the overlap needs about "
+                         f"{int(_SAFETY * (a + b * (4 * overlap) ** 2))} more")
+    return core
+
+
+def tiled(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int,
+          tile: int | None = None, overlap: int = 16, max_memory: int | None = None, *,
+          align: int = 1, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Upscale ``x`` with ``model`` tile by tile; returns what ``model(x)`` would.
+
+    x: (B, C, H, W) or (C, H, W), float. ``model`` maps (B, C, h, w) to (B, C', scale*h,
+    scale*w). ``tile``: largest core side in input pixels (default 512, or picked from
+    ``max_memory`` when that is given; with both, the smaller). ``overlap``: context
+    pixels on each side of a core, also the width of the seam ramps. ``progress(done,
+    total)`` is called after each tile. Runs without autograd.
+    """
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"x must be a floating-point tensor, got {got}")
+    if x.dim() not in (3, 4):
+        raise ValueError(f"x must be (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    if x.dim() == 3:
+        return tiled(model, x.unsqueeze(0), scale, tile, overlap, max_memory, align=align, progress=progress)[0]
+    _check_int("scale", scale, 1)
+    _check_int("overlap", overlap, 0)
+    _check_int("align", align, 1)
+    if tile is not None:
+        _check_int("tile", tile, 1)
+    if max_memory is not None:
+        _check_int("max_memory", max_memory, 1)
+    if x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise ValueError(f"x must have a non-empty image, got shape {tuple(x.shape)}")
+
+    with torch.no_grad():
+        if max_memory is not None:
+            picked = pick_tile(model, x, scale, overlap, max_memory, align=align)
+            tile = picked if tile is None else min(tile, picked)
+        elif tile is None:
+            tile = 512
+        return _run(model, x, scale, tile, overlap, align, progress)
+
+
+def _run(model, x, scale, tile, overlap, align, progress) -> torch.Tensor:
+    _, _, h, w = x.shape
+    rows, cols = tile_spans(h, tile, overlap, align), tile_spans(w, tile, overlap, align)
+    total, done = len(rows) * len(cols), 0
+    out = None
+    for a, b in rows:
+        y0, y1 = max(a - overlap, 0), min(b + overlap, h)
+        wy = None
+        for c, d in cols:
+            x0, x1 = max(c - overlap, 0), min(d + overlap, w)
+            y = model(x[:, :, y0:y1, x0:x1].contiguous())
+            expect = (scale * (y1 - y0), scale * (x1 - x0))
+            if y.dim() != 4 or tuple(y.shape[-2:]) != expect or y.shape[0] != x.shape[0]:
+                raise ValueError(f"model returned shape {tuple(y.shape)} for a tile of "
+                                 f"{(x.shape[0], x.shape[1], y1 - y0, x1 - x0)}; "
+                                 f"expected (B, C', {expect[0]}, {expect[1]}) for scale={scale}")
+            if out is None:
+                out = torch.zeros(x.shape[0], y.shape[1], scale * h, scale * w, dtype=y.dtype, device=y.device)
+            if wy is None:
+                wy = _ramp(y0, y1, a, b, h, overlap, scale, y.dtype, y.device)
+            wx = _ramp(x0, x1, c, d, w, overlap, scale, y.dtype, y.device)
+            # addcmul reads y without writing it: the model may hand back a shared buffer.
+            out[:, :, scale * y0:scale * y1, scale * x0:scale * x1].addcmul_(y, wy[:, None] * wx[None, :])
+            del y
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    return out
