@@ -1,10 +1,9 @@
-"""EDSR-baseline x2 forward (speed only: no fused op, sr_ops and pytorch run the same model)."""
+"""EDSR-baseline x2 forward (speed only: no fused op, so only the eager model runs)."""
 import pytest
 
 from _cases import params, run
 
 
-@pytest.mark.parametrize("impl", ["sr_ops", "pytorch"])
 @pytest.mark.parametrize("case", params("edsr"))
-def test_edsr(benchmark, case, impl):
-    run(benchmark, case, impl)
+def test_edsr(benchmark, case):
+    run(benchmark, case, "pytorch")

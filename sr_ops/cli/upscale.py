@@ -35,7 +35,8 @@ def build_model(name: str, scale: int, checkpoint: str | None):
     names = models.available()
     if name not in names:
         raise UsageError(f"unknown model {name!r}; available: {', '.join(names)}")
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    # A TensorFlow checkpoint is named by its prefix (MZSR's `.../Pretrained`), not a file.
+    if checkpoint is not None and not (Path(checkpoint).is_file() or Path(checkpoint + ".index").is_file()):
         raise UsageError(f"checkpoint not found: {checkpoint}")
     try:
         return models.build(name, scale, checkpoint)

@@ -1,9 +1,8 @@
 """EDSR-baseline x2 forward on one LR image (speed only).
 
-EDSR has no fused sr_ops operator (it is plain 3x3 convs, ReLUs and PixelShuffle), so
-`sr_ops` and `pytorch` both run the same eager model as `sr_ops.models.build` returns it
-(their ratio only shows timing noise); with `--compile` a `torch.compile` of that model is
-the one real comparison.  Full: 256x256 LR; quick: 64x64.  FLOPs count each conv's
+EDSR has no fused sr_ops operator (it is plain 3x3 convs, ReLUs and PixelShuffle), so the
+case has no `sr_ops` row: `pytorch` is the eager model as `sr_ops.models.build` returns it,
+and with `--compile` a `torch.compile` of that model is the one comparison.  Full: 256x256 LR; quick: 64x64.  FLOPs count each conv's
 multiply-adds twice (mean shifts and PixelShuffle left out).
 """
 from __future__ import annotations
@@ -56,7 +55,7 @@ def _flops(size: int, n_resblocks: int = 16, c: int = 64) -> float:
 def cases() -> list[Case]:
     return [
         Case(op="edsr", label=f"EDSR-baseline x2 LR {n}x{n}", quick=quick,
-             make=functools.partial(_make, n), impls={"sr_ops": _fwd, "pytorch": _fwd},
+             make=functools.partial(_make, n), impls={"pytorch": _fwd},
              compile_impl=_fwd_compiled, extra={"flops": _flops(n)})
         for n, quick in [(64, True), (256, False)]
     ]
