@@ -72,7 +72,10 @@ def test_nafblock_matches_eager(shape, seed):
     block.load_state_dict(eager.state_dict())
     x = torch.randn(shape)
     with torch.no_grad():
-        torch.testing.assert_close(block(x), eager(x), rtol=1e-4, atol=1e-4)
+        # float32: the random weights make intermediates of ~100 that cancel, so the two
+        # summation orders may differ by ~1e-3 on a few outputs; float64 pins the maths.
+        torch.testing.assert_close(block(x), eager(x), rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(block.double()(x.double()), eager.double()(x.double()), rtol=1e-9, atol=1e-9)
 
 
 def test_nafblock_gradients_match_eager(seed):

@@ -28,13 +28,13 @@ State-dict keys: ``sub_mean.*``, ``add_mean.*``, ``head.0.*``, ``body.{i}.body.{
 """
 from __future__ import annotations
 
-from os import PathLike
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from sr_ops.models import register
+from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler, default_conv
 
 __all__ = ["EDSR", "MDSR", "load_state_dict_strict"]
@@ -48,16 +48,6 @@ def _check_scale(scale, allowed: Sequence[int], name: str = "scale") -> int:
     if not isinstance(scale, int) or isinstance(scale, bool) or scale not in allowed:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {scale!r}")
     return scale
-
-
-def _check_input(x) -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be an RGB batch of shape (B, 3, H, W), got {got}")
-    if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor in [0, 1], got {x.dtype}")
-    if x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"x must have a non-empty image, got {tuple(x.shape)}")
 
 
 class EDSR(nn.Module):
@@ -83,7 +73,7 @@ class EDSR(nn.Module):
         self.tail = nn.Sequential(Upsampler(scale, n_feats), default_conv(n_feats, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x)
+        check_rgb(x)
         f = self.head(self.sub_mean(x * self.rgb_range))
         out = self.add_mean(self.tail(self.body(f) + f)) / self.rgb_range
         return out.clamp(0.0, 1.0) if self.clamp else out
@@ -126,7 +116,7 @@ class MDSR(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x)
+        check_rgb(x)
         f = self.pre_process[self.scale_idx](self.head(self.sub_mean(x * self.rgb_range)))
         res = self.body(f) + f
         out = self.add_mean(self.tail(self.upsample[self.scale_idx](res))) / self.rgb_range
@@ -136,32 +126,9 @@ class MDSR(nn.Module):
 def load_state_dict_strict(model: nn.Module, checkpoint) -> nn.Module:
     """Load ``checkpoint`` (a path, a state dict, or a dict holding one under
     ``state_dict``) into ``model`` strictly; strips DataParallel's ``module.`` prefix.
-
-    Paths load with ``torch.load(..., map_location="cpu", weights_only=True)``.  Raises
-    ``KeyError`` naming every missing and unexpected key and ``ValueError`` naming every
-    shape mismatch (a checkpoint for another scale or size, typically).
-    """
-    if isinstance(checkpoint, (str, PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TypeError("checkpoint must map parameter names to tensors")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise KeyError(f"checkpoint does not match {type(model).__name__}: "
-                       f"missing keys {missing or 'none'}; unexpected keys {unexpected or 'none'}")
-    bad = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-           for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
-    if bad:
-        raise ValueError(f"checkpoint shapes do not match {type(model).__name__} "
-                         "(another scale or size?): " + "; ".join(bad))
-    model.load_state_dict(state, strict=True)
-    return model
+    Raises ``KeyError`` naming every missing and unexpected key and ``ValueError`` naming
+    every shape mismatch (see ``sr_ops.models._checkpoints.load_strict``)."""
+    return load_strict(model, checkpoint)
 
 
 def _build_edsr(name: str, scale: int, checkpoint, options: dict) -> EDSR:

@@ -23,6 +23,7 @@ from torch import nn
 import sr_ops
 from sr_ops.imresize import imresize
 from sr_ops.models import register
+from sr_ops.models._checkpoints import check_rgb
 from sr_ops.models.ignn_graph import grid_pad, knn_window
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
 
@@ -68,11 +69,7 @@ class GraphAggStar(nn.Module):
         return idx, (hk, wk), xp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be an RGB batch of shape (B, 3, H, W), got {got}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor in [0, 1], got {x.dtype}")
+        check_rgb(x)
         s = self.scale
         H, W = x.shape[-2:]
         idx, key_hw, xp = self.neighbours(x)

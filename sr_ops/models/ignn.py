@@ -37,6 +37,7 @@ from torch import nn
 from sr_ops.imresize import imresize
 from sr_ops.tiled import tiled
 from sr_ops.models import register
+from sr_ops.models._checkpoints import check_rgb
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
 from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
@@ -122,11 +123,7 @@ class IGNN(nn.Module):
         return construct_graph(emb(x), emb(son), g, self.k, self.patch_size, self.stride, self.window)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be an RGB batch of shape (B, 3, H, W), got {got}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor in [0, 1], got {x.dtype}")
+        check_rgb(x)
         if self.max_memory is not None:
             return tiled(self._forward_whole, x, self.scale, overlap=self.tile_overlap,
                          max_memory=self.max_memory, align=2 * self.graph_scale)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sr_ops.models import register
+from sr_ops.models._checkpoints import check_rgb
 from sr_ops.models.blocks import LayerNorm2d
 from sr_ops.models.reparam import fold_expand_fea_reduce
 from sr_ops.models.reparam import reparameterize as reparameterize_model
@@ -134,11 +135,7 @@ class RT4KSR(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"x must be an RGB batch of shape (B, 3, H, W), got {got}")
-        if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor in [0, 1], got {x.dtype}")
+        check_rgb(x)
         h, w = x.shape[-2:]
         if h == 0 or w == 0:
             raise ValueError(f"x must have a non-empty image, got {tuple(x.shape)}")
