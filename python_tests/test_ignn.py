@@ -325,9 +325,9 @@ def test_gcn_block_backward(seed):
     assert not dead, f"no gradient reached {dead}"
 
 
-def test_max_memory_runs_in_tiles(seed):
-    """A budget too small for the whole image makes IGNN run tile by tile (the official
-    quadrant chop, with a real budget); a budget that fits gives the whole-image result."""
+def test_tiles_for_large_inputs(seed):
+    """``tile`` / ``max_memory`` run IGNN tile by tile (the official quadrant chop, with a
+    real budget); a budget that fits gives the whole-image result."""
     x = torch.rand(1, 3, 150, 140)
     whole = models.build("ignn", 2, **TINY)
     with torch.no_grad():
@@ -335,18 +335,19 @@ def test_max_memory_runs_in_tiles(seed):
     calls = []
     roomy = models.build("ignn", 2, max_memory=2**34, **TINY)
     roomy.load_state_dict(whole.state_dict())
-    tight = models.build("ignn", 2, max_memory=40 * 2**20, tile_overlap=12, **TINY)
-    tight.load_state_dict(whole.state_dict())
-    original = tight._forward_whole
-    tight._forward_whole = lambda t: calls.append(tuple(t.shape[-2:])) or original(t)
+    tiled_net = models.build("ignn", 2, tile=64, tile_overlap=12, **TINY)
+    tiled_net.load_state_dict(whole.state_dict())
+    original = tiled_net._forward_whole
+    tiled_net._forward_whole = lambda t: calls.append(tuple(t.shape[-2:])) or original(t)
     with torch.no_grad():
         torch.testing.assert_close(roomy(x), ref, rtol=0, atol=1e-6)
-        out = tight(x)
-    tiles = [hw for hw in calls if hw[0] < 150 or hw[1] < 140]
-    assert len(tiles) > 2 and max(h * w for h, w in tiles) < 150 * 140 / 2
+        out = tiled_net(x)
+    assert len(calls) == 9 and max(h for h, _ in calls) <= 64 + 2 * 12 and max(w for _, w in calls) <= 64 + 2 * 12
     assert out.shape == ref.shape and torch.isfinite(out).all()
     # the graph searches inside each tile, so tiles differ from the whole image somewhat,
     # but a seam-free blend of the same network stays close on average
     assert (out - ref).abs().mean() < 0.05
     with pytest.raises(ValueError, match="max_memory"):
         models.build("ignn", 2, max_memory=-1, **TINY)
+    with pytest.raises(ValueError, match="tile"):
+        models.build("ignn", 2, tile=0, **TINY)

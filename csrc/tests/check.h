@@ -48,6 +48,19 @@ inline bool near(double a, double b, double tol) {
   return std::fabs(a - b) <= tol;  // false for NaN, as it should be
 }
 
+// Central difference of loss() in the input v (restored afterwards); loss returns a wide
+// type (long double) so the step h = 1e-6 does not drown in its rounding.
+template <typename Loss>
+double central_difference(double& v, Loss&& loss, double h = 1e-6) {
+  const double v0 = v;
+  v = v0 + h;
+  const auto up = loss();
+  v = v0 - h;
+  const auto down = loss();
+  v = v0;
+  return double((up - down) / (2 * h));
+}
+
 using TestFn = void (*)();
 
 inline int run(std::initializer_list<std::pair<const char*, TestFn>> tests) {

@@ -207,16 +207,7 @@ void test_backward_finite_differences() {
       for (int64_t e = 0; e < s.nz(); ++e) l += w[e] * out[e];
       return l;
     };
-    const double h = 1e-6;
-    auto fd = [&](double& x) {
-      const double x0 = x;
-      x = x0 + h;
-      const LD up = loss();
-      x = x0 - h;
-      const LD down = loss();
-      x = x0;
-      return double((up - down) / (2 * h));
-    };
+    auto fd = [&](double& v) { return sr_test::central_difference(v, loss); };
     for (int64_t e = 0; e < s.nz(); ++e)
       CHECK_MSG(sr_test::near(gz[e], fd(z[e]), 1e-6 * (1 + std::fabs(gz[e]))),
                 "%s: grad_neighbors[%" PRId64 "] = %.12g, finite difference %.12g",

@@ -179,16 +179,7 @@ void test_backward_finite_differences() {
       for (int64_t e = 0; e < s.n(); ++e) l += g[e] * y[e];
       return l;
     };
-    const double h = 1e-6;
-    auto fd = [&](double& v) {
-      const double v0 = v;
-      v = v0 + h;
-      const LD up = loss();
-      v = v0 - h;
-      const LD down = loss();
-      v = v0;
-      return double((up - down) / (2 * h));
-    };
+    auto fd = [&](double& v) { return sr_test::central_difference(v, loss); };
     for (int64_t e = 0; e < s.n(); ++e) {
       const double want = fd(x[e]);
       CHECK_MSG(sr_test::near(tile.gx[e], want, 1e-6 * (1 + std::fabs(want))),

@@ -37,7 +37,7 @@ from torch import nn
 from sr_ops.imresize import imresize
 from sr_ops.tiled import tiled
 from sr_ops.models import register
-from sr_ops.models._checkpoints import check_rgb
+from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
 from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
@@ -68,13 +68,14 @@ class IGNN(nn.Module):
     The LR side must leave at least k key patches in the ×1/g map (about 10 px at ×2).
     ``max_memory`` (bytes): run large inputs with ``sr_ops.tiled`` under that budget, as the
     official test chops images into quadrants (shave 12), but with tiles sized to a real
-    budget; each tile keeps ``tile_overlap`` LR pixels of context per side. The graph then
+    budget (or at most ``tile`` LR pixels a side); each tile keeps ``tile_overlap`` LR pixels
+    of context per side. The graph then
     searches within a tile, so the result is close to, not equal to, the whole-image one.
     """
 
     def __init__(self, scale: int, n_resblocks: int = 32, n_feats: int = 256, k: int = 5,
                  window: int | None = 30, res_scale: float = 0.1, clamp: bool = True,
-                 max_memory: int | None = None, tile_overlap: int = 24) -> None:
+                 max_memory: int | None = None, tile: int | None = None, tile_overlap: int = 24) -> None:
         super().__init__()
         if scale not in (2, 3, 4) or isinstance(scale, bool):
             raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
@@ -86,7 +87,9 @@ class IGNN(nn.Module):
         if max_memory is not None and (not isinstance(max_memory, int) or max_memory < 1):
             raise ValueError(f"max_memory must be a positive int (bytes) or None, got {max_memory!r}")
         self.scale, self.k, self.window, self.clamp = scale, k, window, clamp
-        self.max_memory, self.tile_overlap = max_memory, tile_overlap
+        if tile is not None and (not isinstance(tile, int) or tile < 1):
+            raise ValueError(f"tile must be a positive int (LR pixels) or None, got {tile!r}")
+        self.max_memory, self.tile, self.tile_overlap = max_memory, tile, tile_overlap
         self.graph_scale = 2 if scale == 4 else scale
         self.patch_size, self.stride = 3, 2
         n, g = n_feats, self.graph_scale
@@ -124,8 +127,8 @@ class IGNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_rgb(x)
-        if self.max_memory is not None:
-            return tiled(self._forward_whole, x, self.scale, overlap=self.tile_overlap,
+        if self.max_memory is not None or self.tile is not None:
+            return tiled(self._forward_whole, x, self.scale, tile=self.tile, overlap=self.tile_overlap,
                          max_memory=self.max_memory, align=2 * self.graph_scale)
         return self._forward_whole(x)
 
@@ -190,19 +193,7 @@ def load_official(model: IGNN, checkpoint) -> IGNN:
                 state[twin] = state[key]
             elif not torch.equal(state[twin], state[key]):
                 raise ValueError(f"{key} and {twin} are the same module but differ in the checkpoint")
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise KeyError(f"checkpoint does not match IGNN x{model.scale}: missing keys {missing or 'none'}; "
-                       f"unexpected keys {unexpected or 'none'}")
-    bad = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-           for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
-    if bad:
-        raise ValueError(f"checkpoint shapes do not match IGNN x{model.scale} (wrong scale or size?): "
-                         + "; ".join(bad))
-    model.load_state_dict(state, strict=True)
-    return model
+    return load_strict(model, state, what=f"IGNN x{model.scale}")
 
 
 @register("ignn")
