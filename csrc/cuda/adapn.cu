@@ -111,7 +111,7 @@ Status adapn_fwd(const void* neighbors, const void* query, void* out, DType dtyp
   if (threads == 0 || k == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    fwd_kernel<T><<<blocks_for(threads, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(threads, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
         static_cast<const T*>(neighbors), static_cast<const T*>(query), static_cast<T*>(out), d,
         eps);
   });
@@ -126,7 +126,7 @@ Status adapn_bwd(const void* grad_out, const void* neighbors, const void* query,
   if (threads == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    bwd_kernel<T><<<blocks_for(threads, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(threads, kThreads), kThreads, 0, stream, bwd_kernel<T>)(
         static_cast<const T*>(grad_out), static_cast<const T*>(neighbors),
         static_cast<const T*>(query), static_cast<T*>(grad_neighbors),
         static_cast<T*>(grad_query), d, eps);

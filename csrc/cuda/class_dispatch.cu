@@ -55,12 +55,12 @@ Status class_dispatch_fwd(const void* logits, const int64_t* ids, DType dtype, i
   auto* cnt = reinterpret_cast<unsigned long long*>(counts);
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    classes_kernel<T><<<blocks_for(N, kThreads), kThreads, 0, stream>>>(static_cast<const T*>(logits), ids,
+    SR_LAUNCH(blocks_for(N, kThreads), kThreads, 0, stream, classes_kernel<T>)(static_cast<const T*>(logits), ids,
                                                                          ids_ws, cnt, N, K);
   });
   Status s = last_error();
   if (s[0] != '\0') return s;
-  place_kernel<<<1, 32, 0, stream>>>(ids_ws, counts, next_ws, order, N, K);
+  SR_LAUNCH(1, 32, 0, stream, place_kernel)(ids_ws, counts, next_ws, order, N, K);
   return last_error();
 }
 

@@ -7,6 +7,17 @@
 
 #include "cuda/launch.h"
 
+// Every kernel launch goes through SR_LAUNCH(grid, block, shared_bytes, stream, kernel)(args):
+// `<<<>>>` under nvcc; under the CPU simulator (csrc/testing/cuda_sim, SR_CUDA_SIM) a call
+// that runs the grid's blocks in turn on host threads. The kernel comes last because a
+// template-id such as `k<T, Acc>` holds commas.
+#if defined(SR_CUDA_SIM)
+#define SR_LAUNCH(grid, block, smem, stream, ...) \
+  ::sr_sim::Launch((grid), (block), (smem), (stream), #__VA_ARGS__, &__VA_ARGS__)
+#else
+#define SR_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
+
 namespace sr_cuda {
 
 template <typename T> struct AccOf { using type = float; };

@@ -163,7 +163,7 @@ Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64
   with_dtype(dtype, [&](auto tag) {
     using Tv = decltype(tag);
     using Acc = typename AccOf<Tv>::type;
-    knn_fwd_kernel<Tv, Acc><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+    SR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, stream, knn_fwd_kernel<Tv, Acc>)(
         static_cast<const Tv*>(query), static_cast<const Tv*>(key), static_cast<Acc*>(dist), idx,
         d, k);
   });
@@ -180,7 +180,7 @@ Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void
   with_dtype(dtype, [&](auto tag) {
     using Tv = decltype(tag);
     using Acc = typename AccOf<Tv>::type;
-    knn_bwd_kernel<Tv, Acc><<<blocks_for(n, 256), 256, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, 256), 256, 0, stream, knn_bwd_kernel<Tv, Acc>)(
         static_cast<const Acc*>(grad_dist), idx, static_cast<const Tv*>(query),
         static_cast<const Tv*>(key), static_cast<Acc*>(grad_query), static_cast<Acc*>(grad_key), d,
         k);

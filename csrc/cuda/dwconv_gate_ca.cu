@@ -206,12 +206,12 @@ Status dwconv_gate_ca_fwd(const void* x, const void* dw, const void* db, const v
     using Acc = typename AccOf<T>::type;
     Acc* s = static_cast<Acc*>(workspace);
     Acc* a = s + G;
-    pool_kernel<T><<<grid_of(G), kThreads, 0, stream>>>(
+    SR_LAUNCH(grid_of(G), kThreads, 0, stream, pool_kernel<T>)(
         static_cast<const T*>(x), static_cast<const T*>(dw), static_cast<const T*>(db), nullptr,
         static_cast<T*>(out), s, nullptr, d);
-    mix_kernel<T><<<blocks_for(G, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(G, kThreads), kThreads, 0, stream, mix_kernel<T>)(
         static_cast<const T*>(cw), static_cast<const T*>(cb), s, nullptr, a, nullptr, d);
-    scale_kernel<T><<<blocks_for(G * H * W, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(G * H * W, kThreads), kThreads, 0, stream, scale_kernel<T>)(
         static_cast<T*>(out), a, G * H * W, H * W);
   });
   return last_error();
@@ -237,14 +237,14 @@ Status dwconv_gate_ca_bwd(const void* grad_out, const void* x, const void* dw, c
     const T* xp = static_cast<const T*>(x);
     const T* dwp = static_cast<const T*>(dw);
     const T* dbp = static_cast<const T*>(db);
-    pool_kernel<T><<<grid_of(G), kThreads, 0, stream>>>(xp, dwp, dbp, g, nullptr, s, ga, d);
-    mix_kernel<T><<<blocks_for(G, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(grid_of(G), kThreads, 0, stream, pool_kernel<T>)(xp, dwp, dbp, g, nullptr, s, ga, d);
+    SR_LAUNCH(blocks_for(G, kThreads), kThreads, 0, stream, mix_kernel<T>)(
         static_cast<const T*>(cw), static_cast<const T*>(cb), s, ga, a, gs, d);
-    ca_grad_kernel<T><<<blocks_for(Cg * Cg, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(Cg * Cg, kThreads), kThreads, 0, stream, ca_grad_kernel<T>)(
         s, ga, static_cast<T*>(dcw), static_cast<T*>(dcb), d);
-    gu_kernel<T><<<blocks_for(G * HW, kThreads), kThreads, 0, stream>>>(g, xp, dwp, dbp, a, gs, gu, d);
-    dx_kernel<T><<<blocks_for(B * C * HW, kThreads), kThreads, 0, stream>>>(gu, dwp, static_cast<T*>(dx), d);
-    dw_grad_kernel<T><<<grid_of(C * (k * k + 1)), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(G * HW, kThreads), kThreads, 0, stream, gu_kernel<T>)(g, xp, dwp, dbp, a, gs, gu, d);
+    SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, dx_kernel<T>)(gu, dwp, static_cast<T*>(dx), d);
+    SR_LAUNCH(grid_of(C * (k * k + 1)), kThreads, 0, stream, dw_grad_kernel<T>)(
         gu, xp, static_cast<T*>(ddw), static_cast<T*>(ddb), d);
   });
   return last_error();

@@ -118,9 +118,9 @@ Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DTyp
     Acc* s = static_cast<Acc*>(workspace);
     Acc* gate = s + B * C;
     const T* xt = static_cast<const T*>(x);
-    plane_kernel<T><<<plane_blocks(B * C), kThreads, 0, stream>>>(xt, nullptr, s, nullptr, B * C, HW);
-    gate_kernel<T><<<blocks_for(B, 64), 64, 0, stream>>>(s, static_cast<const T*>(weight), gate, B, C, k);
-    apply_kernel<T><<<blocks_for(B * C * HW, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(xt, nullptr, s, nullptr, B * C, HW);
+    SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_kernel<T>)(s, static_cast<const T*>(weight), gate, B, C, k);
+    SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, apply_kernel<T>)(
         xt, gate, nullptr, static_cast<T*>(y), B * C * HW, HW);
   });
   return last_error();
@@ -138,15 +138,15 @@ Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* gr
     Acc* gw_part = ds + B * C;
     const T* g = static_cast<const T*>(grad_out);
     if (B * C * HW > 0) {
-      plane_kernel<T><<<plane_blocks(B * C), kThreads, 0, stream>>>(
+      SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(
           static_cast<const T*>(x), g, s, t, B * C, HW);
-      gate_bwd_kernel<T><<<blocks_for(B, 64), 64, 0, stream>>>(
+      SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_bwd_kernel<T>)(
           s, t, static_cast<const T*>(weight), gate, da, ds, gw_part, B, C, HW, k);
-      apply_kernel<T><<<blocks_for(B * C * HW, kThreads), kThreads, 0, stream>>>(
+      SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, apply_kernel<T>)(
           g, gate, ds, static_cast<T*>(grad_x), B * C * HW, HW);
     }
     // B * C == 0 sums no images: zeros.
-    weight_sum_kernel<T><<<1, 64, 0, stream>>>(gw_part, static_cast<T*>(grad_weight),
+    SR_LAUNCH(1, 64, 0, stream, weight_sum_kernel<T>)(gw_part, static_cast<T*>(grad_weight),
                                                B * C > 0 ? B : 0, k);
   });
   return last_error();

@@ -24,7 +24,7 @@ Status extract_patches_fwd(const void* img, void* patches, int64_t* coords, int6
                            cudaStream_t stream) {
   const auto d = sr::extract_dims(B, H, W, P, stride);
   if (d.N == 0) return "";
-  corner_kernel<<<blocks_for(d.N, kThreads), kThreads, 0, stream>>>(coords, order_ws, d);
+  SR_LAUNCH(blocks_for(d.N, kThreads), kThreads, 0, stream, corner_kernel)(coords, order_ws, d);
   Status s = last_error();
   if (s[0] != '\0') return s;
   return crop_windows(img, patches, dtype, coords, order_ws, nullptr, d.N, C, H, W, P, 1, stream);

@@ -66,7 +66,7 @@ Status crop_windows(const void* src, void* dst, DType dtype, const int64_t* coor
   if (n == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    crop_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, crop_kernel<T>)(
         static_cast<const T*>(src), static_cast<T*>(dst), coords, order, count, n, C, H, W, Q, scale);
   });
   return last_error();
@@ -79,7 +79,7 @@ Status paste_windows(const void* src, void* acc, DType dtype, const int64_t* coo
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using Acc = typename PasteAccOf<T>::type;
-    paste_kernel<T, Acc><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, paste_kernel<T, Acc>)(
         static_cast<const T*>(src), static_cast<Acc*>(acc), coords, order, n, C, H, W, Q, scale);
   });
   return last_error();
@@ -89,7 +89,7 @@ Status window_coverage(int32_t* count, const int64_t* coords, const int64_t* ord
                        int64_t W, int64_t Q, int64_t scale, cudaStream_t stream) {
   const int64_t n = N * Q * Q;
   if (n == 0) return "";
-  coverage_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(count, coords, order, n, H, W, Q, scale);
+  SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, coverage_kernel)(count, coords, order, n, H, W, Q, scale);
   return last_error();
 }
 
@@ -100,7 +100,7 @@ Status finish_paste(const void* acc, const int32_t* count, void* dst, DType dtyp
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using Acc = typename PasteAccOf<T>::type;
-    finish_kernel<T, Acc><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, finish_kernel<T, Acc>)(
         static_cast<const Acc*>(acc), count, static_cast<T*>(dst), n, C, H * W);
   });
   return last_error();

@@ -194,11 +194,11 @@ Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* que
     using Acc = typename AccOf<T>::type;
     Acc* ab = static_cast<Acc*>(affine);
     if (adapn)
-      affine_kernel<T, Acc><<<blocks_for(nab, kThreads), kThreads, 0, stream>>>(
+      SR_LAUNCH(blocks_for(nab, kThreads), kThreads, 0, stream, affine_kernel<T, Acc>)(
           static_cast<const T*>(feat), static_cast<const T*>(query_feat), idx, ab, d, Acc(eps));
     else
-      fill_identity_kernel<T, Acc><<<blocks_for(nab, kThreads), kThreads, 0, stream>>>(ab, nab);
-    fold_kernel<T, Acc><<<blocks_for(nout, kThreads), kThreads, 0, stream>>>(
+      SR_LAUNCH(blocks_for(nab, kThreads), kThreads, 0, stream, fill_identity_kernel<T, Acc>)(ab, nab);
+    SR_LAUNCH(blocks_for(nout, kThreads), kThreads, 0, stream, fold_kernel<T, Acc>)(
         static_cast<const T*>(feat), idx, ab, static_cast<const T*>(weights), static_cast<T*>(out), d);
   });
   return last_error();
@@ -218,19 +218,19 @@ Status graph_aggregate_bwd(const void* grad, const void* feat, const int64_t* id
     const T *g = static_cast<const T*>(grad), *f = static_cast<const T*>(feat);
     const T* w = static_cast<const T*>(weights);
     Acc *co = static_cast<Acc*>(coef), *qc = static_cast<Acc*>(qcoef);
-    coef_kernel<T, Acc><<<blocks_for(ncoef, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(ncoef, kThreads), kThreads, 0, stream, coef_kernel<T, Acc>)(
         g, w, f, static_cast<const T*>(query_feat), idx, co, qc, d, adapn, Acc(eps));
     const int64_t nf = ncoef * d.P * d.P;
-    feat_grad_kernel<T, Acc><<<blocks_for(nf, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(nf, kThreads), kThreads, 0, stream, feat_grad_kernel<T, Acc>)(
         g, w, f, idx, co, static_cast<Acc*>(grad_feat_acc), d);
     if (adapn) {
       const int64_t nq = d.B * d.C * d.H * d.W;
-      query_grad_kernel<T, Acc><<<blocks_for(nq, kThreads), kThreads, 0, stream>>>(
+      SR_LAUNCH(blocks_for(nq, kThreads), kThreads, 0, stream, query_grad_kernel<T, Acc>)(
           static_cast<const T*>(query_feat), qc, static_cast<T*>(grad_query_feat), d);
     }
     if (w) {
       const int64_t nw = d.B * d.k * d.HH * d.WW;
-      weight_grad_kernel<T, Acc><<<blocks_for(nw, kThreads), kThreads, 0, stream>>>(
+      SR_LAUNCH(blocks_for(nw, kThreads), kThreads, 0, stream, weight_grad_kernel<T, Acc>)(
           g, f, idx, co, static_cast<T*>(grad_weights), d);
     }
   });

@@ -83,7 +83,7 @@ Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void
   if (B * C * HW == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    fwd_kernel<T><<<blocks_for(B * HW, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
         static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
         static_cast<T*>(y), B, C, HW, eps);
   });
@@ -104,11 +104,11 @@ Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, 
     using T = decltype(tag);
     using Acc = typename AccOf<T>::type;
     Acc* stats = static_cast<Acc*>(workspace);
-    bwd_x_kernel<T><<<blocks_for(B * HW, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, bwd_x_kernel<T>)(
         static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
         static_cast<T*>(grad_x), stats, B, C, HW, eps);
     const unsigned blocks = static_cast<unsigned>(C < 65535 ? C : 65535);
-    bwd_w_kernel<T><<<blocks, kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks, kThreads, 0, stream, bwd_w_kernel<T>)(
         static_cast<const T*>(grad_out), static_cast<const T*>(x), stats,
         static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), B, C, HW);
   });

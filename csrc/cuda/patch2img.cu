@@ -45,7 +45,7 @@ Status patch2img_fwd(const void* patches, void* out, DType dtype, int64_t B, int
   if (n == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    fwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
         static_cast<const T*>(patches), static_cast<T*>(out), d);
   });
   return last_error();
@@ -59,7 +59,7 @@ Status patch2img_bwd(const void* grad_out, void* grad_patches, DType dtype, int6
   if (n == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
-    bwd_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+    SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, bwd_kernel<T>)(
         static_cast<const T*>(grad_out), static_cast<T*>(grad_patches), d);
   });
   return last_error();

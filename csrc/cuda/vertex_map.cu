@@ -21,7 +21,7 @@ Status vertex_map_fwd(const int64_t* idx, int64_t* rows, int64_t* cols, int64_t 
                       int64_t Hk, int64_t Wk, int64_t scale, int64_t P, int64_t stride,
                       cudaStream_t stream) {
   if (n == 0) return "";
-  map_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(
+  SR_LAUNCH(blocks_for(n, kThreads), kThreads, 0, stream, map_kernel)(
       idx, rows, cols, n, sr::vertex_map_dims(Hk, Wk, scale, P, stride));
   return last_error();
 }
