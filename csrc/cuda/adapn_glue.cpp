@@ -14,7 +14,7 @@ struct Dims {
 
 // neighbors (..., k, C, P1, P2) and query (..., C, p1, p2) of one dtype, on one device.
 Dims dims_from(const at::Tensor& z, const at::Tensor& q, double eps) {
-  TORCH_CHECK(z.is_cuda() && q.is_cuda() && z.device() == q.device(),
+  TORCH_CHECK(sr_cuda::is_kernel_device(z) && sr_cuda::is_kernel_device(q) && z.device() == q.device(),
               "neighbors and query must be CUDA tensors on one device");
   TORCH_CHECK(z.scalar_type() == q.scalar_type(), "neighbors and query dtypes differ");
   TORCH_CHECK(z.dim() >= 4 && q.dim() == z.dim() - 1 &&
@@ -31,7 +31,7 @@ Dims dims_from(const at::Tensor& z, const at::Tensor& q, double eps) {
 
 at::Tensor adapn_fwd_cuda(const at::Tensor& z_in, const at::Tensor& q_in, double eps) {
   const Dims d = dims_from(z_in, q_in, eps);
-  const c10::cuda::CUDAGuard guard(z_in.device());
+  const sr_cuda::DeviceGuard guard(z_in.device());
   const at::Tensor z = z_in.contiguous(), q = q_in.contiguous();
   at::Tensor out = at::empty_like(z);
   sr_cuda::check_status(
@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor> adapn_bwd_cuda(const at::Tensor& grad_in, con
   const Dims d = dims_from(z_in, q_in, eps);
   TORCH_CHECK(grad_in.sizes() == z_in.sizes() && grad_in.device() == z_in.device(),
               "grad_out must be shaped like neighbors, on its device");
-  const c10::cuda::CUDAGuard guard(z_in.device());
+  const sr_cuda::DeviceGuard guard(z_in.device());
   const at::Tensor z = z_in.contiguous(), q = q_in.contiguous();
   const at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
   at::Tensor gz = at::empty_like(z), gq = at::empty_like(q);
@@ -61,7 +61,7 @@ std::tuple<at::Tensor, at::Tensor> adapn_bwd_cuda(const at::Tensor& grad_in, con
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_adapn_fwd", &adapn_fwd_cuda);
   m.impl("_adapn_bwd", &adapn_bwd_cuda);
 }

@@ -8,9 +8,9 @@
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_in, int64_t K) {
-  TORCH_CHECK(x_in.is_cuda(), "ids_or_logits must be a CUDA tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(x_in), "ids_or_logits must be a CUDA tensor");
   TORCH_CHECK(K > 0, "num_classes must be positive");
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
   const bool logits = at::isFloatingType(x.scalar_type());
   if (logits) {
@@ -35,4 +35,4 @@ std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_i
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) { m.impl("_class_dispatch_fwd", &class_dispatch_fwd_cuda); }
+SR_CUDA_LIBRARY_IMPL(m) { m.impl("_class_dispatch_fwd", &class_dispatch_fwd_cuda); }

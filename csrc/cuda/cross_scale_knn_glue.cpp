@@ -15,11 +15,11 @@ at::ScalarType acc_type(const at::Tensor& t) {
 std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t k, int64_t patch_size, int64_t stride,
                                                 int64_t window, int64_t scale) {
-  TORCH_CHECK(query_in.is_cuda() && key_in.is_cuda(), "query and key must be CUDA tensors");
+  TORCH_CHECK(sr_cuda::is_kernel_device(query_in) && sr_cuda::is_kernel_device(key_in), "query and key must be CUDA tensors");
   TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4, "query and key must be (B, C, H, W)");
   TORCH_CHECK(query_in.scalar_type() == key_in.scalar_type(), "query and key dtypes differ");
   TORCH_CHECK(k > 0 && k <= sr_cuda::kKnnMaxK, "the CUDA kernel takes 1 <= k <= ", sr_cuda::kKnnMaxK);
-  const c10::cuda::CUDAGuard guard(query_in.device());
+  const sr_cuda::DeviceGuard guard(query_in.device());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   const int64_t B = query.size(0), C = query.size(1), H = query.size(2), W = query.size(3);
   const int64_t m = ((H - patch_size) / stride + 1) * ((W - patch_size) / stride + 1);
@@ -37,8 +37,8 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, cons
 std::tuple<at::Tensor, at::Tensor> knn_bwd_cuda(const at::Tensor& grad_dist, const at::Tensor& idx_in,
                                                 const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t patch_size, int64_t stride) {
-  TORCH_CHECK(query_in.is_cuda(), "query must be a CUDA tensor");
-  const c10::cuda::CUDAGuard guard(query_in.device());
+  TORCH_CHECK(sr_cuda::is_kernel_device(query_in), "query must be a CUDA tensor");
+  const sr_cuda::DeviceGuard guard(query_in.device());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   const at::Tensor idx = idx_in.contiguous();
   const at::Tensor grad = grad_dist.to(acc_type(query)).contiguous();
@@ -57,7 +57,7 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cuda(const at::Tensor& grad_dist, con
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_cross_scale_knn_fwd", &knn_fwd_cuda);
   m.impl("_cross_scale_knn_bwd", &knn_bwd_cuda);
 }

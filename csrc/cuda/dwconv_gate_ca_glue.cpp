@@ -14,7 +14,7 @@ struct Dims {
 
 Dims dims_from(const at::Tensor& x, const at::Tensor& dw, const at::Tensor& db,
                const at::Tensor& cw, const at::Tensor& cb, bool gate) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 4, "x must be a (B, C, H, W) CUDA tensor, got ", x.sizes());
+  TORCH_CHECK(sr_cuda::is_kernel_device(x) && x.dim() == 4, "x must be a (B, C, H, W) CUDA tensor, got ", x.sizes());
   for (const auto* t : {&dw, &db, &cw, &cb})
     TORCH_CHECK(t->device() == x.device() && t->scalar_type() == x.scalar_type(),
                 "weights must be on x's device with x's dtype");
@@ -42,7 +42,7 @@ at::Tensor workspace(const at::Tensor& x, const Dims& d, bool gate, bool backwar
 at::Tensor fwd_cuda(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Tensor& db_in,
                     const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
   const Dims d = dims_from(x_in, dw_in, db_in, cw_in, cb_in, gate);
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
                    cw = cw_in.contiguous(), cb = cb_in.contiguous();
   at::Tensor out = at::empty({d.B, d.Cg, d.H, d.W}, x.options());
@@ -63,7 +63,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cuda(
   TORCH_CHECK(grad_in.device() == x_in.device() && grad_in.dim() == 4 && grad_in.size(0) == d.B &&
                   grad_in.size(1) == d.Cg && grad_in.size(2) == d.H && grad_in.size(3) == d.W,
               "grad_out must have the output's shape (B, C', H, W) on x's device");
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
                    cw = cw_in.contiguous(), cb = cb_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
@@ -84,7 +84,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_dwconv_gate_ca_fwd", &fwd_cuda);
   m.impl("_dwconv_gate_ca_bwd", &bwd_cuda);
 }

@@ -9,10 +9,10 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cuda(const at::Tensor& img_in, int64_t patch_size,
                                                             int64_t stride) {
-  TORCH_CHECK(img_in.is_cuda() && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(img_in) && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
   TORCH_CHECK(patch_size > 0 && stride > 0, "patch_size and stride must be positive");
   TORCH_CHECK(patch_size <= img_in.size(2) && patch_size <= img_in.size(3), "patch_size is larger than the image");
-  const c10::cuda::CUDAGuard guard(img_in.device());
+  const sr_cuda::DeviceGuard guard(img_in.device());
   const at::Tensor img = img_in.contiguous();
   const int64_t B = img.size(0), C = img.size(1), H = img.size(2), W = img.size(3);
   const auto d = sr::extract_dims(B, H, W, patch_size, stride);
@@ -29,4 +29,4 @@ std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cuda(const at::Tensor& im
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) { m.impl("_extract_patches_fwd", &extract_patches_fwd_cuda); }
+SR_CUDA_LIBRARY_IMPL(m) { m.impl("_extract_patches_fwd", &extract_patches_fwd_cuda); }

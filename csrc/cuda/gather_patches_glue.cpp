@@ -8,7 +8,7 @@
 namespace {
 
 void check_index_cuda(const at::Tensor& coords, const at::Tensor& order, const at::Tensor& like) {
-  TORCH_CHECK(coords.is_cuda() && order.is_cuda() && coords.device() == like.device() &&
+  TORCH_CHECK(sr_cuda::is_kernel_device(coords) && sr_cuda::is_kernel_device(order) && coords.device() == like.device() &&
                   order.device() == like.device(),
               "coords and order must be on the same CUDA device as the data");
   TORCH_CHECK(coords.scalar_type() == at::kLong && order.scalar_type() == at::kLong && coords.dim() == 2 &&
@@ -19,11 +19,11 @@ void check_index_cuda(const at::Tensor& coords, const at::Tensor& order, const a
 
 at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& coords, const at::Tensor& order,
                                    int64_t patch_size) {
-  TORCH_CHECK(img_in.is_cuda() && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(img_in) && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
   check_index_cuda(coords, order, img_in);
   TORCH_CHECK(patch_size > 0 && patch_size <= img_in.size(2) && patch_size <= img_in.size(3),
               "patch_size must be in [1, min(H, W)]");
-  const c10::cuda::CUDAGuard guard(img_in.device());
+  const sr_cuda::DeviceGuard guard(img_in.device());
   const at::Tensor img = img_in.contiguous();
   const int64_t N = order.size(0), C = img.size(1);
   at::Tensor out = at::empty({N, C, patch_size, patch_size}, img.options());
@@ -37,10 +37,10 @@ at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& c
 
 at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords, const at::Tensor& order,
                                    int64_t B, int64_t H, int64_t W) {
-  TORCH_CHECK(grad_in.is_cuda() && grad_in.dim() == 4, "grad must be a CUDA (N, C, P, P) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(grad_in) && grad_in.dim() == 4, "grad must be a CUDA (N, C, P, P) tensor");
   check_index_cuda(coords, order, grad_in);
   TORCH_CHECK(grad_in.size(0) == order.size(0), "grad and order disagree on N");
-  const c10::cuda::CUDAGuard guard(grad_in.device());
+  const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = grad.size(0), C = grad.size(1), P = grad.size(2);
   const auto acc_type = grad.element_size() >= 4 ? at::kDouble : at::kFloat;  // see PasteAccOf
@@ -60,7 +60,7 @@ at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& 
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_gather_patches_fwd", &gather_patches_fwd_cuda);
   m.impl("_gather_patches_bwd", &gather_patches_bwd_cuda);
 }

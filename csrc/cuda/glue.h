@@ -1,13 +1,38 @@
 // Helpers for the *_glue.cpp files: tensor -> raw launcher arguments.
+//
+// Under SR_CUDA_SIM (the CPU simulator of csrc/testing/cuda_sim) the same glue registers
+// for CPU tensors in the `sr_ops_cudasim` library instead, so tests call the very glue and
+// kernels a GPU runs, side by side with the CPU kernels in `sr_ops`.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <c10/cuda/CUDAStream.h>
-#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
 
 #include "cuda/launch.h"
 
+#if defined(SR_CUDA_SIM)
+#define SR_CUDA_LIBRARY_IMPL(m) TORCH_LIBRARY_IMPL(sr_ops_cudasim, CPU, m)
+#else
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#define SR_CUDA_LIBRARY_IMPL(m) TORCH_LIBRARY_IMPL(sr_ops, CUDA, m)
+#endif
+
 namespace sr_cuda {
+
+#if defined(SR_CUDA_SIM)
+struct DeviceGuard {
+  explicit DeviceGuard(const c10::Device&) {}
+};
+inline bool is_kernel_device(const at::Tensor& t) { return t.is_cpu(); }
+inline cudaStream_t stream_of(const at::Tensor&) { return nullptr; }
+#else
+using DeviceGuard = c10::cuda::CUDAGuard;
+inline bool is_kernel_device(const at::Tensor& t) { return t.is_cuda(); }
+inline cudaStream_t stream_of(const at::Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+#endif
 
 inline DType dtype_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
@@ -17,10 +42,6 @@ inline DType dtype_of(const at::Tensor& t) {
     case at::kBFloat16: return DType::kBFloat16;
     default: TORCH_CHECK(false, "unsupported dtype ", t.scalar_type());
   }
-}
-
-inline cudaStream_t stream_of(const at::Tensor& t) {
-  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 
 inline void check_status(Status s, const char* what) {

@@ -14,7 +14,7 @@ at::ScalarType acc_type(const at::Tensor& t) {
 
 sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, int64_t Hk, int64_t Wk,
                                 int64_t scale, int64_t p, int64_t t) {
-  TORCH_CHECK(feat.is_cuda() && feat.dim() == 4, "feat must be a CUDA (B, C, H, W) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(feat) && feat.dim() == 4, "feat must be a CUDA (B, C, H, W) tensor");
   TORCH_CHECK(idx.dim() == 3 && idx.scalar_type() == at::kLong, "idx must be (B, m, k) int64");
   return {feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(2), Hk, Wk, scale, p, t};
 }
@@ -27,7 +27,7 @@ at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor&
                                     const at::Tensor& qf_in, const c10::optional<at::Tensor>& weights_in,
                                     int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
                                     int64_t stride, bool adapn, double eps) {
-  const c10::cuda::CUDAGuard guard(feat_in.device());
+  const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const auto weights = contiguous(weights_in);
   const auto s = shape_of(feat, idx, Hk, Wk, scale, patch_size, stride);
@@ -48,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
     const at::Tensor& grad_in, const at::Tensor& feat_in, const at::Tensor& idx_in, const at::Tensor& qf_in,
     const c10::optional<at::Tensor>& weights_in, int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
     int64_t stride, bool adapn, double eps) {
-  const c10::cuda::CUDAGuard guard(feat_in.device());
+  const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const at::Tensor grad = grad_in.to(feat.scalar_type()).contiguous();
   const auto weights = contiguous(weights_in);
@@ -72,7 +72,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_graph_aggregate_fwd", &graph_aggregate_fwd_cuda);
   m.impl("_graph_aggregate_bwd", &graph_aggregate_bwd_cuda);
 }

@@ -9,7 +9,7 @@
 namespace {
 
 void check_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
-  TORCH_CHECK(x.is_cuda() && w.device() == x.device() && b.device() == x.device(),
+  TORCH_CHECK(sr_cuda::is_kernel_device(x) && w.device() == x.device() && b.device() == x.device(),
               "x, weight and bias must be CUDA tensors on one device");
   TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(),
               "x, weight and bias dtypes differ");
@@ -22,7 +22,7 @@ void check_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, d
 at::Tensor layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
                                 const at::Tensor& b_in, double eps) {
   check_args(x_in, w_in, b_in, eps);
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
   at::Tensor y = at::empty_like(x);
   sr_cuda::check_status(
@@ -39,7 +39,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
   check_args(x_in, w_in, b_in, eps);
   TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
               "grad_out must be shaped like x, on its device");
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
@@ -57,7 +57,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cuda);
   m.impl("_layernorm2d_bwd", &layernorm2d_bwd_cuda);
 }

@@ -21,11 +21,11 @@ at::Tensor zeros_int(const at::Tensor& like, int64_t B, int64_t H, int64_t W) {
 
 at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor& coords, const at::Tensor& order,
                                   int64_t B, int64_t H, int64_t W, int64_t scale) {
-  TORCH_CHECK(outputs_in.is_cuda() && outputs_in.dim() == 4, "outputs must be a CUDA (N, C, s*P, s*P) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(outputs_in) && outputs_in.dim() == 4, "outputs must be a CUDA (N, C, s*P, s*P) tensor");
   TORCH_CHECK(scale > 0 && outputs_in.size(2) % scale == 0, "outputs must be (N, C, s*P, s*P)");
   check_index_cuda(coords, order, outputs_in);
   TORCH_CHECK(outputs_in.size(0) == order.size(0), "outputs and order disagree on N");
-  const c10::cuda::CUDAGuard guard(outputs_in.device());
+  const sr_cuda::DeviceGuard guard(outputs_in.device());
   const at::Tensor outputs = outputs_in.contiguous();
   const int64_t N = outputs.size(0), C = outputs.size(1), Q = outputs.size(2), HH = scale * H, WW = scale * W;
   const auto acc_type = outputs.element_size() >= 4 ? at::kDouble : at::kFloat;  // see PasteAccOf
@@ -43,10 +43,10 @@ at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor
 
 at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords, const at::Tensor& order,
                                   int64_t patch_size, int64_t scale) {
-  TORCH_CHECK(grad_in.is_cuda() && grad_in.dim() == 4, "grad must be a CUDA (B, C, s*H, s*W) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(grad_in) && grad_in.dim() == 4, "grad must be a CUDA (B, C, s*H, s*W) tensor");
   TORCH_CHECK(scale > 0 && patch_size > 0, "patch_size and scale must be positive");
   check_index_cuda(coords, order, grad_in);
-  const c10::cuda::CUDAGuard guard(grad_in.device());
+  const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = order.size(0), B = grad.size(0), C = grad.size(1), HH = grad.size(2), WW = grad.size(3);
   const int64_t Q = scale * patch_size;
@@ -63,7 +63,7 @@ at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& c
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_merge_patches_fwd", &merge_patches_fwd_cuda);
   m.impl("_merge_patches_bwd", &merge_patches_bwd_cuda);
 }

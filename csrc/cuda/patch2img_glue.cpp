@@ -8,9 +8,9 @@ namespace {
 
 at::Tensor patch2img_fwd_cuda(const at::Tensor& patches_in, int64_t H, int64_t W,
                               int64_t stride) {
-  TORCH_CHECK(patches_in.is_cuda() && patches_in.dim() == 5, "patches must be a CUDA (B, L, C, P, P) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(patches_in) && patches_in.dim() == 5, "patches must be a CUDA (B, L, C, P, P) tensor");
   TORCH_CHECK(stride > 0, "stride must be positive");
-  const c10::cuda::CUDAGuard guard(patches_in.device());
+  const sr_cuda::DeviceGuard guard(patches_in.device());
   const at::Tensor patches = patches_in.contiguous();
   const int64_t B = patches.size(0), C = patches.size(2), P = patches.size(3);
   TORCH_CHECK(P <= H && P <= W && patches.size(4) == P, "bad patch size for out_size");
@@ -27,9 +27,9 @@ at::Tensor patch2img_fwd_cuda(const at::Tensor& patches_in, int64_t H, int64_t W
 
 at::Tensor patch2img_bwd_cuda(const at::Tensor& grad_in, int64_t patch_size,
                               int64_t stride) {
-  TORCH_CHECK(grad_in.is_cuda() && grad_in.dim() == 4, "grad_out must be a CUDA (B, C, H, W) tensor");
+  TORCH_CHECK(sr_cuda::is_kernel_device(grad_in) && grad_in.dim() == 4, "grad_out must be a CUDA (B, C, H, W) tensor");
   TORCH_CHECK(stride > 0 && patch_size > 0, "patch_size and stride must be positive");
-  const c10::cuda::CUDAGuard guard(grad_in.device());
+  const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t B = grad.size(0), C = grad.size(1), H = grad.size(2), W = grad.size(3);
   TORCH_CHECK(patch_size <= H && patch_size <= W, "patch_size larger than grad_out");
@@ -45,7 +45,7 @@ at::Tensor patch2img_bwd_cuda(const at::Tensor& grad_in, int64_t patch_size,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) {
+SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_patch2img_fwd", &patch2img_fwd_cuda);
   m.impl("_patch2img_bwd", &patch2img_bwd_cuda);
 }

@@ -11,12 +11,12 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in, int64_t Hk,
                                                        int64_t Wk, int64_t scale,
                                                        int64_t patch_size, int64_t stride) {
-  TORCH_CHECK(idx_in.is_cuda() && idx_in.scalar_type() == at::kLong,
+  TORCH_CHECK(sr_cuda::is_kernel_device(idx_in) && idx_in.scalar_type() == at::kLong,
               "idx must be a CUDA int64 tensor");
   TORCH_CHECK(scale > 0 && patch_size > 0 && stride > 0,
               "scale, patch_size and stride must be positive");
   TORCH_CHECK(patch_size <= Hk && patch_size <= Wk, "patch_size larger than key_hw");
-  const c10::cuda::CUDAGuard guard(idx_in.device());
+  const sr_cuda::DeviceGuard guard(idx_in.device());
   const at::Tensor idx = idx_in.contiguous();
   at::Tensor rows = at::empty_like(idx), cols = at::empty_like(idx);
   sr_cuda::check_status(
@@ -29,4 +29,4 @@ std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(sr_ops, CUDA, m) { m.impl("_vertex_map_fwd", &vertex_map_fwd_cuda); }
+SR_CUDA_LIBRARY_IMPL(m) { m.impl("_vertex_map_fwd", &vertex_map_fwd_cuda); }
