@@ -107,5 +107,8 @@ def adapn_bwd(grad_out: torch.Tensor, neighbors: torch.Tensor, query: torch.Tens
     if gq.numel():
         _bwd_kernel[launch_grid(d["G"], d["BG"])](
             grad_out, neighbors, query, gz, gq, d["G"], d["k"], d["C"], d["PP"], d["pp"], eps,
-            BG=d["BG"], BP=d["BP"], BQ=d["BQ"], ACC=acc_dtype(neighbors.dtype))
+            BG=d["BG"], BP=d["BP"], BQ=d["BQ"], ACC=acc_dtype(neighbors.dtype),
+            # 8 warps: at 4 the tiles live across the k-loop need over 255 registers a thread
+            # and spill (docs/gpu-kernels.md). The interpreter ignores num_warps.
+            num_warps=8)
     return gz, gq

@@ -17,7 +17,8 @@ import triton.language as tl
 
 from sr_ops.triton._util import acc_dtype
 
-_BIG = 2**62
+# A constexpr global: the real compiler (unlike the interpreter) refuses plain globals in a kernel.
+_BIG = tl.constexpr(2**62)
 
 
 @triton.jit
@@ -176,6 +177,9 @@ def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale):
         query, key, dist, idx, C, H, W, key.shape[2], key.shape[3], m1, m2, n1, n2, w1, w2, half,
         tiles1, tiles2, K=k, KP=triton.next_power_of_2(k), P=patch_size, T=stride, S=scale, TI=TI, TJ=TJ,
         BN=32, BD=32, ACC=acc_dtype(query.dtype), PRECISION=precision,
+        # 8 warps: at 4 the [32, 32] tiles need over 255 registers a thread and spill on sm_90
+        # (fp32/fp64; docs/gpu-kernels.md). The interpreter ignores num_warps.
+        num_warps=8,
     )
     # The kernel's k slots are unordered: sort by (dist, idx), ties to the smaller index.
     idx, order = idx.sort(dim=-1)
