@@ -1,0 +1,54 @@
+"""Every Triton kernel compiles with the real compiler for sm_80 and sm_90, no GPU needed.
+
+The other Triton tests run the kernels in Triton's interpreter, which accepts code the
+compiler rejects. sr_ops.triton.compile_check drives each op's Triton wrapper with the
+launches turned into compile-only warm-ups for a fixed GPUTarget, in subprocesses without
+TRITON_INTERPRET and with a fresh Triton cache; one test per case, dtype and arch.
+"""
+import pytest
+
+pytest.importorskip("triton")
+
+from sr_ops.triton import compile_check  # noqa: E402
+from sr_ops.triton.compile_cases import CASES  # noqa: E402
+
+
+def _selection(items):
+    """The archs and case-id globs the selected tests need: all of them unless pytest -k
+    narrowed the run to some test_kernels_compile items (so a focused run compiles less)."""
+    mine = [i for i in items if i.module.__name__ == __name__]
+    if any(i.originalname != "test_kernels_compile" for i in mine) or not mine:
+        return compile_check.ARCHS, "*"
+    params = [i.callspec.params for i in mine]
+    archs = tuple(a for a in compile_check.ARCHS if any(p["arch"] == a for p in params))
+    return archs, ",".join(sorted({p["case"].id for p in params}))
+
+
+@pytest.fixture(scope="module")
+def compiled(request):
+    archs, pattern = _selection(request.session.items)
+    result = compile_check.run_workers(archs, pattern)
+    by_case = {}
+    for rec in result["records"]:
+        by_case.setdefault((rec["arch"], rec["case"]), []).append(rec)
+    return by_case, result
+
+
+@pytest.mark.parametrize("arch", compile_check.ARCHS, ids=lambda a: f"sm{a}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_kernels_compile(compiled, case, arch):
+    records = compiled[0].get((arch, case.id))
+    assert records, f"{case.id}: the worker recorded nothing for sm_{arch}"
+    bad = [r for r in records if not r["ok"]]
+    if bad:
+        pytest.fail("\n\n".join(f"{r['kernel']} ({case.op} {case.variant}, {case.dtype}, sm_{arch}) does not "
+                                f"compile:\n{r['error']}" for r in bad), pytrace=False)
+
+
+@pytest.mark.parametrize("arch", compile_check.ARCHS, ids=lambda a: f"sm{a}")
+def test_every_kernel_has_a_case(compiled, arch):
+    """A kernel added to sr_ops/triton without a case in compile_cases would go unchecked."""
+    _, result = compiled
+    launched = {r["kernel"] for r in result["records"] if r["arch"] == arch}
+    missed = sorted(set(result["kernels"][arch]) - launched)
+    assert not missed, f"no compile case launches {missed}; add one to sr_ops/triton/compile_cases.py"
