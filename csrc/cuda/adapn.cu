@@ -5,6 +5,7 @@
 // The per-element formulas come from csrc/kernels/adapn.h, shared with the CPU.
 #include "cuda/adapn.cuh"
 #include "cuda/common.cuh"
+#include "kernels/convert.h"
 #include "kernels/adapn.h"
 
 namespace sr_cuda {
@@ -24,11 +25,11 @@ __device__ Acc warp_sum(Acc v) {
 template <typename T, typename Acc>
 __device__ sr::Moments<Acc> warp_moments(const T* x, int64_t n, int lane) {
   Acc s = Acc(0);
-  for (int64_t e = lane; e < n; e += kWarp) s += Acc(x[e]);
+  for (int64_t e = lane; e < n; e += kWarp) s += sr_cast<Acc>(x[e]);
   const Acc mean = warp_sum(s) / Acc(n);
   Acc ss = Acc(0);
   for (int64_t e = lane; e < n; e += kWarp) {
-    const Acc dev = Acc(x[e]) - mean;
+    const Acc dev = sr_cast<Acc>(x[e]) - mean;
     ss += dev * dev;
   }
   return {mean, warp_sum(ss) / Acc(n - 1)};
@@ -58,7 +59,7 @@ __global__ void fwd_kernel(const T* __restrict__ z, const T* __restrict__ q, T* 
       const int64_t off = sr::adapn_neighbor_offset(d, g, r);
       const auto c = sr::adapn_coef(warp_moments<T, Acc>(z + off, d.PP, lane), qm, Acc(eps));
       for (int64_t e = lane; e < d.PP; e += kWarp)
-        out[off + e] = T(sr::adapn_value(c, Acc(z[off + e])));
+        out[off + e] = sr_cast<T>(sr::adapn_value(c, sr_cast<Acc>(z[off + e])));
     }
   }
 }
@@ -79,20 +80,20 @@ __global__ void bwd_kernel(const T* __restrict__ grad, const T* __restrict__ z,
       const auto c = sr::adapn_coef(warp_moments<T, Acc>(z + off, d.PP, lane), qm, Acc(eps));
       Acc sg = Acc(0), sgx = Acc(0);
       for (int64_t e = lane; e < d.PP; e += kWarp) {
-        const Acc ge = Acc(grad[off + e]);
+        const Acc ge = sr_cast<Acc>(grad[off + e]);
         sg += ge;
-        sgx += ge * sr::adapn_xhat(c, Acc(z[off + e]));
+        sgx += ge * sr::adapn_xhat(c, sr_cast<Acc>(z[off + e]));
       }
       sg = warp_sum(sg);
       sgx = warp_sum(sgx);
       for (int64_t e = lane; e < d.PP; e += kWarp)
-        gz[off + e] = T(sr::adapn_grad_z(c, Acc(grad[off + e]), Acc(z[off + e]), sg, sgx, d.PP));
+        gz[off + e] = sr_cast<T>(sr::adapn_grad_z(c, sr_cast<Acc>(grad[off + e]), sr_cast<Acc>(z[off + e]), sg, sgx, d.PP));
       G1 += sg;
       G2 += sgx;
     }
     const Acc std_q = sr::adapn_sqrt(qm.var + Acc(eps));
     for (int64_t e = lane; e < d.pp; e += kWarp)
-      gq[qoff + e] = T(sr::adapn_grad_q(qm, std_q, Acc(q[qoff + e]), G1, G2, d.pp));
+      gq[qoff + e] = sr_cast<T>(sr::adapn_grad_q(qm, std_q, sr_cast<Acc>(q[qoff + e]), G1, G2, d.pp));
   }
 }
 

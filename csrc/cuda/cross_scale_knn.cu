@@ -11,6 +11,7 @@
 // accumulation-type gradients.
 #include "cuda/common.cuh"
 #include "cuda/cross_scale_knn.cuh"
+#include "kernels/convert.h"
 #include "kernels/cross_scale_knn.h"
 
 namespace sr_cuda {
@@ -73,7 +74,7 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
         const int r = v / kBD, e = v % kBD;
         const int64_t i = i0 + r / kTJ, j = j0 + r % kTJ;
         Qs[r][e] = (i < i1 && j < j1 && e0 + e < D)
-                       ? Acc(*patch_elem(qmap, d.H, d.W, d.P, d.T * i, d.T * j, e0 + e))
+                       ? sr_cast<Acc>(*patch_elem(qmap, d.H, d.W, d.P, d.T * i, d.T * j, e0 + e))
                        : Acc(0);
       }
       for (int v = tid; v < kBN * kBD; v += kThreads) {
@@ -81,7 +82,7 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
         const int64_t t = t0 + c;
         const int64_t a = a_lo + t / (ncol > 0 ? ncol : 1), cb = c_lo + t % (ncol > 0 ? ncol : 1);
         Ks[c][e] = (t < ncand && e0 + e < D)
-                       ? Acc(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e0 + e))
+                       ? sr_cast<Acc>(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e0 + e))
                        : Acc(0);
       }
       __syncthreads();
@@ -117,8 +118,8 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
     const int64_t a = best_i[s] / d.n2, cb = best_i[s] % d.n2;
     Acc sum = Acc(0);
     for (int64_t e = 0; e < D; ++e) {
-      const Acc diff = Acc(*patch_elem(qmap, d.H, d.W, d.P, d.T * qi, d.T * qj, e)) -
-                       Acc(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e));
+      const Acc diff = sr_cast<Acc>(*patch_elem(qmap, d.H, d.W, d.P, d.T * qi, d.T * qj, e)) -
+                       sr_cast<Acc>(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e));
       sum += diff * diff;
     }
     best_d[s] = sum;
@@ -144,7 +145,7 @@ __global__ void knn_bwd_kernel(const Acc* __restrict__ grad, const int64_t* __re
     const int64_t ky = d.T * (nb / d.n2) + dy, kx = d.T * (nb % d.n2) + dx;
     const int64_t qo = ((b * d.C + c) * d.H + y) * d.W + x;
     const int64_t ko = ((b * d.C + c) * d.Hk + ky) * d.Wk + kx;
-    const Acc diff = Acc(2) * grad[qr] * (Acc(query[qo]) - Acc(key[ko]));
+    const Acc diff = Acc(2) * grad[qr] * (sr_cast<Acc>(query[qo]) - sr_cast<Acc>(key[ko]));
     atomicAdd(grad_q + qo, diff);
     atomicAdd(grad_k + ko, -diff);
   }

@@ -7,6 +7,7 @@
 // the weight gradients. Per-element math from csrc/kernels/dwconv_gate_ca.h.
 #include "cuda/common.cuh"
 #include "cuda/dwconv_gate_ca.cuh"
+#include "kernels/convert.h"
 #include "kernels/dwconv_gate_ca.h"
 
 namespace sr_cuda {
@@ -31,12 +32,12 @@ template <typename T, typename Acc>
 __device__ Acc gated_at(const T* x, const T* dw, const T* db, const sr::DgcDims& d, int64_t b,
                         int64_t c, int64_t h, int64_t w, Acc* u1, Acc* u2) {
   const int64_t HW = d.H * d.W, kk = d.k * d.k, Cg = sr::dgc_out_channels(d);
-  *u1 = sr::dgc_conv_at<T, Acc>(x + (b * d.C + c) * HW, dw + c * kk, Acc(db[c]), d.H, d.W, d.k, h, w);
+  *u1 = sr::dgc_conv_at<T, Acc>(x + (b * d.C + c) * HW, dw + c * kk, sr_cast<Acc>(db[c]), d.H, d.W, d.k, h, w);
   if (!d.gate) {
     *u2 = Acc(1);
     return *u1;
   }
-  *u2 = sr::dgc_conv_at<T, Acc>(x + (b * d.C + c + Cg) * HW, dw + (c + Cg) * kk, Acc(db[c + Cg]),
+  *u2 = sr::dgc_conv_at<T, Acc>(x + (b * d.C + c + Cg) * HW, dw + (c + Cg) * kk, sr_cast<Acc>(db[c + Cg]),
                                 d.H, d.W, d.k, h, w);
   return *u1 * *u2;
 }
@@ -56,8 +57,8 @@ __global__ void pool_kernel(const T* __restrict__ x, const T* __restrict__ dw, c
       Acc u1, u2;
       const Acc y = gated_at<T, Acc>(x, dw, db, d, b, c, e / d.W, e % d.W, &u1, &u2);
       sy += y;
-      if (out != nullptr) out[grp * HW + e] = T(y);
-      if (g != nullptr) sgy += Acc(g[grp * HW + e]) * y;
+      if (out != nullptr) out[grp * HW + e] = sr_cast<T>(y);
+      if (g != nullptr) sgy += sr_cast<Acc>(g[grp * HW + e]) * y;
     }
     sy = block_sum(sy, shm);
     if (g != nullptr) sgy = block_sum(sgy, shm);
@@ -89,7 +90,7 @@ __global__ void scale_kernel(T* __restrict__ out, const typename AccOf<T>::type*
   using Acc = typename AccOf<T>::type;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
        e += int64_t(gridDim.x) * blockDim.x)
-    out[e] = T(Acc(out[e]) * a[e / HW]);
+    out[e] = sr_cast<T>(sr_cast<Acc>(out[e]) * a[e / HW]);
 }
 
 // dcw[o, i] = sum_b ga[b, o] s[b, i]; dcb[o] = sum_b ga[b, o].
@@ -106,8 +107,8 @@ __global__ void ca_grad_kernel(const typename AccOf<T>::type* s, const typename 
       sw += ga[b * Cg + o] * s[b * Cg + i];
       sb += ga[b * Cg + o];
     }
-    dcw[t] = T(sw);
-    if (i == 0) dcb[o] = T(sb);
+    dcw[t] = sr_cast<T>(sw);
+    if (i == 0) dcb[o] = sr_cast<T>(sb);
   }
 }
 
@@ -123,7 +124,7 @@ __global__ void gu_kernel(const T* __restrict__ g, const T* __restrict__ x, cons
     const int64_t grp = e / HW, pix = e % HW, b = grp / Cg, c = grp % Cg;
     Acc u1, u2;
     gated_at<T, Acc>(x, dw, db, d, b, c, pix / d.W, pix % d.W, &u1, &u2);
-    const Acc gy = Acc(g[e]) * a[grp] + gs[grp] / Acc(HW);
+    const Acc gy = sr_cast<Acc>(g[e]) * a[grp] + gs[grp] / Acc(HW);
     if (d.gate) {
       gu[(b * d.C + c) * HW + pix] = gy * u2;
       gu[(b * d.C + c + Cg) * HW + pix] = gy * u1;
@@ -141,7 +142,7 @@ __global__ void dx_kernel(const typename AccOf<T>::type* gu, const T* __restrict
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
        e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t plane = e / HW, pix = e % HW, c = plane % d.C;
-    dx[e] = T(sr::dgc_conv_t_at<Acc, T, Acc>(gu + plane * HW, dw + c * kk, d.H, d.W, d.k,
+    dx[e] = sr_cast<T>(sr::dgc_conv_t_at<Acc, T, Acc>(gu + plane * HW, dw + c * kk, d.H, d.W, d.k,
                                               pix / d.W, pix % d.W));
   }
 }
@@ -165,13 +166,13 @@ __global__ void dw_grad_kernel(const typename AccOf<T>::type* gu, const T* __res
       } else {
         const int64_t hh = h + di, ww = w + dj;
         if (hh >= 0 && hh < d.H && ww >= 0 && ww < d.W)
-          acc += gv * Acc(x[(b * d.C + c) * HW + hh * d.W + ww]);
+          acc += gv * sr_cast<Acc>(x[(b * d.C + c) * HW + hh * d.W + ww]);
       }
     }
     acc = block_sum(acc, shm);
     if (threadIdx.x == 0) {
-      if (tap == kk) ddb[c] = T(acc);
-      else ddw[c * kk + tap] = T(acc);
+      if (tap == kk) ddb[c] = sr_cast<T>(acc);
+      else ddw[c * kk + tap] = sr_cast<T>(acc);
     }
   }
 }

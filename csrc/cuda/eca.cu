@@ -5,6 +5,7 @@
 // kernel (no atomics, deterministic).
 #include "cuda/common.cuh"
 #include "cuda/eca.cuh"
+#include "kernels/convert.h"
 #include "kernels/eca.h"
 
 namespace sr_cuda {
@@ -36,9 +37,9 @@ __global__ void plane_kernel(const T* __restrict__ x, const T* __restrict__ g,
     const T* xp = x + pl * HW;
     Acc sx = Acc(0), sgx = Acc(0);
     for (int64_t e = threadIdx.x; e < HW; e += blockDim.x) {
-      const Acc xv = Acc(xp[e]);
+      const Acc xv = sr_cast<Acc>(xp[e]);
       sx += xv;
-      if (g != nullptr) sgx += Acc(g[pl * HW + e]) * xv;
+      if (g != nullptr) sgx += sr_cast<Acc>(g[pl * HW + e]) * xv;
     }
     sx = block_sum(sx, buf);
     if (g != nullptr) sgx = block_sum(sgx, buf);
@@ -84,7 +85,7 @@ __global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw
        j += int64_t(gridDim.x) * blockDim.x) {
     Acc v = Acc(0);
     for (int64_t b = 0; b < B; ++b) v += gw_part[b * k + j];
-    gw[j] = T(v);
+    gw[j] = sr_cast<T>(v);
   }
 }
 
@@ -97,9 +98,9 @@ __global__ void apply_kernel(const T* __restrict__ x, const typename AccOf<T>::t
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pl = i / HW;
-    Acc v = Acc(x[i]) * gate[pl];
+    Acc v = sr_cast<Acc>(x[i]) * gate[pl];
     if (add != nullptr) v += add[pl];
-    y[i] = T(v);
+    y[i] = sr_cast<T>(v);
   }
 }
 

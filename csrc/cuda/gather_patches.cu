@@ -3,6 +3,7 @@
 // atomic adds into a float accumulator, then one pass converts (or averages) it.
 #include "cuda/common.cuh"
 #include "cuda/gather_patches.cuh"
+#include "kernels/convert.h"
 #include "kernels/gather_patches.h"
 #include "kernels/merge_patches.h"
 
@@ -40,7 +41,7 @@ template <typename T, typename Acc>
 __global__ void paste_kernel(const T* __restrict__ src, Acc* __restrict__ acc, const int64_t* __restrict__ coords,
                              const int64_t* __restrict__ order, int64_t n, int64_t C, int64_t H, int64_t W,
                              int64_t Q, int64_t scale) {
-  SR_GRID_STRIDE(e, n) atomicAdd(acc + sr::crop_source(coords, order, scale, C, H, W, Q, e), Acc(src[e]));
+  SR_GRID_STRIDE(e, n) atomicAdd(acc + sr::crop_source(coords, order, scale, C, H, W, Q, e), sr_cast<Acc>(src[e]));
 }
 
 __global__ void coverage_kernel(int32_t* __restrict__ count, const int64_t* __restrict__ coords,
@@ -53,7 +54,7 @@ template <typename T, typename Acc>
 __global__ void finish_kernel(const Acc* __restrict__ acc, const int32_t* __restrict__ count, T* __restrict__ dst,
                               int64_t n, int64_t C, int64_t plane) {
   SR_GRID_STRIDE(e, n) {
-    dst[e] = count == nullptr ? T(acc[e]) : sr::merge_pixel<T, Acc>(acc[e], count[(e / (C * plane)) * plane + e % plane]);
+    dst[e] = count == nullptr ? sr_cast<T>(acc[e]) : sr::merge_pixel<T, Acc>(acc[e], count[(e / (C * plane)) * plane + e % plane]);
   }
 }
 

@@ -3,6 +3,7 @@
 // All per-element math comes from csrc/kernels/graph_aggregate.h.
 #include "cuda/common.cuh"
 #include "cuda/graph_aggregate.cuh"
+#include "kernels/convert.h"
 #include "kernels/graph_aggregate.h"
 
 namespace sr_cuda {
@@ -37,7 +38,7 @@ __device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, con
   int64_t y, x;
   sr::region_origin(d, idx[q * d.k + r], &y, &x);
   const Acc* a = ab + ((q * d.k + r) * d.C + c) * 2;
-  return Acc(feat[((b * d.C + c) * d.H + y + u) * d.W + x + v]) * a[0] + a[1];
+  return sr_cast<Acc>(feat[((b * d.C + c) * d.H + y + u) * d.W + x + v]) * a[0] + a[1];
 }
 
 // One thread per output element; `stride_ab` is 2 (forward table) or 4 (backward table,
@@ -58,14 +59,14 @@ __global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, co
         const int64_t q = b * m + i * d.m2 + j;
         if (weights) {
           for (int64_t r = 0; r < d.k; ++r)
-            acc += Acc(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]) *
+            acc += sr_cast<Acc>(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]) *
                    normalised<T, Acc>(feat, idx, ab, d, b, q, r, c, Y - d.T * i, X - d.T * j);
         } else {
           acc += normalised<T, Acc>(feat, idx, ab, d, b, q, pl, c, Y - d.T * i, X - d.T * j);
         }
       }
     const int64_t n = sr::hr_count(d, Y, X);
-    out[e] = n > 0 ? T(acc / Acc(n)) : T(0);
+    out[e] = n > 0 ? sr_cast<T>(acc / Acc(n)) : sr_cast<T>(0);
   }
 }
 
@@ -93,7 +94,7 @@ __global__ void coef_kernel(const T* grad, const T* weights, const T* feat, cons
       for (int64_t v = 0; v < d.P; ++v) {
         const int64_t Y = d.T * i + u, X = d.T * j + v;
         const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
-        da += gv * Acc(feat[plane + (y + u) * d.W + x + v]);
+        da += gv * sr_cast<Acc>(feat[plane + (y + u) * d.W + x + v]);
         db += gv;
       }
     const auto co = sr::adapn_grad(mz, vz, vq, eps, alpha, da, db, d.P * d.P, d.p * d.p);
@@ -119,7 +120,7 @@ __global__ void feat_grad_kernel(const T* grad, const T* weights, const T* feat,
     const int64_t o = ((b * d.C + c) * d.H + y + u) * d.W + x + v;
     const Acc* g = coef + 4 * bqrc;
     const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
-    atomicAdd(gfeat + o, gv * g[0] + g[2] + g[3] * Acc(feat[o]));
+    atomicAdd(gfeat + o, gv * g[0] + g[2] + g[3] * sr_cast<Acc>(feat[o]));
   }
 }
 
@@ -132,14 +133,14 @@ __global__ void query_grad_kernel(const T* qf, const Acc* qcoef, T* gq, Dims d) 
     int64_t i0, i1, j0, j1;
     sr::cover_range(y, d.p, d.t, d.m1, &i0, &i1);
     sr::cover_range(x, d.p, d.t, d.m2, &j0, &j1);
-    const Acc val = Acc(qf[e]);
+    const Acc val = sr_cast<Acc>(qf[e]);
     Acc s = Acc(0);
     for (int64_t i = i0; i <= i1; ++i)
       for (int64_t j = j0; j <= j1; ++j) {
         const Acc* qc = qcoef + ((b * m + i * d.m2 + j) * d.C + c) * 3;
         s += qc[0] + qc[1] * (val - qc[2]);
       }
-    gq[e] = T(s);
+    gq[e] = sr_cast<T>(s);
   }
 }
 
@@ -162,12 +163,12 @@ __global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* 
         sr::region_origin(d, idx[q * d.k + r], &y, &x);
         for (int64_t c = 0; c < d.C; ++c) {
           const Acc* g = coef + ((q * d.k + r) * d.C + c) * 4;
-          const Acc z = Acc(feat[((b * d.C + c) * d.H + y + Y - d.T * i) * d.W + x + X - d.T * j]);
-          acc += Acc(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * (z * g[0] + g[1]);
+          const Acc z = sr_cast<Acc>(feat[((b * d.C + c) * d.H + y + Y - d.T * i) * d.W + x + X - d.T * j]);
+          acc += sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * (z * g[0] + g[1]);
         }
       }
     const int64_t n = sr::hr_count(d, Y, X);
-    gw[e] = n > 0 ? T(acc / Acc(n)) : T(0);
+    gw[e] = n > 0 ? sr_cast<T>(acc / Acc(n)) : sr_cast<T>(0);
   }
 }
 

@@ -5,6 +5,7 @@
 // deterministic). The per-element formulas come from csrc/kernels/layernorm2d.h.
 #include "cuda/common.cuh"
 #include "cuda/layernorm2d.cuh"
+#include "kernels/convert.h"
 #include "kernels/layernorm2d.h"
 
 namespace sr_cuda {
@@ -54,8 +55,8 @@ __global__ void bwd_w_kernel(const T* __restrict__ g, const T* __restrict__ x,
     Acc aw = Acc(0), ab = Acc(0);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
       const int64_t e = (i / HW * C + c) * HW + i % HW;
-      const Acc gv = Acc(g[e]);
-      aw += gv * (Acc(x[e]) - stats[i]) * stats[n + i];
+      const Acc gv = sr_cast<Acc>(g[e]);
+      aw += gv * (sr_cast<Acc>(x[e]) - stats[i]) * stats[n + i];
       ab += gv;
     }
     sw[threadIdx.x] = aw;
@@ -69,8 +70,8 @@ __global__ void bwd_w_kernel(const T* __restrict__ g, const T* __restrict__ x,
       __syncthreads();
     }
     if (threadIdx.x == 0) {
-      gw[c] = T(sw[0]);
-      gb[c] = T(sb[0]);
+      gw[c] = sr_cast<T>(sw[0]);
+      gb[c] = sr_cast<T>(sb[0]);
     }
     __syncthreads();
   }

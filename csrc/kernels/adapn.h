@@ -20,6 +20,7 @@
 #include <math.h>
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -64,9 +65,9 @@ SR_HOST_DEVICE Acc lane_sum(int64_t n, F f) {
 // cancels catastrophically when |mean| >> std, which feature maps often have.
 template <typename T, typename Acc>
 SR_HOST_DEVICE Moments<Acc> patch_moments(const T* x, int64_t n) {
-  const Acc mean = lane_sum<Acc>(n, [&](int64_t e) { return Acc(x[e]); }) / Acc(n);
+  const Acc mean = lane_sum<Acc>(n, [&](int64_t e) { return sr_cast<Acc>(x[e]); }) / Acc(n);
   const Acc ss = lane_sum<Acc>(n, [&](int64_t e) {
-    const Acc dev = Acc(x[e]) - mean;
+    const Acc dev = sr_cast<Acc>(x[e]) - mean;
     return dev * dev;
   });
   return {mean, ss / Acc(n - 1)};
@@ -120,7 +121,7 @@ SR_HOST_DEVICE void adapn_group_fwd(const T* z, const T* q, T* out, int64_t k,
     const T* zr = z + r * zstride;
     T* o = out + r * zstride;
     const AdapnCoef<Acc> c = adapn_coef(patch_moments<T, Acc>(zr, PP), qm, eps);
-    for (int64_t e = 0; e < PP; ++e) o[e] = T(adapn_value(c, Acc(zr[e])));
+    for (int64_t e = 0; e < PP; ++e) o[e] = sr_cast<T>(adapn_value(c, sr_cast<Acc>(zr[e])));
   }
 }
 
@@ -136,14 +137,14 @@ SR_HOST_DEVICE void adapn_group_bwd(const T* g, const T* z, const T* q, T* gz, T
     const T* zr = z + r * zstride;
     const T* gr = g + r * zstride;
     const AdapnCoef<Acc> c = adapn_coef(patch_moments<T, Acc>(zr, PP), qm, eps);
-    const Acc sg = lane_sum<Acc>(PP, [&](int64_t e) { return Acc(gr[e]); });
-    const Acc sgx = lane_sum<Acc>(PP, [&](int64_t e) { return Acc(gr[e]) * adapn_xhat(c, Acc(zr[e])); });
+    const Acc sg = lane_sum<Acc>(PP, [&](int64_t e) { return sr_cast<Acc>(gr[e]); });
+    const Acc sgx = lane_sum<Acc>(PP, [&](int64_t e) { return sr_cast<Acc>(gr[e]) * adapn_xhat(c, sr_cast<Acc>(zr[e])); });
     T* o = gz + r * zstride;
-    for (int64_t e = 0; e < PP; ++e) o[e] = T(adapn_grad_z(c, Acc(gr[e]), Acc(zr[e]), sg, sgx, PP));
+    for (int64_t e = 0; e < PP; ++e) o[e] = sr_cast<T>(adapn_grad_z(c, sr_cast<Acc>(gr[e]), sr_cast<Acc>(zr[e]), sg, sgx, PP));
     G1 += sg;
     G2 += sgx;
   }
-  for (int64_t e = 0; e < pp; ++e) gq[e] = T(adapn_grad_q(qm, std_q, Acc(q[e]), G1, G2, pp));
+  for (int64_t e = 0; e < pp; ++e) gq[e] = sr_cast<T>(adapn_grad_q(qm, std_q, sr_cast<Acc>(q[e]), G1, G2, pp));
 }
 
 }  // namespace sr

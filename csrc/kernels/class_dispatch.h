@@ -3,16 +3,17 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
 template <typename T, typename Acc>
 SR_HOST_DEVICE int64_t row_argmax(const T* row, int64_t K) {
   int64_t best = 0;
-  Acc v0 = Acc(row[0]);
+  Acc v0 = sr_cast<Acc>(row[0]);
   bool best_nan = v0 != v0;
   for (int64_t k = 1; k < K && !best_nan; ++k) {
-    const Acc v = Acc(row[k]);
+    const Acc v = sr_cast<Acc>(row[k]);
     if (v != v) {
       best = k;
       best_nan = true;

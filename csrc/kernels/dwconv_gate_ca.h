@@ -20,6 +20,7 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -44,7 +45,7 @@ SR_HOST_DEVICE Acc dgc_conv_at(const T* x, const T* wk, Acc bias, int64_t H, int
     for (int64_t j = 0; j < k; ++j) {
       const int64_t ww = w + j - p;
       if (ww < 0 || ww >= W) continue;
-      acc += Acc(wk[i * k + j]) * Acc(x[hh * W + ww]);
+      acc += sr_cast<Acc>(wk[i * k + j]) * sr_cast<Acc>(x[hh * W + ww]);
     }
   }
   return acc;
@@ -62,7 +63,7 @@ SR_HOST_DEVICE Acc dgc_conv_t_at(const G* gu, const T* wk, int64_t H, int64_t W,
     for (int64_t j = 0; j < k; ++j) {
       const int64_t ww = w - j + p;
       if (ww < 0 || ww >= W) continue;
-      acc += Acc(wk[i * k + j]) * Acc(gu[hh * W + ww]);
+      acc += sr_cast<Acc>(wk[i * k + j]) * sr_cast<Acc>(gu[hh * W + ww]);
     }
   }
   return acc;
@@ -80,10 +81,10 @@ SR_HOST_DEVICE void dgc_conv_row(const T* x, const T* wk, Acc bias, int64_t H, i
     if (hh < 0 || hh >= H) continue;
     const T* src = x + hh * W;
     for (int64_t j = 0; j < k; ++j) {
-      const Acc wt = Acc(wk[i * k + j]);
+      const Acc wt = sr_cast<Acc>(wk[i * k + j]);
       const int64_t off = j - p;  // row[w] += wt * src[w + off]
       const int64_t lo = imax(0, -off), hi = imin(W, W - off);
-      for (int64_t w = lo; w < hi; ++w) row[w] += wt * Acc(src[w + off]);
+      for (int64_t w = lo; w < hi; ++w) row[w] += wt * sr_cast<Acc>(src[w + off]);
     }
   }
 }
@@ -99,7 +100,7 @@ SR_HOST_DEVICE void dgc_conv_t_row(const Acc* gu, const T* wk, int64_t H, int64_
     if (hh < 0 || hh >= H) continue;
     const Acc* src = gu + hh * W;
     for (int64_t j = 0; j < k; ++j) {
-      const Acc wt = Acc(wk[i * k + j]);
+      const Acc wt = sr_cast<Acc>(wk[i * k + j]);
       const int64_t off = p - j;
       const int64_t lo = imax(0, -off), hi = imin(W, W - off);
       for (int64_t w = lo; w < hi; ++w) row[w] += wt * src[w + off];
@@ -120,7 +121,7 @@ SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_
       for (int64_t h = imax(0, p - i); h < imin(H, H + p - i); ++h) {
         const Acc* g = gu + h * W;
         const T* src = x + (h + i - p) * W;
-        for (int64_t w = lo; w < hi; ++w) acc += g[w] * Acc(src[w + off]);
+        for (int64_t w = lo; w < hi; ++w) acc += g[w] * sr_cast<Acc>(src[w + off]);
       }
       dw[i * k + j] += acc;
     }
@@ -130,8 +131,8 @@ SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_
 template <typename T, typename Acc>
 SR_HOST_DEVICE Acc dgc_attention(const T* cw, const T* cb, const Acc* s_b, int64_t Cg,
                                  int64_t o) {
-  Acc acc = Acc(cb[o]);
-  for (int64_t i = 0; i < Cg; ++i) acc += Acc(cw[o * Cg + i]) * s_b[i];
+  Acc acc = sr_cast<Acc>(cb[o]);
+  for (int64_t i = 0; i < Cg; ++i) acc += sr_cast<Acc>(cw[o * Cg + i]) * s_b[i];
   return acc;
 }
 
@@ -139,7 +140,7 @@ SR_HOST_DEVICE Acc dgc_attention(const T* cw, const T* cb, const Acc* s_b, int64
 template <typename T, typename Acc>
 SR_HOST_DEVICE Acc dgc_pool_grad(const T* cw, const Acc* ga_b, int64_t Cg, int64_t i) {
   Acc acc = Acc(0);
-  for (int64_t o = 0; o < Cg; ++o) acc += Acc(cw[o * Cg + i]) * ga_b[o];
+  for (int64_t o = 0; o < Cg; ++o) acc += sr_cast<Acc>(cw[o * Cg + i]) * ga_b[o];
   return acc;
 }
 

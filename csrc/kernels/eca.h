@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -34,12 +35,12 @@ SR_HOST_DEVICE Acc eca_plane_sum(const T* x, int64_t n) {
   Acc p0 = Acc(0), p1 = Acc(0), p2 = Acc(0), p3 = Acc(0);
   int64_t e = 0;
   for (; e + 4 <= n; e += 4) {
-    p0 += Acc(x[e]);
-    p1 += Acc(x[e + 1]);
-    p2 += Acc(x[e + 2]);
-    p3 += Acc(x[e + 3]);
+    p0 += sr_cast<Acc>(x[e]);
+    p1 += sr_cast<Acc>(x[e + 1]);
+    p2 += sr_cast<Acc>(x[e + 2]);
+    p3 += sr_cast<Acc>(x[e + 3]);
   }
-  for (; e < n; ++e) p0 += Acc(x[e]);
+  for (; e < n; ++e) p0 += sr_cast<Acc>(x[e]);
   return (p0 + p2) + (p1 + p3);
 }
 
@@ -49,12 +50,12 @@ SR_HOST_DEVICE Acc eca_plane_dot(const T* g, const T* x, int64_t n) {
   Acc p0 = Acc(0), p1 = Acc(0), p2 = Acc(0), p3 = Acc(0);
   int64_t e = 0;
   for (; e + 4 <= n; e += 4) {
-    p0 += Acc(g[e]) * Acc(x[e]);
-    p1 += Acc(g[e + 1]) * Acc(x[e + 1]);
-    p2 += Acc(g[e + 2]) * Acc(x[e + 2]);
-    p3 += Acc(g[e + 3]) * Acc(x[e + 3]);
+    p0 += sr_cast<Acc>(g[e]) * sr_cast<Acc>(x[e]);
+    p1 += sr_cast<Acc>(g[e + 1]) * sr_cast<Acc>(x[e + 1]);
+    p2 += sr_cast<Acc>(g[e + 2]) * sr_cast<Acc>(x[e + 2]);
+    p3 += sr_cast<Acc>(g[e + 3]) * sr_cast<Acc>(x[e + 3]);
   }
-  for (; e < n; ++e) p0 += Acc(g[e]) * Acc(x[e]);
+  for (; e < n; ++e) p0 += sr_cast<Acc>(g[e]) * sr_cast<Acc>(x[e]);
   return (p0 + p2) + (p1 + p3);
 }
 
@@ -65,7 +66,7 @@ SR_HOST_DEVICE Acc eca_logit(const Acc* s, const T* w, int64_t C, int64_t k, int
   Acc a = Acc(0);
   for (int64_t j = 0; j < k; ++j) {
     const int64_t src = c + j - r;
-    if (src >= 0 && src < C) a += Acc(w[j]) * s[src];
+    if (src >= 0 && src < C) a += sr_cast<Acc>(w[j]) * s[src];
   }
   return a;
 }
@@ -77,7 +78,7 @@ SR_HOST_DEVICE Acc eca_grad_pooled(const Acc* da, const T* w, int64_t C, int64_t
   Acc v = Acc(0);
   for (int64_t j = 0; j < k; ++j) {
     const int64_t dst = c - j + r;
-    if (dst >= 0 && dst < C) v += Acc(w[j]) * da[dst];
+    if (dst >= 0 && dst < C) v += sr_cast<Acc>(w[j]) * da[dst];
   }
   return v;
 }

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -50,9 +51,9 @@ template <typename T, typename Acc>
 SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAggDims& d,
                                  int64_t b, int64_t r, int64_t c, int64_t Y, int64_t X) {
   if (weights != nullptr)
-    return Acc(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) *
-           Acc(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]);
-  return Acc(grad[(((b * d.k + r) * d.C + c) * d.HH + Y) * d.WW + X]);
+    return sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) *
+           sr_cast<Acc>(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]);
+  return sr_cast<Acc>(grad[(((b * d.k + r) * d.C + c) * d.HH + Y) * d.WW + X]);
 }
 
 // Mean and unbiased variance of an n x n window of one channel plane (row stride w).
@@ -61,12 +62,12 @@ SR_HOST_DEVICE void window_stats(const T* plane, int64_t w, int64_t y, int64_t x
                                  Acc* mean, Acc* var) {
   Acc s = Acc(0);
   for (int64_t u = 0; u < n; ++u)
-    for (int64_t v = 0; v < n; ++v) s += Acc(plane[(y + u) * w + x + v]);
+    for (int64_t v = 0; v < n; ++v) s += sr_cast<Acc>(plane[(y + u) * w + x + v]);
   const Acc mu = s / Acc(n * n);
   Acc ss = Acc(0);
   for (int64_t u = 0; u < n; ++u)
     for (int64_t v = 0; v < n; ++v) {
-      const Acc dv = Acc(plane[(y + u) * w + x + v]) - mu;
+      const Acc dv = sr_cast<Acc>(plane[(y + u) * w + x + v]) - mu;
       ss += dv * dv;
     }
   *mean = mu;

@@ -18,6 +18,7 @@
 #include <math.h>
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -31,11 +32,11 @@ template <typename T, typename Acc>
 SR_HOST_DEVICE void ln2d_pixel_stats(const T* x, int64_t C, int64_t s, Acc eps, Acc* mu,
                                      Acc* rstd) {
   Acc sum = Acc(0);
-  for (int64_t c = 0; c < C; ++c) sum += Acc(x[c * s]);
+  for (int64_t c = 0; c < C; ++c) sum += sr_cast<Acc>(x[c * s]);
   const Acc m = sum / Acc(C);
   Acc ss = Acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const Acc d = Acc(x[c * s]) - m;
+    const Acc d = sr_cast<Acc>(x[c * s]) - m;
     ss += d * d;
   }
   *mu = m;
@@ -49,7 +50,7 @@ SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int
   Acc mu, rstd;
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   for (int64_t c = 0; c < C; ++c)
-    y[c * s] = T((Acc(x[c * s]) - mu) * rstd * Acc(w[c]) + Acc(b[c]));
+    y[c * s] = sr_cast<T>((sr_cast<Acc>(x[c * s]) - mu) * rstd * sr_cast<Acc>(w[c]) + sr_cast<Acc>(b[c]));
 }
 
 // dL/dx of one pixel; returns mu and rstd for the weight gradients.
@@ -60,14 +61,14 @@ SR_HOST_DEVICE void ln2d_pixel_bwd(const T* g, const T* x, const T* w, T* gx, in
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   Acc sgw = Acc(0), sgwx = Acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const Acc gw = Acc(g[c * s]) * Acc(w[c]);
+    const Acc gw = sr_cast<Acc>(g[c * s]) * sr_cast<Acc>(w[c]);
     sgw += gw;
-    sgwx += gw * (Acc(x[c * s]) - mu) * rstd;
+    sgwx += gw * (sr_cast<Acc>(x[c * s]) - mu) * rstd;
   }
   const Acc a = sgw / Acc(C), bb = sgwx / Acc(C);
   for (int64_t c = 0; c < C; ++c) {
-    const Acc xhat = (Acc(x[c * s]) - mu) * rstd;
-    gx[c * s] = T(rstd * (Acc(g[c * s]) * Acc(w[c]) - a - xhat * bb));
+    const Acc xhat = (sr_cast<Acc>(x[c * s]) - mu) * rstd;
+    gx[c * s] = sr_cast<T>(rstd * (sr_cast<Acc>(g[c * s]) * sr_cast<Acc>(w[c]) - a - xhat * bb));
   }
   *mu_out = mu;
   *rstd_out = rstd;
@@ -79,14 +80,14 @@ SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n,
                                     Acc* mu, Acc* rstd) {
   for (int64_t p = 0; p < n; ++p) mu[p] = Acc(0);
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t p = 0; p < n; ++p) mu[p] += Acc(x[c * s + p]);
+    for (int64_t p = 0; p < n; ++p) mu[p] += sr_cast<Acc>(x[c * s + p]);
   for (int64_t p = 0; p < n; ++p) {
     mu[p] /= Acc(C);
     rstd[p] = Acc(0);
   }
   for (int64_t c = 0; c < C; ++c)
     for (int64_t p = 0; p < n; ++p) {
-      const Acc d = Acc(x[c * s + p]) - mu[p];
+      const Acc d = sr_cast<Acc>(x[c * s + p]) - mu[p];
       rstd[p] += d * d;
     }
   for (int64_t p = 0; p < n; ++p) rstd[p] = ln2d_rsqrt(rstd[p] / Acc(C) + eps);
@@ -98,8 +99,8 @@ SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int6
   Acc mu[kLn2dTile], rstd[kLn2dTile];
   ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
   for (int64_t c = 0; c < C; ++c) {
-    const Acc wc = Acc(w[c]), bc = Acc(b[c]);
-    for (int64_t p = 0; p < n; ++p) y[c * s + p] = T((Acc(x[c * s + p]) - mu[p]) * rstd[p] * wc + bc);
+    const Acc wc = sr_cast<Acc>(w[c]), bc = sr_cast<Acc>(b[c]);
+    for (int64_t p = 0; p < n; ++p) y[c * s + p] = sr_cast<T>((sr_cast<Acc>(x[c * s + p]) - mu[p]) * rstd[p] * wc + bc);
   }
 }
 
@@ -111,11 +112,11 @@ SR_HOST_DEVICE void ln2d_tile_bwd(const T* g, const T* x, const T* w, T* gx, Acc
   ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
   for (int64_t p = 0; p < n; ++p) a[p] = bb[p] = Acc(0);
   for (int64_t c = 0; c < C; ++c) {
-    const Acc wc = Acc(w[c]);
+    const Acc wc = sr_cast<Acc>(w[c]);
     Acc sgx = Acc(0), sg = Acc(0);
     for (int64_t p = 0; p < n; ++p) {
-      const Acc gv = Acc(g[c * s + p]);
-      const Acc xhat = (Acc(x[c * s + p]) - mu[p]) * rstd[p];
+      const Acc gv = sr_cast<Acc>(g[c * s + p]);
+      const Acc xhat = (sr_cast<Acc>(x[c * s + p]) - mu[p]) * rstd[p];
       a[p] += gv * wc;
       bb[p] += gv * wc * xhat;
       sgx += gv * xhat;
@@ -129,10 +130,10 @@ SR_HOST_DEVICE void ln2d_tile_bwd(const T* g, const T* x, const T* w, T* gx, Acc
     bb[p] /= Acc(C);
   }
   for (int64_t c = 0; c < C; ++c) {
-    const Acc wc = Acc(w[c]);
+    const Acc wc = sr_cast<Acc>(w[c]);
     for (int64_t p = 0; p < n; ++p) {
-      const Acc xhat = (Acc(x[c * s + p]) - mu[p]) * rstd[p];
-      gx[c * s + p] = T(rstd[p] * (Acc(g[c * s + p]) * wc - a[p] - xhat * bb[p]));
+      const Acc xhat = (sr_cast<Acc>(x[c * s + p]) - mu[p]) * rstd[p];
+      gx[c * s + p] = sr_cast<T>(rstd[p] * (sr_cast<Acc>(g[c * s + p]) * wc - a[p] - xhat * bb[p]));
     }
   }
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -11,13 +12,13 @@ namespace sr {
 // division is then unconditional, which lets the CPU loop vectorise.
 template <typename T, typename Acc>
 SR_HOST_DEVICE T merge_pixel(Acc sum, int64_t count) {
-  return T(sum / Acc(count > 0 ? count : 1));
+  return sr_cast<T>(sum / Acc(count > 0 ? count : 1));
 }
 
 // Gradient element of an output pixel covered `count` (>= 1) times.
 template <typename T, typename Acc>
 SR_HOST_DEVICE T merge_grad(T grad, int64_t count) {
-  return T(Acc(grad) / Acc(count > 0 ? count : 1));
+  return sr_cast<T>(sr_cast<Acc>(grad) / Acc(count > 0 ? count : 1));
 }
 
 }  // namespace sr

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "kernels/common.h"
+#include "kernels/convert.h"
 
 namespace sr {
 
@@ -35,15 +36,15 @@ SR_HOST_DEVICE T patch2img_pixel(const T* patches, const Patch2ImgDims& d,
   int64_t i0, i1, j0, j1;
   cover_range(y, d.P, d.T, d.m1, &i0, &i1);
   cover_range(x, d.P, d.T, d.m2, &j0, &j1);
-  if (i1 < i0 || j1 < j0) return T(0);
+  if (i1 < i0 || j1 < j0) return sr_cast<T>(0);
   Acc sum = Acc(0);
   for (int64_t i = i0; i <= i1; ++i) {
     for (int64_t j = j0; j <= j1; ++j) {
-      sum += Acc(patches[patch_offset(d, b, i * d.m2 + j, c, y - d.T * i, x - d.T * j)]);
+      sum += sr_cast<Acc>(patches[patch_offset(d, b, i * d.m2 + j, c, y - d.T * i, x - d.T * j)]);
     }
   }
   const Acc n = Acc((i1 - i0 + 1) * (j1 - j0 + 1));
-  return T(sum / n);
+  return sr_cast<T>(sum / n);
 }
 
 // Value of grad_patches[b, l, c, py, px] given grad_out (B, C, H, W), contiguous:
@@ -55,7 +56,7 @@ SR_HOST_DEVICE T patch2img_grad_element(const T* grad_out, const Patch2ImgDims& 
   const int64_t y = d.T * (l / d.m2) + py;
   const int64_t x = d.T * (l % d.m2) + px;
   const Acc n = Acc(cover_count(y, d.P, d.T, d.m1) * cover_count(x, d.P, d.T, d.m2));
-  return T(Acc(grad_out[((b * d.C + c) * d.H + y) * d.W + x]) / n);
+  return sr_cast<T>(sr_cast<Acc>(grad_out[((b * d.C + c) * d.H + y) * d.W + x]) / n);
 }
 
 }  // namespace sr
