@@ -1,0 +1,35 @@
+"""Checks a CUDA build: every sr_ops:: kernel schema with a CPU kernel has a CUDA kernel too.
+
+    python -m sr_ops._build_check
+
+Needs no GPU: the kernels register when sr_ops._C is imported. A glue file left out of
+the build, or a registration under a misspelt name, shows here rather than as a fallback
+to another backend at run time. Exit status 1 when a kernel is missing.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+
+def main() -> int:
+    import sr_ops._C as ext  # registers the kernels with the dispatcher
+
+    if not getattr(ext, "WITH_CUDA", 0):
+        print(f"sr_ops._C ({ext.__file__}) was built without CUDA")
+        return 1
+    has = torch._C._dispatch_has_kernel_for_dispatch_key
+    names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("sr_ops::"))
+    cpu = [n for n in names if has(n, "CPU")]
+    missing = [n for n in cpu if not has(n, "CUDA")]
+    for n in missing:
+        print(f"MISSING CUDA kernel: {n}")
+    print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), {ext.__file__}: "
+          f"{len(names)} sr_ops schemas, {len(cpu)} with a CPU kernel, "
+          f"{len(cpu) - len(missing)} of them with a CUDA kernel")
+    return 1 if missing or not cpu else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
