@@ -44,7 +44,9 @@ def _torch_from_target():
     versions = [d.version for d in distributions(path=[site_dir])
                 if (d.metadata["Name"] or "").lower() == "torch"]
     here = os.path.dirname(os.path.realpath(torch.__file__))
-    if here != os.path.realpath(os.path.join(site_dir, "torch")) or versions != [torch.__version__]:
+    public = torch.__version__.split("+")[0]  # the CUDA wheels record 2.14.1 for 2.14.1+cu130
+    if here != os.path.realpath(os.path.join(site_dir, "torch")) or [
+            v.split("+")[0] for v in versions] != [public]:
         raise SystemExit(
             f"sr_ops: imported torch {torch.__version__} from {here}, but {site_dir} records "
             f"torch {versions}; build with `pip install -e . --no-build-isolation` instead")
