@@ -17,6 +17,7 @@ std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_i
     TORCH_CHECK(x.dim() == 2 && x.size(1) == K, "logits must be (N, num_classes)");
   } else {
     TORCH_CHECK(x.dim() == 1 && x.scalar_type() == at::kLong, "ids must be (N,) int64");
+    sr_cuda::check_index_range(x, K, "ids");
   }
   const int64_t N = x.size(0);
   const auto idx = x.options().dtype(at::kLong);

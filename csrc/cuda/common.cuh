@@ -14,8 +14,11 @@
 #if defined(SR_CUDA_SIM)
 #define SR_LAUNCH(grid, block, smem, stream, ...) \
   ::sr_sim::Launch((grid), (block), (smem), (stream), #__VA_ARGS__, &__VA_ARGS__)
+#define SR_DYNAMIC_SHARED(T, name) T* name = static_cast<T*>(::sr_sim::dynamic_shared())
 #else
 #define SR_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+// The launch's dynamic shared memory (its third launch argument) as a T array.
+#define SR_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
 #endif
 
 namespace sr_cuda {

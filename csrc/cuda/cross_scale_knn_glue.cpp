@@ -16,7 +16,10 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, cons
                                                 int64_t k, int64_t patch_size, int64_t stride,
                                                 int64_t window, int64_t scale) {
   TORCH_CHECK(sr_cuda::is_kernel_device(query_in) && sr_cuda::is_kernel_device(key_in), "query and key must be CUDA tensors");
+  sr_cuda::check_same_device(key_in, "key", query_in, "query");
   TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4, "query and key must be (B, C, H, W)");
+  TORCH_CHECK(query_in.size(0) == key_in.size(0) && query_in.size(1) == key_in.size(1),
+              "query and key must agree on B and C, got ", query_in.sizes(), " and ", key_in.sizes());
   TORCH_CHECK(query_in.scalar_type() == key_in.scalar_type(), "query and key dtypes differ");
   TORCH_CHECK(k > 0 && k <= sr_cuda::kKnnMaxK, "the CUDA kernel takes 1 <= k <= ", sr_cuda::kKnnMaxK);
   const sr_cuda::DeviceGuard guard(query_in.device());
@@ -38,6 +41,22 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cuda(const at::Tensor& grad_dist, con
                                                 const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t patch_size, int64_t stride) {
   TORCH_CHECK(sr_cuda::is_kernel_device(query_in), "query must be a CUDA tensor");
+  sr_cuda::check_same_device(key_in, "key", query_in, "query");
+  sr_cuda::check_same_device(idx_in, "idx", query_in, "query");
+  sr_cuda::check_same_device(grad_dist, "grad_dist", query_in, "query");
+  TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4 && query_in.size(0) == key_in.size(0) &&
+                  query_in.size(1) == key_in.size(1) && query_in.scalar_type() == key_in.scalar_type(),
+              "query and key must be (B, C, H, W) of one dtype, got ", query_in.sizes(), " and ", key_in.sizes());
+  TORCH_CHECK(patch_size > 0 && stride > 0 && patch_size <= query_in.size(2) && patch_size <= query_in.size(3) &&
+                  patch_size <= key_in.size(2) && patch_size <= key_in.size(3),
+              "patch_size must be positive and fit both maps");
+  const int64_t m = ((query_in.size(2) - patch_size) / stride + 1) * ((query_in.size(3) - patch_size) / stride + 1);
+  const int64_t n = ((key_in.size(2) - patch_size) / stride + 1) * ((key_in.size(3) - patch_size) / stride + 1);
+  TORCH_CHECK(idx_in.scalar_type() == at::kLong && idx_in.dim() == 3 && idx_in.size(0) == query_in.size(0) &&
+                  idx_in.size(1) == m && grad_dist.sizes() == idx_in.sizes(),
+              "idx must be (B, m, k) int64 with m = ", m, " and grad_dist shaped like it, got ", idx_in.sizes(),
+              " and ", grad_dist.sizes());
+  sr_cuda::check_index_range(idx_in, n, "idx");
   const sr_cuda::DeviceGuard guard(query_in.device());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   const at::Tensor idx = idx_in.contiguous();

@@ -44,6 +44,23 @@ inline DType dtype_of(const at::Tensor& t) {
   }
 }
 
+// Every tensor of a call on its first input's device: one on another GPU (another device
+// index) would be read through the wrong context.
+inline void check_same_device(const at::Tensor& t, const char* name, const at::Tensor& like,
+                              const char* like_name) {
+  TORCH_CHECK(t.device() == like.device(), name, " is on ", t.device(), " but ", like_name,
+              " is on ", like.device());
+}
+
+// Index values the kernels use as offsets (gathers, atomics): one outside [0, n) would read
+// or write out of bounds, so it is an error, as on the CPU. Costs one small reduction.
+inline void check_index_range(const at::Tensor& idx, int64_t n, const char* name) {
+  if (idx.numel() == 0) return;
+  const auto [lo, hi] = at::aminmax(idx);
+  const int64_t l = lo.item<int64_t>(), h = hi.item<int64_t>();
+  TORCH_CHECK(l >= 0 && h < n, name, " values must lie in [0, ", n, "), got [", l, ", ", h, "]");
+}
+
 inline void check_status(Status s, const char* what) {
   TORCH_CHECK(s == nullptr || s[0] == '\0', what, " failed: ", s);
 }

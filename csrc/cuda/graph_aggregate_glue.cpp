@@ -16,7 +16,15 @@ sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, i
                                 int64_t scale, int64_t p, int64_t t) {
   TORCH_CHECK(sr_cuda::is_kernel_device(feat) && feat.dim() == 4, "feat must be a CUDA (B, C, H, W) tensor");
   TORCH_CHECK(idx.dim() == 3 && idx.scalar_type() == at::kLong, "idx must be (B, m, k) int64");
+  sr_cuda::check_same_device(idx, "idx", feat, "feat");
+  TORCH_CHECK(p > 0 && t > 0 && p <= Hk && p <= Wk, "patch_size must be positive and fit key_hw");
+  sr_cuda::check_index_range(idx, ((Hk - p) / t + 1) * ((Wk - p) / t + 1), "idx");
   return {feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(2), Hk, Wk, scale, p, t};
+}
+
+void check_devices(const at::Tensor& feat, const at::Tensor& qf, const c10::optional<at::Tensor>& w) {
+  sr_cuda::check_same_device(qf, "query_feat", feat, "feat");
+  if (w.has_value()) sr_cuda::check_same_device(*w, "weights", feat, "feat");
 }
 
 c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& w) {
@@ -27,6 +35,7 @@ at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor&
                                     const at::Tensor& qf_in, const c10::optional<at::Tensor>& weights_in,
                                     int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
                                     int64_t stride, bool adapn, double eps) {
+  check_devices(feat_in, qf_in, weights_in);
   const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const auto weights = contiguous(weights_in);
@@ -48,6 +57,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
     const at::Tensor& grad_in, const at::Tensor& feat_in, const at::Tensor& idx_in, const at::Tensor& qf_in,
     const c10::optional<at::Tensor>& weights_in, int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
     int64_t stride, bool adapn, double eps) {
+  sr_cuda::check_same_device(grad_in, "grad_out", feat_in, "feat");
+  check_devices(feat_in, qf_in, weights_in);
   const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const at::Tensor grad = grad_in.to(feat.scalar_type()).contiguous();

@@ -16,6 +16,8 @@ std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in,
   TORCH_CHECK(scale > 0 && patch_size > 0 && stride > 0,
               "scale, patch_size and stride must be positive");
   TORCH_CHECK(patch_size <= Hk && patch_size <= Wk, "patch_size larger than key_hw");
+  sr_cuda::check_index_range(idx_in, ((Hk - patch_size) / stride + 1) * ((Wk - patch_size) / stride + 1),
+                             "idx (key patch numbers)");
   const sr_cuda::DeviceGuard guard(idx_in.device());
   const at::Tensor idx = idx_in.contiguous();
   at::Tensor rows = at::empty_like(idx), cols = at::empty_like(idx);

@@ -46,7 +46,7 @@ def build(tsan: bool = False) -> str:
     sources = (
         _wrappers(build_dir / "src")
         + sorted(str(p) for p in (CSRC / "cuda").glob("*_glue.cpp"))
-        + [str(SIM / "sim.cpp"), str(SIM / "library.cpp")]
+        + [str(SIM / n) for n in ("sim.cpp", "selftest.cpp", "library.cpp")]
     )
     # -O1 keeps the build short; -g gives TSan reports with lines.
     cflags = ["-std=c++20", "-O1", "-g", "-DSR_CUDA_SIM=1", "-Wno-unused-function"]

@@ -172,6 +172,9 @@ CASES = [
     Case("eca", "bwd", "_eca_bwd", _eca(2, 7, 13, 11, 5, True)),
     Case("dwconv_gate_ca", "fwd-gate", "_dwconv_gate_ca_fwd", _dwconv(2, 6, 9, 7, 3, True, False)),
     Case("dwconv_gate_ca", "fwd-nogate", "_dwconv_gate_ca_fwd", _dwconv(1, 3, 5, 6, 5, False, False)),
+    # Over 256 pixels, so every thread of the per-channel block sums holds a real value.
+    Case("dwconv_gate_ca", "fwd-wide", "_dwconv_gate_ca_fwd", _dwconv(1, 2, 23, 17, 3, True, False)),
+    Case("dwconv_gate_ca", "bwd-wide", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 23, 17, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-gate", "_dwconv_gate_ca_bwd", _dwconv(2, 6, 9, 7, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-nogate", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 5, 6, 5, False, True)),
     Case("extract_patches", "fwd", "_extract_patches_fwd", lambda g, dt: (_randn(g, dt, 2, 3, 11, 9), 4, 3)),

@@ -1,6 +1,9 @@
 // The `sr_ops_cudasim` library: the extension's kernel schemas (csrc/schemas.h), whose CPU
 // implementations are the CUDA glue and kernels run by the simulator, plus two controls.
+#include <ATen/ATen.h>
 #include <torch/library.h>
+
+#include <string>
 
 #include "schemas.h"
 
@@ -11,6 +14,8 @@ void set_schedule(Schedule s);
 int64_t launch_count();
 }  // namespace sr_sim
 
+const char* sr_sim_selftest(const char* which, const float* x, float* out);  // selftest.cpp
+
 namespace {
 
 void set_schedule(int64_t schedule) {
@@ -20,10 +25,22 @@ void set_schedule(int64_t schedule) {
 
 int64_t launch_count() { return sr_sim::launch_count(); }
 
+// x: 64 float32 values -> 128 outputs; a launch failure raises, naming the self-test.
+at::Tensor selftest(c10::string_view which, const at::Tensor& x) {
+  TORCH_CHECK(x.is_cpu() && x.scalar_type() == at::kFloat && x.numel() == 64, "x must be 64 CPU floats");
+  const at::Tensor xc = x.contiguous();
+  at::Tensor out = at::zeros({128}, x.options());
+  const std::string name(which);
+  const char* err = sr_sim_selftest(name.c_str(), xc.const_data_ptr<float>(), out.mutable_data_ptr<float>());
+  TORCH_CHECK(err[0] == '\0', "self-test ", name, " failed: ", err);
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(sr_ops_cudasim, m) {
   for (const char* schema : sr_ops_schemas::kSchemas) m.def(schema);
   m.def("_sim_set_schedule(int schedule) -> ()", &set_schedule);
   m.def("_sim_launch_count() -> int", &launch_count);
+  m.def("_sim_selftest(str which, Tensor x) -> Tensor", &selftest);
 }
