@@ -34,7 +34,7 @@ demo: build
 	$(PYTHON) -m sr_ops.bench.classsr_report --size 384
 
 test: build
-	$(MAKE) --no-print-directory pytest ctest cuda-check cuda-build
+	$(MAKE) --no-print-directory pytest ctest cuda-check cuda-build cuda-sim cuda-sim-tsan
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -51,7 +51,18 @@ build: env
 	else $(PYTHON) -m pip install -e . --no-build-isolation --no-deps && mkdir -p build && touch $(STAMP); fi
 
 pytest:
-	$(PYTHON) -m pytest python_tests benchmarks --benchmark-disable -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest python_tests benchmarks --ignore=python_tests/cuda_sim --benchmark-disable -q $(PYTEST_ARGS)
+
+# The CUDA kernels and glue run on the CPU by the simulator (csrc/testing/cuda_sim), against
+# the CPU kernels; OPS="eca patch2img" keeps those .cu stems. The TSan variant runs the free
+# schedule under ThreadSanitizer (float32 cases), which reports what a missing barrier races.
+.PHONY: cuda-sim cuda-sim-tsan
+OPS ?=
+cuda-sim: build
+	SR_SIM_OPS="$(OPS)" $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider
+cuda-sim-tsan: build
+	SR_SIM_OPS="$(OPS)" SR_SIM_TSAN=1 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+	  LD_PRELOAD=$$($(CXX) -print-file-name=libtsan.so) $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider
 
 # The torch-free kernel code and its C++ unit tests (no torch, no CUDA needed).
 ctest:
@@ -86,3 +97,19 @@ bench: build
 
 clean:
 	rm -rf build sr_ops/_C*.so *.egg-info
+
+# --- GPU resource report and runbook (issue 12) ---
+.PHONY: cuda-resources gpu-check
+# python3 where $(PYTHON) does not exist (a GPU machine with its own torch and no .venv).
+TOOL_PYTHON = $(shell command -v $(PYTHON) 2>/dev/null || command -v python3)
+
+# ptxas's registers, spills, stack frame and shared memory of every CUDA kernel for
+# sm_90 (no GPU needed) -> the CUDA section of docs/gpu-kernels.md.
+cuda-resources:
+	$(TOOL_PYTHON) sr_ops/bench/cuda_resources.py --report docs/gpu-kernels.md
+
+# The GPU runbook, one command (at most 8 minutes on an H100/H200): build, CUDA and
+# Triton tests, benchmarks -> benchmarks/results/gpu-<device>.{json,md}. GPU_CHECK_DRY=1
+# runs it on the CPU with tiny sizes (-> build/gpu-check-dry/). Needs no `make env`.
+gpu-check:
+	$(TOOL_PYTHON) -m sr_ops.bench.gpu_check $(GPU_CHECK_ARGS)
