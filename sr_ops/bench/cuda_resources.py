@@ -221,7 +221,8 @@ def render(result: dict) -> str:
         lines += [f"- **{f['file']}** failed to compile: {last}", ""]
     for op in sorted({r["op"] for r in recs}):
         lines += [f"### {op} (`csrc/cuda/{op}.cu`)", "",
-                  "| kernel | template args | registers | spill stores / loads (B) | stack (B) | shared (B) | barriers |",
+                  "| kernel | template args | registers | spill stores / loads (B) | stack (B) | shared (B) "
+                  "| barriers |",
                   "|---|---|---|---|---|---|---|"]
         for r in sorted((r for r in recs if r["op"] == op), key=_rank):
             hot = " (hot)" if key(r) in HOT else ""

@@ -25,3 +25,40 @@ def median_seconds(fn: Callable[[], object], device: torch.device | str = "cpu",
         if time.perf_counter() > budget_end:
             break
     return statistics.median(times)
+
+
+def device_median_ms(fn: Callable[[], object], device: torch.device | str = "cpu", repeats: int = 50,
+                     warmup: int = 3, max_seconds: float = 1.0, flush_bytes: int = 256 * 2**20) -> dict:
+    """Median milliseconds of `fn()` after `warmup` calls: on CUDA from events around each
+    call, with the L2 cache flushed before it (a `flush_bytes` buffer zeroed, as
+    triton.testing.do_bench does) so repeats do not time the cache; elsewhere wall time.
+    Stops after `max_seconds` of timed calls (at least one). Returns the median, the
+    minimum and the number of timed calls."""
+    device = torch.device(device)
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    end = time.perf_counter() + max_seconds
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        cache = torch.empty(flush_bytes, dtype=torch.int8, device=device) if flush_bytes else None
+        for _ in range(repeats):
+            if cache is not None:
+                cache.zero_()
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop))
+            if time.perf_counter() > end:
+                break
+        del cache
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+            if time.perf_counter() > end:
+                break
+    return {"ms": statistics.median(times), "min_ms": min(times), "n": len(times)}

@@ -13,12 +13,12 @@ from sr_ops.bench.cases import Case
 SHAPE, K = (1, 64, 256, 256), 3
 
 
-def _make(device, grad=False):
+def _make(device, grad=False, shape=SHAPE):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(SHAPE, generator=g) + torch.randn(SHAPE[0], SHAPE[1], 1, 1, generator=g)
+    x = torch.randn(shape, generator=g) + torch.randn(shape[0], shape[1], 1, 1, generator=g)
     w = torch.randn(1, 1, K, generator=g)
     return {"x": x.to(device).requires_grad_(grad), "weight": w.to(device).requires_grad_(grad),
-            "grad_out": torch.randn(SHAPE, generator=g).to(device) if grad else None}
+            "grad_out": torch.randn(shape, generator=g).to(device) if grad else None}
 
 
 def _fwd(fn, d):

@@ -13,14 +13,14 @@ from sr_ops.bench.cases import Case
 SHAPE = (1, 64, 256, 256)
 
 
-def _make(device, grad=False):
+def _make(device, grad=False, shape=SHAPE):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(SHAPE, generator=g) * 2 + 1
-    w = torch.rand(SHAPE[1], generator=g) + 0.5
-    b = torch.randn(SHAPE[1], generator=g) * 0.1
+    x = torch.randn(shape, generator=g) * 2 + 1
+    w = torch.rand(shape[1], generator=g) + 0.5
+    b = torch.randn(shape[1], generator=g) * 0.1
     return {"x": x.to(device).requires_grad_(grad), "weight": w.to(device).requires_grad_(grad),
             "bias": b.to(device).requires_grad_(grad),
-            "grad_out": torch.randn(SHAPE, generator=g).to(device) if grad else None}
+            "grad_out": torch.randn(shape, generator=g).to(device) if grad else None}
 
 
 def _fwd(fn, d):
