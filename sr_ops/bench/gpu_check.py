@@ -35,6 +35,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -110,16 +111,27 @@ def run_cmd(cmd, log, prefix, timeout, env=None, stall_file=None, stall_s=None) 
               and time.time() - os.path.getmtime(stall_file) > stall_s):
             killed = f"stalled: no progress for {stall_s:.0f} s, killed"
         if killed:
-            log(killed, prefix)
-            try:
-                os.killpg(p.pid, 9)
-            except ProcessLookupError:
-                pass
-            p.wait()
+            log(killed + " (SIGINT first, so pytest and the stages write what they have)", prefix)
+            _stop(p)
             break
     reader.join(timeout=5)
     return {"rc": None if killed else p.returncode, "seconds": time.monotonic() - t0, "killed": killed,
             "tail": "\n".join(tail[-25:])}
+
+
+def _stop(p: subprocess.Popen, grace: float = 15) -> None:
+    """SIGINT to the command (pytest then reports and writes its junit file; a stage records
+    KeyboardInterrupt), SIGKILL to its whole process group after `grace` seconds."""
+    try:
+        os.kill(p.pid, signal.SIGINT)
+        p.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
 
 
 def stage_env_vars(dry: bool) -> dict:
@@ -295,7 +307,7 @@ def read_rows(work: str, stage: str) -> list[dict]:
 
 def run(dry: bool, budget: float, only: list[str] | None, out_dir: str | None) -> int:
     t0, started = time.monotonic(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    deadline = t0 + budget - GRACE - 10  # a stage may overrun its box by GRACE; then the report
+    deadline = t0 + budget - GRACE - 20  # a stage may overrun its box by GRACE (+ SIGINT grace); then the report
     work = os.environ.get("GPU_CHECK_WORK") or os.path.join(ROOT, "build", "gpu-check-dry" if dry else "gpu-check")
     os.makedirs(work, exist_ok=True)
     log = Log(os.path.join(work, "gpu-check.log"))

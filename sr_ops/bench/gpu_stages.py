@@ -66,10 +66,13 @@ def stage_env(work: str, cfg: dict, dry: bool, deadline: float) -> dict:
         info.update(device=p.name, capability=f"{p.major}.{p.minor}", sms=p.multi_processor_count,
                     memory_gib=round(p.total_memory / 2**30, 1), l2_mb=getattr(p, "L2_cache_size", 0) / 2**20)
         if shutil.which("nvidia-smi"):
-            q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.max.sm,"
-                                "clocks.mem,power.draw,temperature.gpu", "--format=csv,noheader"],
-                               capture_output=True, text=True, timeout=20)
-            info["nvidia_smi"] = q.stdout.strip()
+            try:
+                q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.max.sm,"
+                                    "clocks.mem,power.draw,temperature.gpu", "--format=csv,noheader"],
+                                   capture_output=True, text=True, timeout=20)
+                info["nvidia_smi"] = q.stdout.strip() or q.stderr.strip()
+            except (OSError, subprocess.SubprocessError) as e:
+                info["nvidia_smi"] = f"failed: {e}"
     else:
         from sr_ops.bench.runner import _cpu_name
 
@@ -219,9 +222,12 @@ def stage_models(work: str, cfg: dict, dry: bool, deadline: float) -> dict:
             res.update(ms_eager=res["ms"], graph=False)
             if it.graph and cfg["graph"]:
                 try:
-                    replay, _ = _graph(call)
+                    replay, out = _graph(call)
+                    replay()
+                    err = None if b == "reference" else rel_err(out, ref)  # what the replays compute
                     t = measure(replay, dev, dict(cfg, warmup=1))
-                    res.update(ms=t["ms"], min_ms=t["min_ms"], n=t["n"], graph=True)
+                    res.update(ms=t["ms"], min_ms=t["min_ms"], n=t["n"], graph=True, rel_err_eager=res["rel_err"],
+                               rel_err=err)
                 except Exception as e:  # noqa: BLE001 (eager numbers stand)
                     res["graph_error"] = _err(e)
                     print(f"    CUDA graph capture failed, eager timing kept: {res['graph_error']}", flush=True)
