@@ -3,7 +3,8 @@
 # `pip install -e .` writes sr_ops/_C*.so in place, which would replace the dev venv's
 # extension in this tree). No GPU needed.
 #
-#   tools/build_check.sh cuda      the real CUDA build (torch's CUDAExtension flags, so
+#   tools/build_check.sh cuda      the real CUDA build by a plain `pip install -e .`
+#       (build isolation on; torch's CUDAExtension flags, so
 #       -D__CUDA_NO_HALF_CONVERSIONS__ and friends) against torch $TORCH_CUDA in
 #       build/venv-cuda (CUDA_VENV; made once, reused while it has that torch), then
 #       `python -m sr_ops._build_check`: every CPU kernel schema has a CUDA kernel.
@@ -35,8 +36,10 @@ cuda)
   py=$(cd "$venv" && pwd)/bin/python
   copy_tree build/cuda-tree && cd build/cuda-tree
   # One architecture keeps it short on 2 cores; cuda-check compiles sm_80 and sm_90.
+  # Build isolation on, as a user's plain `pip install -e .` (tools/build_backend.py finds
+  # this venv's torch), so one build checks both; `make build` covers --no-build-isolation.
   FORCE_CUDA=1 SR_OPS_CUDA_ARCH=${SR_OPS_CUDA_ARCH:-90} MAX_JOBS=${MAX_JOBS:-2} \
-    "$py" -m pip install -q -e . --no-build-isolation --no-deps
+    "$py" -m pip install -q -e . --no-deps
   "$py" -m sr_ops._build_check
   ;;
 isolated)
