@@ -5,8 +5,13 @@
 // patch vectors and the chunk's are staged through shared memory 32 elements at a time
 // (gathered from the maps: nothing is unfolded) and each thread accumulates 8 dot
 // products. Distances go through shared memory to one thread per query, which keeps a
-// running top-k in registers (shared sr::topk_insert). The winners' exact distances
-// are recomputed at the end.
+// running set of the k + kSpare best by the expansion in registers, with bounds (the
+// expansion is off by at most tol * (||q||^2 + ||c||^2)) and the smallest lower bound of
+// every candidate left out. If that stays above the k-th smallest upper bound in the set,
+// the k nearest (ties included) are in the set, and measuring its members exactly as
+// sum((q - c)^2) picks them, ties to the smaller index. Otherwise (more near-ties than
+// spare slots, as in flat regions) or when an expansion is not finite (a patch holding inf
+// or NaN), the owner measures its whole window directly; NaN distances rank last.
 // Backward: one thread per (query, neighbour, patch element), atomics into the
 // accumulation-type gradients.
 #include "cuda/common.cuh"
@@ -19,6 +24,7 @@ namespace {
 
 constexpr int kTI = 8, kTJ = 8, kQ = kTI * kTJ, kBN = 32, kBD = 32, kThreads = 256;
 constexpr int kPerThread = kBN * kQ / kThreads;  // dot products per thread per chunk
+constexpr int kSpare = 4;                          // set slots beyond k, for near-ties
 
 template <typename T>
 __device__ __forceinline__ const T* patch_elem(const T* map, int64_t H, int64_t W, int64_t P,
@@ -27,10 +33,23 @@ __device__ __forceinline__ const T* patch_elem(const T* map, int64_t H, int64_t 
   return map + (c * H + y + dy) * W + x + dx;
 }
 
+// sum((q - c)^2) over the patch vectors of query patch (qi, qj) and key patch (a, cb).
+template <typename T, typename Acc>
+__device__ Acc patch_sq_dist(const T* qmap, const T* kmap, const sr::KnnDims& d, int64_t qi,
+                             int64_t qj, int64_t a, int64_t cb) {
+  Acc sum = Acc(0);
+  for (int64_t e = 0; e < d.C * d.P * d.P; ++e) {
+    const Acc diff = sr_cast<Acc>(*patch_elem(qmap, d.H, d.W, d.P, d.T * qi, d.T * qj, e)) -
+                     sr_cast<Acc>(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e));
+    sum += diff * diff;
+  }
+  return sum;
+}
+
 template <typename T, typename Acc>
 __global__ void __launch_bounds__(kThreads)
 knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __restrict__ dist,
-               int64_t* __restrict__ idx, sr::KnnDims d, int64_t k) {
+               int64_t* __restrict__ idx, sr::KnnDims d, int64_t k, Acc tol, Acc tiny) {
   __shared__ Acc Qs[kQ][kBD + 1];
   __shared__ Acc Ks[kBN][kBD + 1];
   __shared__ Acc Ds[kQ][kBN + 1];
@@ -56,9 +75,15 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
   const bool owner = tid < kQ && qi < i1 && qj < j1;
   const int dq = tid / (kThreads / kQ), dc = (tid % (kThreads / kQ)) * kPerThread;
 
-  Acc best_d[kKnnMaxK];
-  int64_t best_i[kKnnMaxK];
-  sr::topk_reset(best_d, best_i, k);
+  // The set, sorted by (expansion, index); lo/hi: its members' bounds.
+  const int64_t kx = k + kSpare;
+  Acc best_d[kKnnMaxK + kSpare], best_lo[kKnnMaxK + kSpare], best_hi[kKnnMaxK + kSpare];
+  int64_t best_i[kKnnMaxK + kSpare];
+  sr::topk_reset(best_d, best_i, kx);
+  const Acc inf = Acc(__builtin_huge_val());
+  for (int64_t s = 0; s < kx; ++s) best_lo[s] = best_hi[s] = inf;
+  Acc out_lo = inf;   // smallest lower bound left out of the set
+  bool unsure = false;  // an expansion was not finite
   int64_t a0 = 0, b0 = 0;
   if (owner) {
     a0 = sr::window_start(qi, d.S, d.half, d.n1, d.w1);
@@ -106,7 +131,28 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
       for (int c = 0; c < kBN && t0 + c < ncand; ++c) {
         const int64_t a = a_lo + (t0 + c) / ncol, cb = c_lo + (t0 + c) % ncol;
         if (a < a0 || a >= a0 + d.w1 || cb < b0 || cb >= b0 + d.w2) continue;
-        sr::topk_insert(best_d, best_i, k, Ds[tid][c], a * d.n2 + cb);
+        const Acc v = Ds[tid][c], e = tol * (qn[tid] + cn[c]) + tiny;
+        if (!(v + e < inf)) {
+          unsure = true;
+          continue;
+        }
+        const int64_t id = a * d.n2 + cb;
+        if (!sr::knn_before(v, id, best_d[kx - 1], best_i[kx - 1])) {
+          out_lo = v - e < out_lo ? v - e : out_lo;
+          continue;
+        }
+        out_lo = best_lo[kx - 1] < out_lo ? best_lo[kx - 1] : out_lo;
+        int64_t pos = kx - 1;
+        for (; pos > 0 && sr::knn_before(v, id, best_d[pos - 1], best_i[pos - 1]); --pos) {
+          best_d[pos] = best_d[pos - 1];
+          best_i[pos] = best_i[pos - 1];
+          best_lo[pos] = best_lo[pos - 1];
+          best_hi[pos] = best_hi[pos - 1];
+        }
+        best_d[pos] = v;
+        best_i[pos] = id;
+        best_lo[pos] = v - e;
+        best_hi[pos] = v + e;
       }
     }
     __syncthreads();
@@ -114,17 +160,31 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
 
   if (!owner) return;
   const int64_t q = qi * d.m2 + qj;
-  for (int s = 0; s < k; ++s) {
-    const int64_t a = best_i[s] / d.n2, cb = best_i[s] % d.n2;
-    Acc sum = Acc(0);
-    for (int64_t e = 0; e < D; ++e) {
-      const Acc diff = sr_cast<Acc>(*patch_elem(qmap, d.H, d.W, d.P, d.T * qi, d.T * qj, e)) -
-                       sr_cast<Acc>(*patch_elem(kmap, d.Hk, d.Wk, d.P, d.T * a, d.T * cb, e));
-      sum += diff * diff;
+  // The k-th smallest upper bound in the set bounds the k-th nearest distance.
+  for (int64_t s = 1; s < kx; ++s)
+    for (int64_t p = s; p > 0 && best_hi[p] < best_hi[p - 1]; --p) {
+      const Acc h = best_hi[p];
+      best_hi[p] = best_hi[p - 1];
+      best_hi[p - 1] = h;
     }
-    best_d[s] = sum;
+  Acc top_d[kKnnMaxK];
+  int64_t top_i[kKnnMaxK];
+  sr::topk_reset(top_d, top_i, k);
+  if (unsure || out_lo <= best_hi[k - 1]) {
+    for (int64_t a = a0; a < a0 + d.w1; ++a)
+      for (int64_t cb = b0; cb < b0 + d.w2; ++cb)
+        sr::topk_insert(top_d, top_i, k, patch_sq_dist<T, Acc>(qmap, kmap, d, qi, qj, a, cb), a * d.n2 + cb);
+  } else {
+    for (int64_t s = 0; s < kx; ++s)
+      if (best_i[s] != INT64_MAX)
+        sr::topk_insert(top_d, top_i, k,
+                        patch_sq_dist<T, Acc>(qmap, kmap, d, qi, qj, best_i[s] / d.n2, best_i[s] % d.n2),
+                        best_i[s]);
   }
-  sr::sort_topk(best_d, best_i, k);
+  for (int s = 0; s < k; ++s) {
+    best_d[s] = top_d[s];
+    best_i[s] = top_i[s];
+  }
   for (int s = 0; s < k; ++s) {
     dist[(b * d.m1 * d.m2 + q) * k + s] = best_d[s];
     idx[(b * d.m1 * d.m2 + q) * k + s] = best_i[s];
@@ -151,6 +211,17 @@ __global__ void knn_bwd_kernel(const Acc* __restrict__ grad, const int64_t* __re
   }
 }
 
+// Bound on |expansion - exact| / (||q||^2 + ||c||^2) for D-long patch vectors: D-term
+// rounding in the norms, the dot and the direct sum (the CPU kernel's bound).
+template <typename Acc>
+Acc tol(int64_t D) {
+  return Acc(4 * D + 16) * (sizeof(Acc) == 8 ? Acc(2.220446049250313e-16) : Acc(1.1920928955078125e-07));
+}
+template <typename Acc>
+Acc tiny() {
+  return sizeof(Acc) == 8 ? Acc(2.2250738585072014e-308) : Acc(1.1754943508222875e-38);
+}
+
 }  // namespace
 
 Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64_t* idx,
@@ -166,7 +237,7 @@ Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64
     using Acc = typename AccOf<Tv>::type;
     SR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, stream, knn_fwd_kernel<Tv, Acc>)(
         static_cast<const Tv*>(query), static_cast<const Tv*>(key), static_cast<Acc*>(dist), idx,
-        d, k);
+        d, k, tol<Acc>(C * P * P), Acc(4 * C * P * P) * tiny<Acc>());
   });
   return last_error();
 }

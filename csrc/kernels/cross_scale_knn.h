@@ -31,23 +31,28 @@ SR_HOST_DEVICE int64_t window_start(int64_t i, int64_t S, int64_t half, int64_t 
   return imax(int64_t(0), imin(i / S - half, n - w));
 }
 
-// (dist, index) orders before (d2, i2): smaller distance, ties to the smaller index.
+// True when x is NaN, written without <cmath> so that it compiles the same on host and device.
+template <typename T>
+SR_HOST_DEVICE bool knn_isnan(T x) { return !(x == x); }
+
+// (dist, index) orders before (d2, i2): smaller distance, ties to the smaller index. A NaN
+// distance ranks after every other, +inf included, and NaNs among themselves by index.
 template <typename T>
 SR_HOST_DEVICE bool knn_before(T dist, int64_t index, T d2, int64_t i2) {
+  if (knn_isnan(d2)) return !knn_isnan(dist) || index < i2;
   return dist < d2 || (dist == d2 && index < i2);
 }
 
-// Empty top-k slots: (+inf, INT64_MAX), so any real candidate beats them.
+// Empty top-k slots: (NaN, INT64_MAX), after every real candidate, NaN ones included.
 template <typename T>
 SR_HOST_DEVICE void topk_reset(T* dist, int64_t* idx, int64_t k) {
   for (int64_t s = 0; s < k; ++s) {
-    dist[s] = T(__builtin_huge_val());
+    dist[s] = T(__builtin_nan(""));
     idx[s] = INT64_MAX;
   }
 }
 
-// Insert into a running top-k kept sorted ascending in (dist, idx); slots start at
-// (+inf, INT64_MAX). Insertion sort: k is small (IGNN uses 5).
+// Insert into a running top-k kept sorted ascending by knn_before; slots start empty. Insertion sort: k is small (IGNN uses 5).
 // Places (d, i) at slot `pos` or earlier, shifting the entries it orders before.
 template <typename T>
 SR_HOST_DEVICE void sift_into(T* dist, int64_t* idx, int64_t pos, T d, int64_t i) {
@@ -71,10 +76,12 @@ SR_HOST_DEVICE void sort_topk(T* dist, int64_t* idx, int64_t k) {
   for (int64_t s = 1; s < k; ++s) sift_into(dist, idx, s, dist[s], idx[s]);
 }
 
-// ||q||^2 + ||c||^2 - 2 q.c, clamped at 0 against cancellation.
+// ||q||^2 + ||c||^2 - 2 q.c, clamped at 0 against cancellation. NaN (inf - inf, from a
+// patch holding inf or NaN) becomes +inf: such a candidate must never look like a match.
 template <typename T>
 SR_HOST_DEVICE T sq_dist_from_dot(T qn, T cn, T dot) {
   const T v = qn + cn - T(2) * dot;
+  if (knn_isnan(v)) return T(__builtin_huge_val());
   return v > T(0) ? v : T(0);
 }
 

@@ -68,12 +68,14 @@ int64_t brute_window_start(int64_t i, int64_t S, int64_t window, int64_t n) {
 template <typename T>
 using Cand = std::pair<T, int64_t>;  // (distance, key index)
 
-// Full stable sort by (distance, index), truncated to k.
+// Full stable sort by (distance, index), truncated to k; NaN distances after all others.
 template <typename T>
 std::vector<Cand<T>> brute_topk(std::vector<Cand<T>> all, int64_t k) {
   std::stable_sort(all.begin(), all.end(), [](const Cand<T>& x, const Cand<T>& y) {
-    if (x.first < y.first) return true;
-    if (y.first < x.first) return false;
+    const bool xn = std::isnan(x.first), yn = std::isnan(y.first);
+    if (xn != yn) return yn;
+    if (!xn && x.first < y.first) return true;
+    if (!xn && y.first < x.first) return false;
     return x.second < y.second;
   });
   if (static_cast<int64_t>(all.size()) > k) all.resize(static_cast<size_t>(k));
@@ -82,7 +84,13 @@ std::vector<Cand<T>> brute_topk(std::vector<Cand<T>> all, int64_t k) {
 
 template <typename T>
 bool is_empty_slot(T dist, int64_t idx) {
-  return std::isinf(dist) && dist > T(0) && idx == kEmptyIdx;
+  return std::isnan(dist) && idx == kEmptyIdx;
+}
+
+// Equal distances, or both NaN.
+template <typename T>
+bool same_dist(T a, T b) {
+  return a == b || (std::isnan(a) && std::isnan(b));
 }
 
 // A running top-k buffer with two guard slots after the k real ones.
@@ -106,13 +114,13 @@ void check_topk_equals(const TopK<T>& got, const std::vector<Cand<T>>& want,
   const int64_t nw = static_cast<int64_t>(want.size());
   for (int64_t s = 0; s < got.k; ++s) {
     if (s < nw) {
-      CHECK_MSG(got.dist[s] == want[s].first && got.idx[s] == want[s].second,
+      CHECK_MSG(same_dist(got.dist[s], want[s].first) && got.idx[s] == want[s].second,
                 "%s: slot %" PRId64 " = (%.9g, %" PRId64 "), want (%.9g, %" PRId64 ")",
                 what.c_str(), s, double(got.dist[s]), got.idx[s], double(want[s].first),
                 want[s].second);
     } else {
       CHECK_MSG(is_empty_slot(got.dist[s], got.idx[s]),
-                "%s: slot %" PRId64 " = (%.9g, %" PRId64 "), want empty (+inf, INT64_MAX)",
+                "%s: slot %" PRId64 " = (%.9g, %" PRId64 "), want empty (NaN, INT64_MAX)",
                 what.c_str(), s, double(got.dist[s]), got.idx[s]);
     }
   }
@@ -145,10 +153,11 @@ std::vector<Cand<T>> random_stream(std::mt19937_64& rng, int64_t len, int mode) 
       case 2:  // all distances equal: pure index order
         d = T(1.5);
         break;
-      case 3:  // continuous distances, some ties, +inf, indices near INT64_MAX
+      case 3:  // continuous distances, some ties, +inf, NaN, indices near INT64_MAX
         d = pick(0, 3) == 0 ? T(kTieSet[pick(0, 6)])
                             : T(std::uniform_real_distribution<double>(0.0, 4.0)(rng));
         if (pick(0, 9) == 0) d = std::numeric_limits<T>::infinity();
+        if (pick(0, 11) == 0) d = std::numeric_limits<T>::quiet_NaN();
         if (pick(0, 9) == 0) i = kEmptyIdx - 1 - distinct[e];
         break;
       default:  // modes 4, 5: ties, visited in ascending / descending index order
@@ -345,7 +354,7 @@ void check_sort_topk(const char* type) {
         // Some empty slots mixed in, as a partly filled top-k has.
         for (auto& c : items)
           if (std::uniform_int_distribution<int>(0, 5)(rng) == 0)
-            c = {std::numeric_limits<T>::infinity(), kEmptyIdx};
+            c = {std::numeric_limits<T>::quiet_NaN(), kEmptyIdx};
         TopK<T> t(k);
         for (int64_t s = 0; s < k; ++s) {
           t.dist[s] = items[s].first;
@@ -356,7 +365,7 @@ void check_sort_topk(const char* type) {
         char what[96];
         std::snprintf(what, sizeof what, "%s k=%" PRId64 " mode=%d rep=%d", type, k, mode, rep);
         for (int64_t s = 0; s < k; ++s)
-          CHECK_MSG(t.dist[s] == want[s].first && t.idx[s] == want[s].second,
+          CHECK_MSG(same_dist(t.dist[s], want[s].first) && t.idx[s] == want[s].second,
                     "%s: slot %" PRId64 " = (%.9g, %" PRId64 "), want (%.9g, %" PRId64 ")",
                     what, s, double(t.dist[s]), t.idx[s], double(want[s].first),
                     want[s].second);
@@ -385,6 +394,16 @@ void check_sq_dist(const char* type) {
     const T got = f(qn, cn, dot);
     CHECK_MSG(got == T(0) && !std::signbit(got), "%s: (%g, %g, %g) -> %g, want +0", type, qn,
               cn, dot, double(got));
+  }
+  // inf - inf (a patch holding inf): +inf, never a match.
+  {
+    const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+    for (const auto& [qn, cn, dot] : std::vector<std::array<T, 3>>{{inf, T(1), inf}, {T(1), inf, inf}, {nan, T(1), T(0)},
+                                                                    {T(1), T(1), nan}, {inf, T(1), T(0)}}) {
+      const T got = sr::sq_dist_from_dot<T>(qn, cn, dot);
+      CHECK_MSG(std::isinf(got) && got > T(0), "%s: (%g, %g, %g) -> %g, want +inf", type, double(qn), double(cn),
+                double(dot), double(got));
+    }
   }
   {
     const T one = T(1), up = std::nextafter(one, T(2));

@@ -25,9 +25,13 @@ class Row:
     speedup: float | None = None  # pytorch time / this time
     mem_ratio: float | None = None  # pytorch peak / this peak
     gflops: float | None = None  # for cases that count their useful work
+    threads: int | None = None  # CPU threads (torch.set_num_threads) when runs vary them
+    mm_fraction: float | None = None  # gflops / torch.mm float32 GFLOP/s in the same run
 
 
 def _backend_of(impl: str, device: torch.device) -> str:
+    if impl == "faiss":
+        return "faiss-cpu"
     if impl == "sr_ops":
         from sr_ops.backends import select
 
@@ -35,9 +39,11 @@ def _backend_of(impl: str, device: torch.device) -> str:
     return "eager" if impl == "pytorch" else "inductor"
 
 
-def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool) -> list[Row]:
+def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool, log=print) -> list[Row]:
     inputs = case.make(device)
     impls = dict(case.impls)
+    for name, reason in case.extra.get("skipped", {}).items():
+        log(f"  {case.op}: {case.label}: {name} skipped: {reason}")
     if with_compile and case.compile_impl is not None:
         impls["torch.compile"] = case.compile_impl
     rows = []
@@ -59,14 +65,34 @@ def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool)
 
 
 def run(quick: bool = True, ops: list[str] | None = None, device: str = "cpu",
-        repeats: int | None = None, with_compile: bool = False, log=print) -> list[Row]:
+        repeats: int | None = None, with_compile: bool = False, log=print,
+        threads: list[int] | None = None) -> list[Row]:
+    """Every selected case, once per entry of `threads` (CPU: torch.set_num_threads) when it
+    is given; then each row that counts its work also gets its fraction of torch.mm float32
+    GFLOP/s measured in the same run at the same thread count."""
     dev = torch.device(device)
     rows: list[Row] = []
-    for case in all_cases():
-        if (quick and not case.quick) or (ops and case.op not in ops):
-            continue
-        log(f"  {case.op}: {case.label} ...")
-        rows += run_case(case, dev, repeats or (3 if quick else 7), with_compile)
+    saved = torch.get_num_threads()
+    try:
+        for n in threads or [None]:
+            if n is not None:
+                torch.set_num_threads(n)
+                log(f"  {n} thread{'s' * (n > 1)}:")
+            part: list[Row] = []
+            for case in all_cases():
+                if (quick and not case.quick) or (ops and case.op not in ops):
+                    continue
+                log(f"  {case.op}: {case.label} ...")
+                part += run_case(case, dev, repeats or (3 if quick else 7), with_compile, log)
+            if any(r.gflops for r in part):
+                mm = mm_gflops(device)
+                for r in part:
+                    r.mm_fraction = None if r.gflops is None else r.gflops / mm
+            for r in part:
+                r.threads = n
+            rows += part
+    finally:
+        torch.set_num_threads(saved)
     return rows
 
 
@@ -117,6 +143,9 @@ def machine() -> dict:
 
 def format_table(rows: list[Row]) -> str:
     head = ["op", "case", "impl", "backend", "time ms", "peak MB", "speedup", "less memory", "GFLOP/s"]
+    with_threads = any(r.threads is not None for r in rows)
+    with_mm = any(r.mm_fraction is not None for r in rows)
+    head += ["threads"] * with_threads + ["of torch.mm"] * with_mm
     body = []
     for r in rows:
         body.append([
@@ -125,7 +154,8 @@ def format_table(rows: list[Row]) -> str:
             "" if r.speedup is None or r.impl == "pytorch" else f"{r.speedup:.2f}x",
             "" if r.mem_ratio is None or r.impl == "pytorch" else f"{r.mem_ratio:.2f}x",
             "" if r.gflops is None else f"{r.gflops:.1f}",
-        ])
+        ] + [str(r.threads or "")] * with_threads
+          + ["" if r.mm_fraction is None else f"{r.mm_fraction:.0%}"] * with_mm)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

@@ -94,23 +94,35 @@ def _nearest(q: torch.Tensor, u: torch.Tensor, inv: torch.Tensor, inside: torch.
     """
     q_sq, u_sq = q.pow(2).sum(-1), u.pow(2).sum(-1)
     d = (q_sq[:, None] + u_sq - 2 * (q @ u.T)).clamp_(min=0)  # (L, U); may cancel below 0
+    # A patch holding inf or NaN (or so large that its norm overflows) gives no usable
+    # expansion: rank it as +inf here and measure it directly below.
+    unsure = ~d.isfinite()
+    d = d.masked_fill(unsure, float("inf"))
     kth = d[:, inv].masked_fill(~inside, float("inf")).kthvalue(k, dim=-1, keepdim=True).values
     # The matmul only shortlists: it cancels badly for near neighbours. Its error is at most
     # tol * (|q|^2 + |c|^2) (three sums of D terms, each off by about D * eps times that; the
     # direct sum below by less), so no patch beyond kth + 2 * that can be, or tie with, one
     # of the k nearest; those within are measured again as sum((q - c)^2).
     tol = 2 * (q.shape[-1] + 2) * torch.finfo(q.dtype).eps
+    finite_u = u_sq[u_sq.isfinite()]
+    u_max = finite_u.max() if finite_u.numel() else u_sq.new_zeros(())
+    bound = kth + 2 * tol * (q_sq[:, None] + u_max)
+    bound = bound.masked_fill(bound.isnan() | kth.isinf(), float("inf"))  # fewer than k finite: all
     inside_u = torch.zeros_like(d).index_add_(1, inv, inside.to(d.dtype)) > 0
-    near = inside_u & (d <= kth + 2 * tol * (q_sq[:, None] + u_sq.max()))
+    near = inside_u & ((d <= bound) | unsure)
     rows, cols = near.nonzero(as_tuple=True)
     exact = torch.full_like(d, float("inf"))
     for lo in range(0, len(rows), pairs_per_step):  # bounded workspace
         r, c = rows[lo:lo + pairs_per_step], cols[lo:lo + pairs_per_step]
         exact[r, c] = (q[r] - u[c]).pow(2).sum(-1)
-    exact = exact[:, inv].masked_fill(~inside, float("inf"))  # (L, n)
-    # torch.topk does not say which of equal values it returns; a stable sort keeps equal
-    # distances in key-index order, so ties go to the smaller index.
-    return exact.sort(dim=-1, stable=True).indices[:, :k]
+    exact = exact[:, inv]  # (L, n)
+    # Order: finite, then +inf, then NaN, then candidates outside the window; within each,
+    # by distance, then (torch.topk does not say which of equal values it returns, a stable
+    # sort keeps them in key-index order) by the smaller index.
+    rank = torch.where(exact.isnan(), 2, torch.where(exact.isinf(), 1, 0)).masked_fill_(~inside, 3)
+    by_value = exact.masked_fill(exact.isnan(), float("inf")).sort(dim=-1, stable=True).indices
+    by_rank = rank.gather(-1, by_value).sort(dim=-1, stable=True).indices
+    return by_value.gather(-1, by_rank)[:, :k]
 
 
 def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_size: int = 3, stride: int = 2,
