@@ -39,10 +39,11 @@ test: build
 .venv/bin/python:
 	python3 -m venv .venv
 
+# matplotlib and faiss-cpu are benchmark-only (the speedups plot, KNN's FAISS row).
 env: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PYTHON) -m pip install triton
-	$(PYTHON) -m pip install -q numpy pillow pytest pytest-benchmark ninja "setuptools>=64" wheel matplotlib
+	$(PYTHON) -m pip install -q numpy pillow pytest pytest-benchmark ninja "setuptools>=64" wheel matplotlib faiss-cpu
 
 # (Re)build the extension when it does not import or a C++/CUDA source changed.
 build: env

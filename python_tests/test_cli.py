@@ -78,3 +78,35 @@ def test_eval_unknown_model_exits_2(capsys, tmp_path):
 def test_eval_missing_dataset_exits_2(capsys, tmp_path):
     assert main(["eval", "--model", "rt4ksr", "--scale", "2", "--dataset", str(tmp_path / "none")]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
+
+
+def test_bench_threads_runs_each_count_and_reports_the_mm_fraction(monkeypatch, capsys):
+    import torch
+
+    from sr_ops.bench import runner
+    from sr_ops.bench.cases import Case
+
+    seen = []
+
+    def work(d):
+        seen.append(torch.get_num_threads())
+        return d["x"] @ d["x"]
+
+    case = Case(op="toy", label="mm 64", make=lambda dev: {"x": torch.randn(64, 64)},
+                impls={"sr_ops": work, "pytorch": work}, extra={"flops": 2 * 64**3, "skipped": {"faiss": "absent"}})
+    monkeypatch.setattr(runner, "all_cases", lambda: [case])
+    monkeypatch.setattr(runner, "mm_gflops", lambda device="cpu": 10.0)
+    before = torch.get_num_threads()
+    assert main(["bench", "--op", "toy", "--threads", "1,2", "--repeats", "1"]) == 0
+    captured = capsys.readouterr()
+    assert set(seen) == {1, 2} and torch.get_num_threads() == before
+    assert "| threads |" in captured.out and "of torch.mm" in captured.out
+    assert "10.0 at 1 thread(s), 10.0 at 2 thread(s)" in captured.out
+    assert "faiss skipped: absent" in captured.err
+
+
+@pytest.mark.parametrize("bad", ["0", "a,b", ""])
+def test_bench_bad_threads_exit_2(bad):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--threads", bad])
+    assert exc.value.code == 2

@@ -43,14 +43,12 @@ HOT = ("cross_scale_knn.knn_fwd_kernel", "graph_aggregate.affine_kernel", "graph
 # Why a kernel has a stack frame or spills, where that is known and accepted.
 NOTES = {
     "cross_scale_knn.knn_fwd_kernel": (
-        "the stack frame is each owner thread's running top-k list, `best_d[kKnnMaxK]` and "
-        "`best_i[kKnnMaxK]` (32 accumulators + 32 int64: 384 B, 512 B with float64), indexed by the run-time "
-        "k, so it lives in local memory (L1-cached) rather than registers; only the 64 owner threads of a "
-        "block touch it, once per candidate inside the window, against 32 multiply-adds per candidate and "
-        "thread for the dots (a compile-time k would put it in registers). float32/float16/bfloat16 spill "
-        "nothing. float64 (the gradcheck dtype, not a model's) spills 32 / 80 B: under "
-        "`__launch_bounds__(256)` ptxas holds it to 128 registers; without the bound it takes 134 and "
-        "spills nothing (nvcc 13.0, checked by hand)."),
+        "the stack frame is each owner thread's candidate set, `best_d`, `best_lo`, `best_hi` and `best_i` "
+        "of k + 4 slots each (up to 36: the expansion, its two error bounds and the key number), and the "
+        "final top-k, indexed by the run-time k, so they live in local memory (L1-cached) rather than "
+        "registers; only the 64 owner threads of a block touch them, once per candidate inside the window, "
+        "against 32 multiply-adds per candidate and thread for the dots (a compile-time k would put them in "
+        "registers). See the table for which dtypes spill; float64 is the gradcheck dtype, not a model's."),
 }
 
 _DTYPES = {"float": "float32", "double": "float64", "__half": "float16", "__nv_bfloat16": "bfloat16",

@@ -24,6 +24,9 @@ HOT = ("cross_scale_knn._knn_fwd_kernel", "graph_aggregate._affine_kernel", "gra
 # Why a kernel spills, where that is known and accepted. float64 is the gradcheck dtype, not
 # one a model runs in on a GPU, so spills there are left alone.
 NOTES = {
+    "cross_scale_knn._knn_fwd_kernel": "float16/bfloat16 (60 / 152 B at 128 registers) and float64 "
+    "(76 B) since the candidate set carries its error bounds (best_lo, best_hi: two more [TI*TJ, KP] "
+    "tiles) for the exact-tie guarantee; float32, IGNN's dtype, spills nothing. Not yet timed on a GPU.",
     "layernorm2d._bwd_kernel": "float64 only: the [next_pow2(C), BP] tiles of x-hat, g and g*w "
     "(4096 values each at C = 64) in 8-byte registers exceed 255 a thread at 4 warps.",
     "graph_aggregate._coef_kernel": "float64 with AdaPN only: the unrolled (s*p)^2 = 36-pixel "
