@@ -62,6 +62,19 @@ def _take_k(d, cand, best_d, best_i, slot, K: tl.constexpr):
 
 
 @triton.jit
+def _chunk(t0, nrow, ncol, a_lo, c_lo, a0, b0, w1, w2, q_live, BN: tl.constexpr):
+    """Candidates t0 .. t0 + BN of the tile's union (row-major over its nrow x ncol key
+    patches): their key rows and columns, which exist, and which lie in each query's window."""
+    t = t0 + tl.arange(0, BN)
+    t_live = t < nrow * ncol
+    ca = a_lo + t // ncol
+    cb = c_lo + t % ncol
+    inside = (ca[None, :] >= a0[:, None]) & (ca[None, :] < a0[:, None] + w1) \
+        & (cb[None, :] >= b0[:, None]) & (cb[None, :] < b0[:, None] + w2) & t_live[None, :] & q_live[:, None]
+    return t_live, ca, cb, inside
+
+
+@triton.jit
 def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1, n2, w1, w2, half,
                     tiles1, tiles2, TOL, TINY, K: tl.constexpr, KP: tl.constexpr, P: tl.constexpr,
                     T: tl.constexpr, S: tl.constexpr, TI: tl.constexpr, TJ: tl.constexpr, BN: tl.constexpr,
@@ -97,10 +110,7 @@ def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1
     out_lo = tl.full([TI * TJ], float("inf"), ACC)  # smallest lower bound left out of the set
     unsure = q_live & False  # some expansion was not finite
     for t0 in range(0, nrow * ncol, BN):
-        t = t0 + tl.arange(0, BN)
-        t_live = t < nrow * ncol
-        ca = a_lo + t // ncol
-        cb = c_lo + t % ncol
+        t_live, ca, cb, inside = _chunk(t0, nrow, ncol, a_lo, c_lo, a0, b0, w1, w2, q_live, BN)
         dot = tl.zeros([TI * TJ, BN], ACC)
         qn = tl.zeros([TI * TJ], ACC)
         cn = tl.zeros([BN], ACC)
@@ -116,9 +126,6 @@ def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1
             cn += tl.sum(kv.to(ACC) * kv.to(ACC), axis=0)
         raw = qn[:, None] + cn[None, :] - 2 * dot
         err = TOL * (qn[:, None] + cn[None, :]) + TINY
-        inside = (ca[None, :] >= a0[:, None]) & (ca[None, :] < a0[:, None] + w1) \
-            & (cb[None, :] >= b0[:, None]) & (cb[None, :] < b0[:, None] + w2) & t_live[None, :] \
-            & q_live[:, None]
         ok = inside & (raw + err < float("inf"))  # False for NaN and inf
         unsure = unsure | (tl.max((inside & ~ok).to(tl.int32), axis=1) > 0)
         d = tl.where(ok, tl.maximum(raw, 0.0), float("inf"))
@@ -161,18 +168,12 @@ def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1
         best_d = tl.where(pad, -float("inf"), tl.full([TI * TJ, KP], float("inf"), ACC))
         best_i = tl.full([TI * TJ, KP], _BIG, tl.int64)
         for t0 in range(0, nrow * ncol, BN):
-            t = t0 + tl.arange(0, BN)
-            t_live = t < nrow * ncol
-            ca = a_lo + t // ncol
-            cb = c_lo + t % ncol
+            t_live, ca, cb, inside = _chunk(t0, nrow, ncol, a_lo, c_lo, a0, b0, w1, w2, q_live, BN)
             ex = tl.zeros([TI * TJ, BN], ACC)
             for e in range(0, D):
                 qv = tl.load(_gather(qmap, C, H, W, T * i, T * j, e, P), mask=q_live, other=0.0).to(ACC)
                 kv = tl.load(_gather(kmap, C, Hk, Wk, T * ca, T * cb, e, P), mask=t_live, other=0.0).to(ACC)
                 ex += (qv[:, None] - kv[None, :]) * (qv[:, None] - kv[None, :])
-            inside = (ca[None, :] >= a0[:, None]) & (ca[None, :] < a0[:, None] + w1) \
-                & (cb[None, :] >= b0[:, None]) & (cb[None, :] < b0[:, None] + w2) & t_live[None, :] \
-                & q_live[:, None]
             is_nan = ex != ex
             cand = (ca * n2 + cb).to(tl.int64)[None, :] + tl.where(is_nan, _NAN_RANK, 0).to(tl.int64)
             cand = tl.where(inside, cand, _BIG)
