@@ -110,3 +110,9 @@ def test_bench_bad_threads_exit_2(bad):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--threads", bad])
     assert exc.value.code == 2
+
+
+def test_bench_unknown_op_exits_2_with_the_list(capsys):
+    assert main(["bench", "--op", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown --op nope" in err and "cross_scale_knn" in err

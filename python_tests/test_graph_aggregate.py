@@ -78,6 +78,19 @@ def test_opcheck(backend, seed):
     torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, None, False, 1e-5))
 
 
+@pytest.mark.parametrize("weighted", [True, False])
+def test_compiles_with_fullgraph(weighted, seed):
+    # The public function once read idx.min() outside the custom op, which dynamo cannot
+    # trace ("Could not guard on data-dependent expression").
+    feat, idx, qf, key_hw, s, p, t, w = make(CASES[0], torch.device("cpu"), weighted=weighted)
+    fn = lambda feat, idx, qf, w: sr_ops.graph_aggregate(feat, idx, qf, key_hw, s, p, t, w)  # noqa: E731
+    torch._dynamo.reset()
+    got = torch.compile(fn, fullgraph=True)(feat, idx, qf, w)
+    torch.testing.assert_close(got, fn(feat, idx, qf, w))
+    with pytest.raises(ValueError, match=r"idx must lie in"):  # still checked, inside the op
+        torch.compile(fn, fullgraph=True)(feat, idx + 10**6, qf, w)
+
+
 F, Q = torch.randn(1, 2, 13, 11), torch.randn(1, 2, 13, 11)
 IDX = torch.randint(0, 4, (1, 30, 2))
 

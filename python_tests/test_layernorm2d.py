@@ -47,6 +47,15 @@ def test_forward_backward_match_reference(backend, case, eps, seed):
     check(*inputs(case, device_for(backend), grad=True), eps)
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 1, 1), (2, 3, 5, 7), (1, 4, 9, 9)])
+def test_eps_zero_gradients_are_finite(backend, shape, seed):
+    # eps = 0 is legal: with distinct channel values the variance is positive and every
+    # gradient finite. The Triton backward once took 1/sqrt(0) on its tile's padding pixels
+    # (H*W not a multiple of 64), which turned the weight gradient into NaN.
+    x, w, b = inputs(shape, device_for(backend), grad=True)
+    check(x, w, b, eps=0.0, rtol=1e-4, atol=1e-4)
+
+
 def test_large_input(backend, seed):
     if backend == "triton" and device_for(backend).type == "cpu":
         pytest.skip("too slow for the Triton interpreter")

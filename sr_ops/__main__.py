@@ -36,6 +36,13 @@ def _bench(args) -> int:
             print(f"sr-ops: {exc}", file=sys.stderr)
             return 2
 
+    if args.op:
+        known = sorted({c.op for c in runner.all_cases()})
+        unknown = [op for op in args.op if op not in known]
+        if unknown:
+            print(f"sr-ops: unknown --op {', '.join(unknown)}; available: {', '.join(known)}", file=sys.stderr)
+            return 2
+
     for path in (args.json, args.plot):
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

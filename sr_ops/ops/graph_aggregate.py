@@ -141,7 +141,8 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
     The fused backends never build the (B, m, k, C, s·p, s·p) gathered patches.
     """
     key_hw = [int(key_hw[0]), int(key_hw[1])] if isinstance(key_hw, (tuple, list, torch.Size)) else key_hw
-    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps)
+    # idx's values are checked inside the op: reading them here would break torch.compile's graph.
+    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=False)
     half = feat.dtype in (torch.float16, torch.bfloat16) and feat.device.type == "cpu"
     if half:  # the CPU kernels compute in float32
         dtype = feat.dtype

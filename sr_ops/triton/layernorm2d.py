@@ -24,7 +24,9 @@ def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC
     xv = tl.load(x_ptr + ptrs, mask=live, other=0.0).to(ACC)
     mu = tl.sum(xv, axis=0) / C
     dev = tl.where(live, xv - mu[None, :], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(dev * dev, axis=0) / C + eps)
+    # Pixels past HW (the tile's padding) have variance 0: with eps = 0 their 1/sqrt would be
+    # inf and 0 * inf a NaN in the backward's column sums, so they get rstd = 0.
+    rstd = tl.where(p < HW, 1.0 / tl.sqrt(tl.sum(dev * dev, axis=0) / C + eps), 0.0)
     return ptrs, live, c, dev * rstd[None, :], rstd
 
 
