@@ -164,9 +164,11 @@ Z, Q = torch.randn(2, 5, 3, 6, 6), torch.randn(2, 3, 3, 3)
         ((Z, Q[:, :2]), ValueError, "leading dims and C"),
         ((Z[..., :1, :1], Q), ValueError, "neighbors patches need at least 2 values"),
         ((Z, Q[..., :1, :1]), ValueError, "query patches need at least 2 values"),
-        ((Z, Q, -1.0), ValueError, "eps must be a non-negative number"),
-        ((Z, Q, True), ValueError, "eps must be a non-negative number"),
-        ((Z, Q, "1e-5"), ValueError, "eps must be a non-negative number"),
+        ((Z, Q, -1.0), ValueError, "eps must be a finite non-negative number"),
+        ((Z, Q, True), ValueError, "eps must be a finite non-negative number"),
+        ((Z, Q, "1e-5"), ValueError, "eps must be a finite non-negative number"),
+        ((Z, Q, float("nan")), ValueError, "eps must be a finite non-negative number"),
+        ((Z, Q, float("inf")), ValueError, "eps must be a finite non-negative number"),
     ],
 )
 def test_bad_inputs(backend, args, exc, match):

@@ -108,6 +108,7 @@ IDX = torch.randint(0, 4, (1, 30, 2))
         ((F, IDX, Q, (6, 5), 2), {"patch_size": 14}, ValueError, "patch_size"),
         ((F, IDX, Q, (6, 5), 0), {}, ValueError, "scale must be positive"),
         ((F[0], IDX, Q, (6, 5), 2), {}, ValueError, "feat must have 4 dims"),
+        ((F, IDX, Q, (6, 5), 2), {"eps": float("nan")}, ValueError, "eps must be a finite non-negative"),
     ],
 )
 def test_bad_inputs(backend, args, kwargs, exc, match):

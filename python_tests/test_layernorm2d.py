@@ -161,9 +161,11 @@ X, W, B = torch.randn(2, 4, 3, 3), torch.randn(4), torch.randn(4)
         ((X[0], W, B), ValueError, "x must have 4 dims"),
         ((X, W[:3], B), ValueError, r"weight must have shape \(C,\)"),
         ((X, W, B[None]), ValueError, r"bias must have shape \(C,\)"),
-        ((X, W, B, -1.0), ValueError, "eps must be a non-negative number"),
-        ((X, W, B, True), ValueError, "eps must be a non-negative number"),
-        ((X, W, B, "1e-6"), ValueError, "eps must be a non-negative number"),
+        ((X, W, B, -1.0), ValueError, "eps must be a finite non-negative number"),
+        ((X, W, B, True), ValueError, "eps must be a finite non-negative number"),
+        ((X, W, B, "1e-6"), ValueError, "eps must be a finite non-negative number"),
+        ((X, W, B, float("nan")), ValueError, "eps must be a finite non-negative number"),
+        ((X, W, B, float("inf")), ValueError, "eps must be a finite non-negative number"),
     ],
 )
 def test_bad_inputs(backend, args, exc, match):

@@ -1,6 +1,8 @@
 """graph_aggregate: IGNN's GraphAgg data path (vertex map + gather + AdaPN + patch2img) fused."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sr_ops.backends import BackendTable, lazy
@@ -59,8 +61,8 @@ def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, ep
                         f"({feat.dtype} on {feat.device})")
     if feat.dtype != query_feat.dtype:
         raise TypeError(f"query_feat ({query_feat.dtype}) must have feat's dtype ({feat.dtype})")
-    if not isinstance(eps, (int, float)) or eps < 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
     n1, n2 = key_grid(key_hw, patch_size, stride)
     if values:
         check_indices(idx, n1 * n2)

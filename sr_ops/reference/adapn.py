@@ -1,6 +1,8 @@
 """AdaPN (adaptive patch normalisation): give each neighbour its query's per-channel statistics."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -25,8 +27,8 @@ def _check(neighbors, query, eps):
                          f"of neighbors {tuple(neighbors.shape)}")
     if neighbors.device != query.device:
         raise ValueError(f"query is on {query.device} but neighbors on {neighbors.device}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
 
 
 def adapn(neighbors: torch.Tensor, query: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """LayerNorm2d (NAFNet): normalise over the channels at each pixel of a (B, C, H, W) map."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -18,8 +20,8 @@ def _check(x, weight, bias, eps):
             raise ValueError(f"{name} must have shape (C,) = ({C},), got {tuple(t.shape)}")
         if t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x on {x.device}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
 
 
 def layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
