@@ -98,6 +98,10 @@ IDX = torch.tensor([[0, 3], [15, 8]])  # a 4x4 key grid for (9, 9), p=3, t=2
         ((IDX, (9, 9), 2.0), TypeError, "scale must be an int"),
         ((IDX, (9, 9), 2, 10), ValueError, "patch_size=10 is larger than key_hw"),
         ((IDX, (9, 9), 2, 3, 0), ValueError, "stride must be positive"),
+        # Python ints are exact, int64 is not: these once overflowed silently (INT64_MIN) or
+        # reported a negative bound.
+        ((torch.tensor([3]), (8, 8), 2**62), ValueError, "overflows int64 coordinates"),
+        ((torch.tensor([3]), (2**40, 2**40), 2), ValueError, "more patches than int64 can number"),
     ],
 )
 def test_bad_inputs(backend, args, exc, match):

@@ -25,6 +25,11 @@ def _check(idx, key_hw, scale, patch_size, stride) -> int:
         raise TypeError(f"idx must be an integer tensor, got {idx.dtype}")
     n1, n2 = key_grid(key_hw, patch_size, stride)
     v.positive_int(scale, "scale")
+    # Python ints are exact; the kernels compute in int64.
+    if n1 * n2 >= 2**63:
+        raise ValueError(f"key_hw {tuple(key_hw)} gives a {n1}x{n2} key grid: more patches than int64 can number")
+    if scale * stride * (max(n1, n2) - 1) >= 2**63:
+        raise ValueError(f"scale={scale} * stride={stride} * the key grid ({n1}x{n2}) overflows int64 coordinates")
     return n1 * n2
 
 
