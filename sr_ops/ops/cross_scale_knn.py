@@ -52,6 +52,8 @@ def _grids(query, key, k, patch_size, stride, window, scale):
         v.positive_int(val, name)
     if window is not None:
         v.positive_int(window, "window")
+    if query.shape[1] == 0:
+        raise ValueError(f"query has no channels (shape {tuple(query.shape)}); cross_scale_knn needs C >= 1")
     if query.shape[:2] != key.shape[:2]:
         raise ValueError(f"query and key must agree in batch and channels, got {tuple(query.shape)} "
                          f"and {tuple(key.shape)}")

@@ -54,6 +54,8 @@ _backward = BackendTable(
 
 def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=True):
     _check_shapes(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights)
+    if feat.shape[1] == 0:
+        raise ValueError(f"feat has no channels (shape {tuple(feat.shape)}); graph_aggregate needs C >= 1")
     if patch_size < 2:
         raise ValueError(f"patch_size must be at least 2 (AdaPN needs a variance), got {patch_size}")
     if weights is not None and (weights.dtype != feat.dtype or weights.device != feat.device):

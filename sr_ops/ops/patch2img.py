@@ -38,6 +38,8 @@ def _check(patches, out_size, patch_size, stride):
     v.positive_int(patch_size, "patch_size")
     v.positive_int(stride, "stride")
     B, L, C, P, P2 = patches.shape
+    if C == 0:
+        raise ValueError(f"patches have no channels (shape {tuple(patches.shape)}); patch2img needs C >= 1")
     if P != patch_size or P2 != patch_size:
         raise ValueError(f"patches must be (B, L, C, {patch_size}, {patch_size}) for patch_size={patch_size}, "
                          f"got shape {tuple(patches.shape)}")

@@ -70,6 +70,8 @@ def _check(query, key, k, patch_size, stride, window, scale, chunk_size):
         positive_int(v, name)
     if window is not None:
         positive_int(window, "window")
+    if query.shape[1] == 0:
+        raise ValueError(f"query has no channels (shape {tuple(query.shape)}); cross_scale_knn needs C >= 1")
     if key.shape[0] != query.shape[0] or key.shape[1] != query.shape[1]:
         raise ValueError(f"key (B, C) = {tuple(key.shape[:2])} must match query (B, C) = {tuple(query.shape[:2])}")
     if key.device != query.device or key.dtype != query.dtype:

@@ -14,6 +14,8 @@ def _check(x, weight):
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
     if x.dim() != 4:
         raise ValueError(f"x must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"x has no channels (shape {tuple(x.shape)}); eca needs C >= 1")
     if not (weight.dim() == 1 or (weight.dim() == 3 and weight.shape[:2] == (1, 1))):
         raise ValueError(f"conv1d_weight must have shape (1, 1, k) or (k,), got {tuple(weight.shape)}")
     k = weight.shape[-1]

@@ -15,6 +15,8 @@ def _check(x, weight, bias, eps):
     if x.dim() != 4:
         raise ValueError(f"x must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
     C = x.shape[1]
+    if C == 0:
+        raise ValueError(f"x has no channels (shape {tuple(x.shape)}); layernorm2d needs C >= 1")
     for t, name in [(weight, "weight"), (bias, "bias")]:
         if t.shape != (C,):
             raise ValueError(f"{name} must have shape (C,) = ({C},), got {tuple(t.shape)}")
