@@ -126,6 +126,26 @@ def test_atomic_write_leaves_nothing_on_crash(tmp_path, monkeypatch, seed):
     assert sorted(os.listdir(tmp_path)) == ["out.png"]  # no new file, no temporary left
 
 
+def test_save_removes_a_killed_runs_temporaries(tmp_path):
+    import subprocess
+    import time
+
+    # A run killed mid-save (kill -9) leaves .NAME.<pid>.<random>.tmp; the next save of NAME
+    # removes it once that pid is gone, but not a live writer's, nor other names' files.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".out.png.{dead.pid}.k7x2q9zz.tmp"
+    live = tmp_path / f".out.png.{os.getppid()}.a1b2c3d4.tmp"
+    old_untagged, new_untagged = tmp_path / ".out.png.qwertyui.tmp", tmp_path / ".out.png.asdfghjk.tmp"
+    other = tmp_path / f".other.png.{dead.pid}.zzzzzzzz.tmp"
+    for f in (stale, live, old_untagged, new_untagged, other):
+        f.write_bytes(b"partial")
+    hour_ago = time.time() - 2 * 3600
+    os.utime(old_untagged, (hour_ago, hour_ago))
+    io.save_picture(tmp_path / "out.png", io.Picture(torch.rand(3, 8, 8)))
+    assert sorted(os.listdir(tmp_path)) == sorted(["out.png", live.name, new_untagged.name, other.name])
+
+
 def test_read_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image at all")

@@ -9,8 +9,10 @@ then ``os.replace``): a crash never leaves a half-written image under the final 
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
+import time
 from io import BytesIO
 from dataclasses import dataclass
 from os import PathLike
@@ -153,7 +155,9 @@ def save_picture(path: str | PathLike, pic: Picture) -> None:
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"output path must end in one of {IMAGE_SUFFIXES}, got {path}")
     fmt = "PNG" if suffix == ".png" else "JPEG"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid is in the name, so that a later save can tell a crashed run's
+    # leftovers (its process is gone) from another live process's file.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "wb") as f:
@@ -167,6 +171,37 @@ def save_picture(path: str | PathLike, pic: Picture) -> None:
         except FileNotFoundError:
             pass
         raise
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path, untagged_age_s: float = 3600.0) -> None:
+    """Deletes ``.NAME.<pid>.<random>.tmp`` files beside ``path`` whose writer is no longer
+    running (a run killed mid-save), and untagged ``.NAME.<random>.tmp`` ones (older
+    versions) more than an hour old."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        middle = tmp.name[len(path.name) + 2:-len(".tmp")]
+        pid, _, rest = middle.partition(".")
+        try:
+            if pid.isdigit() and rest:
+                if _alive(int(pid)):
+                    continue
+            elif time.time() - tmp.stat().st_mtime < untagged_age_s:
+                continue
+            tmp.unlink()
+        except OSError:  # gone already, or not ours to remove: leave it
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _umask() -> int:
