@@ -21,6 +21,25 @@ from sr_ops.ensemble import self_ensemble  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Submodules that `import sr_ops` does not load (models pull in every network definition;
+# bench, io and evaluate their own dependencies), reachable as attributes on first use, as
+# torchvision does: `import sr_ops; sr_ops.models.build(...)`.
+_LAZY = ("models", "bench", "io", "evaluate", "reference", "distributed")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"sr_ops.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'sr_ops' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 __all__ = [
     "tiled",
     "self_ensemble",
