@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -78,6 +79,10 @@ def _eval(args) -> int:
     from sr_ops.tiled import tiled
 
     try:
+        if args.csv:  # before the evaluation, not after it
+            folder = Path(args.csv).resolve().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+                raise UsageError(f"cannot write --csv {args.csv}: {folder} is not a writable folder")
         check_device(args.device)
         model = build_model(args.model, args.scale, args.checkpoint).to(args.device)
         fn = model_fn(model, args.ensemble)
@@ -90,7 +95,11 @@ def _eval(args) -> int:
         return 2
     print(format_rows(rows, args.model + ("+" if args.ensemble else ""), args.scale))
     if args.csv:
-        write_csv(rows, args.csv)
+        try:
+            write_csv(rows, args.csv)
+        except OSError as exc:
+            print(f"sr-ops: cannot write --csv {args.csv}: {exc.strerror or one_line(exc)}", file=sys.stderr)
+            return 2
         print(f"wrote {args.csv}")
     return 0
 

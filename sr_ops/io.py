@@ -34,10 +34,15 @@ def read_image(path: str | PathLike) -> torch.Tensor:
     """Read an image file as a float32 tensor of shape (3, H, W) in [0, 1].
 
     Greyscale, palette and RGBA files are converted to RGB (alpha dropped), so
-    every caller sees three channels.
+    every caller sees three channels. Raises ImageReadError (a ValueError) naming the file
+    when it is missing, truncated or not an image.
     """
-    with Image.open(path) as img:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageReadError(f"cannot read image {path}: {reason}") from None
     return torch.from_numpy(rgb / 255.0).permute(2, 0, 1).contiguous()
 
 
@@ -116,6 +121,8 @@ def load_picture(path: str | PathLike) -> Picture:
             arr = np.asarray(img)
     except UnidentifiedImageError:
         raise ImageReadError(f"cannot read image {path}: not a PNG/JPEG file Pillow can decode") from None
+    except Image.DecompressionBombError as exc:  # an Exception, not an OSError
+        raise ImageReadError(f"cannot read image {path}: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from None
     return _from_array(arr if arr.ndim == 3 else arr[:, :, None], 8)

@@ -7,6 +7,7 @@ interrupted (or a torchrun rank that crashed) is finished by running it again.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,9 +41,12 @@ def build_model(name: str, scale: int, checkpoint: str | None):
         raise UsageError(f"checkpoint not found: {checkpoint}")
     try:
         return models.build(name, scale, checkpoint)
-    except (ValueError, KeyError, TypeError, RuntimeError, NotImplementedError) as exc:
+    except Exception as exc:  # noqa: BLE001: a corrupt checkpoint fails in many ways (pickle, EOF, struct, ...)
+        reason = one_line(exc)
+        if type(exc).__name__ not in reason:
+            reason = f"{type(exc).__name__}: {reason}"
         raise UsageError(f"cannot build {name!r} for scale {scale}"
-                         f"{' from ' + checkpoint if checkpoint else ''}: {one_line(exc)}") from None
+                         f"{' from ' + checkpoint if checkpoint else ''}: {reason}") from None
 
 
 def check_device(device: str) -> None:
@@ -116,6 +120,9 @@ def run(args) -> int:
         model = build_model(args.model, args.scale, args.checkpoint)
         for _, out in jobs:
             out.parent.mkdir(parents=True, exist_ok=True)
+        for folder in sorted({out.parent for _, out in jobs}):
+            if not os.access(folder, os.W_OK | os.X_OK):  # before any image is computed
+                raise UsageError(f"output folder {folder} is not writable")
     except (UsageError, OSError) as exc:
         print(f"sr-ops: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -146,8 +153,13 @@ def _work(args, jobs, model, group: distributed.Group) -> int:
             print(f"sr-ops: {one_line(exc)}", file=sys.stderr)
             failed += 1
         else:
-            save_picture(dst, out)
-            written += 1
+            try:
+                save_picture(dst, out)
+            except OSError as exc:  # unwritable folder, disk full: this image fails, the others go on
+                print(f"sr-ops: cannot write {dst}: {exc.strerror or one_line(exc)}", file=sys.stderr)
+                failed += 1
+            else:
+                written += 1
         progress.finish()
     progress.close()
     written, skipped, failed, ranks = group.sum([written, len(mine) - len(todo), failed, 1])
