@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -78,9 +79,11 @@ class KnnForward {
 
   void run() {
     const int64_t t1 = (d_.m1 + tile_ - 1) / tile_, ncls = int64_t(cls_.size());
-    std::vector<T> kcls(d_.B * ksize_.back() * d_.C), kcnorm(d_.B * ksize_.back());
-    kcls_ = kcls.data();
-    kcnorm_ = kcnorm.data();
+    // new T[] leaves them uninitialised (a std::vector would zero the key-sized copy first);
+    // the gather below writes every element.
+    std::unique_ptr<T[]> kcls(new T[d_.B * ksize_.back() * d_.C]), kcnorm(new T[d_.B * ksize_.back()]);
+    kcls_ = kcls.get();
+    kcnorm_ = kcnorm.get();
 #pragma omp parallel if (sr_cpu::worth_threads(d_.B * d_.m1 * d_.m2 * D_))
     {
 #pragma omp for schedule(static)
