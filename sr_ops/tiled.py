@@ -23,10 +23,13 @@ pass ``align=r`` (and an ``overlap`` that is a multiple of r).
 Memory (``max_memory``, bytes): the bound covers everything ``tiled`` allocates — the
 output tensor, each tile's input copy, the model's working memory and output for a tile,
 and the blend weights — but not the input ``x`` nor the model's parameters, which exist
-before the call. The model's memory per pixel is measured on two small probe tiles
-(peak RSS on the CPU, the CUDA allocator's peak on a GPU, via ``sr_ops.bench.memory``) and
+before the call. The model's memory per pixel is measured on two small probe tiles and
 fitted as ``a + b * pixels``; the tile is the largest square that keeps the fit, with a
-margin, under what the output leaves.
+margin, under what the output leaves. The probe's measure does not depend on what the
+allocator kept from earlier calls (``sr_ops.bench.memory.model_peak_bytes``): on a GPU
+the CUDA allocator's peak; on the CPU the larger of the live-tensor peak (the
+profiler's record of every allocation) and the resident-set growth after trimming the
+heap (which also sees memory a kernel takes outside torch's allocator).
 """
 from __future__ import annotations
 
@@ -86,21 +89,35 @@ def _ramp(lo: int, hi: int, a: int, b: int, n: int, overlap: int, scale: int,
     return w.to(dtype)
 
 
-def _probe_cost(model: Callable, x: torch.Tensor, sides: tuple[int, int]) -> tuple[float, float]:
+def _probe_cost(model: Callable, x: torch.Tensor, base: int, avail: float) -> tuple[float, float]:
     """(a, b): the model's peak memory for a tile of p input pixels ~ a + b * p bytes,
-    from two probe tiles of x's batch, channels and dtype (random content)."""
-    from sr_ops.bench.memory import peak_bytes
+    from probe tiles of x's batch, channels and dtype (random content).
+
+    The probes double from ``base`` while the fit says the next one stays under a
+    quarter of ``avail`` (up to 8 * base): small tiles understate the per-pixel cost
+    (fixed buffers dominate them), so the slope comes from the two largest."""
+    from sr_ops.bench.memory import model_peak_bytes
 
     batch, channels = x.shape[:2]
-    measured = []
-    for side in sides:
+    sides, measured = [], []
+    side = base
+    while True:
         def call(side=side):
             t = torch.rand(batch, channels, side, side, dtype=x.dtype, device=x.device)
             return model(t)
-        peak = peak_bytes(call, x.device)
+        peak = model_peak_bytes(call, x.device)
         if peak is None:
-            raise RuntimeError("cannot measure memory here (no /proc/self/clear_refs); pass tile= instead")
+            raise RuntimeError("cannot measure the model's memory here; pass tile= instead")
+        sides.append(side)
         measured.append(peak)
+        if len(sides) >= 2:
+            a, b = _fit(sides[-2:], measured[-2:])
+            if len(sides) == 4 or a + b * (2 * side) ** 2 > avail / 4:
+                return a, b
+        side *= 2
+
+
+def _fit(sides: list[int], measured: list[int]) -> tuple[float, float]:
     (s1, s2), (m1, m2) = sides, measured
     slope = (m2 - m1) / (s2 * s2 - s1 * s1)
     if slope <= 0:  # measurement noise swamped the difference: charge everything per pixel
@@ -121,7 +138,7 @@ def pick_tile(model: Callable, x: torch.Tensor, scale: int, overlap: int, max_me
         raise ValueError(f"max_memory={max_memory} bytes cannot hold the output alone "
                          f"({out_bytes} bytes); raise it or upscale a crop")
     base = 16 * math.ceil(max(2 * overlap, 16) / 16)  # multiples of 16 suit unshuffling models
-    a, b = _probe_cost(model, x, (base, 2 * base))
+    a, b = _probe_cost(model, x, base, avail)
     # per input pixel: the model (fitted), the blend weights (scale^2 floats)
     per_pixel = _SAFETY * b + scale * scale * item
     side_in = math.floor(math.sqrt(max(avail - _SAFETY * a, 0) / per_pixel))

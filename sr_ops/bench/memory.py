@@ -1,17 +1,24 @@
 """Peak memory of one call, on the CPU (resident set) or a CUDA device (allocator).
 
-CPU: glibc's dynamic mmap threshold would let freed buffers linger in the heap and
-hide later allocations from the resident-set count, so the threshold is pinned low
-(large tensors are then mmapped and returned on free). The kernel's peak-RSS counter
-(VmHWM) is reset before the call through /proc/self/clear_refs; the result is the
-peak minus the resident set just before the call: everything the call allocated and
-touched, its output included.
+CPU: freed memory that glibc keeps in its heap is reused without growing the resident
+set, which hides a call's allocations from an RSS count (a model run once before leaves
+its activations' worth of free heap behind). So the mmap threshold is pinned low (large
+tensors are mmapped and returned on free) and the heap is trimmed (``malloc_trim``)
+before every measurement. The kernel's peak-RSS counter (VmHWM) is reset before the
+call through /proc/self/clear_refs; the result is the peak minus the resident set just
+before the call: everything the call allocated and touched, its output included.
+
+``model_peak_bytes`` adds a count that no allocator state can hide: the peak of live
+tensor bytes, from the profiler's record of every CPU allocation and free. ``tiled``
+sizes its tiles with it.
 """
 from __future__ import annotations
 
 import ctypes
 import gc
 import os
+import sys
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -28,6 +35,13 @@ def _pin_mmap_threshold() -> None:
         except OSError:
             pass
         _pinned = True
+
+
+def _trim_heap() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        pass
 
 
 def _status_kib(field: str) -> int:
@@ -65,6 +79,7 @@ def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu", col
     if not cpu_peak_supported():
         return None
     _pin_mmap_threshold()
+    _trim_heap()
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current RSS
@@ -72,3 +87,83 @@ def peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu", col
     peak = _status_kib("VmHWM") - before
     del out
     return max(peak, 0) * 1024
+
+
+@contextmanager
+def _quiet_fd2():
+    """Kineto prints a line on stderr at each profiler start and stop (from C++)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _profiler_calls():
+    """(start, stop -> events) of torch's CPU memory profiler, or None where this torch lacks
+    them. The low-level calls behind ``torch.profiler.profile``: the wrapper's first use
+    costs ~140 MB of transient RSS, which would swamp the budgets measured here."""
+    try:
+        import torch.autograd as ag
+        from torch._C._profiler import _ExperimentalConfig
+        from torch.autograd import ProfilerActivity, ProfilerConfig, ProfilerState
+
+        cfg = ProfilerConfig(ProfilerState.KINETO, False, True, False, False, False, _ExperimentalConfig())
+        activities = {ProfilerActivity.CPU}
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+    def start() -> None:
+        ag._prepare_profiler(cfg, activities)
+        ag._enable_profiler(cfg, activities)
+
+    def stop():
+        return ag._disable_profiler().events()
+
+    return start, stop
+
+
+def tensor_peak_bytes(fn: Callable[[], object]) -> tuple[int | None, object]:
+    """(peak of live CPU tensor bytes during `fn()` over those live before it, fn's result);
+    the peak is None where the profiler is not available.
+
+    Counts every allocation through torch's CPU allocator (outputs, temporaries, the
+    kernels' at::empty workspaces) as the profiler records them, whatever the heap holds."""
+    calls = _profiler_calls()
+    if calls is None or torch.autograd._profiler_enabled():  # one profiler at a time
+        return None, fn()
+    start, stop = calls
+    with _quiet_fd2():
+        start()
+    try:
+        out = fn()
+    finally:
+        with _quiet_fd2():
+            events = stop()
+    cpu = torch.autograd.DeviceType.CPU
+    steps = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]" and e.device_type() == cpu)
+    live = peak = 0
+    for _, nbytes in steps:
+        live += nbytes
+        peak = max(peak, live)
+    return peak, out
+
+
+def model_peak_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> int | None:
+    """Extra bytes at the peak of `fn()`: the CUDA allocator's peak on a GPU; on the CPU the
+    larger of the resident-set peak (sees non-tensor memory) and the live-tensor peak
+    (sees memory the heap would have reused). None if neither is measurable."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return peak_bytes(fn, device)
+    box = []
+    rss = peak_bytes(lambda: box.append(tensor_peak_bytes(fn)))
+    tensors = box[0][0]
+    box.clear()
+    if rss is None or tensors is None:
+        return rss if tensors is None else tensors
+    return max(rss, tensors)
