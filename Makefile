@@ -43,7 +43,7 @@ test: build
 env: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PYTHON) -m pip install triton
-	$(PYTHON) -m pip install -q numpy pillow pytest pytest-benchmark ninja "setuptools>=64" wheel matplotlib faiss-cpu
+	$(PYTHON) -m pip install -q numpy pillow pypng tqdm pytest pytest-benchmark hypothesis ninja "setuptools>=64" wheel matplotlib faiss-cpu
 
 # (Re)build the extension when it does not import or a C++/CUDA source changed.
 build: env

@@ -59,9 +59,7 @@ def test_grey_alpha_and_16bit_keep_their_form(tmp_path, seed, capsys):
     write_rgb(src / "grey.png", 13, 10, rng, "L")
     rgba = write_rgb(src / "rgba.png", 9, 12, rng, "RGBA")
     with open(src / "deep.png", "wb") as f:
-        from sr_ops import png16
-
-        png16.write_png16(f, rng.integers(0, 65536, size=(8, 7, 3), dtype=np.uint16))
+        io.write_png(f, rng.integers(0, 65536, size=(8, 7, 3), dtype=np.uint16))
     write_rgb(src / "photo.jpg", 11, 11, rng)
     (src / "notes.txt").write_text("not an image: ignored")
     assert main(["upscale", str(src), str(out), "--model", "nafnet_sr", "--scale", "2"]) == 0

@@ -142,3 +142,23 @@ def test_errors(seed):
         sr_ops.tiled(net, torch.ones(1, 3, 4, 4, dtype=torch.int64), 2)
     with pytest.raises(ValueError, match="x must be"):
         sr_ops.tiled(net, torch.rand(4, 4), 2)
+
+
+def test_stream_writes_each_row_once_in_order_and_equals_tiled(seed):
+    net = conv_net(2)
+    x = torch.rand(1, 3, 75, 41)
+    want = sr_ops.tiled(net, x, 2, tile=16, overlap=8)
+    got = torch.full_like(want, float("nan"))
+    seen = []
+
+    def write(row, rows):
+        seen.append((row, rows.shape[2]))
+        got[:, :, row:row + rows.shape[2]] = rows
+
+    from sr_ops.tiled import tiled_stream
+
+    used = tiled_stream(net, lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1], tuple(x.shape), 2, write,
+                        tile=16, overlap=8)
+    assert used == 16 and len(seen) == 5  # one band per tile row
+    assert [r for r, _ in seen] == [0] + [r + n for r, n in seen[:-1]] and sum(n for _, n in seen) == 150
+    assert torch.equal(got, want)

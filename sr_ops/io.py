@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import glob
 import os
+import struct
 import tempfile
 import time
+import zlib
 from io import BytesIO
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
+import png
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from sr_ops import png16
-
-__all__ = ["ImageReadError", "Picture", "IMAGE_SUFFIXES", "load_picture", "read_image", "save_picture",
-           "to_uint8"]
+__all__ = ["ImageReadError", "Picture", "IMAGE_SUFFIXES", "load_picture", "read_image", "quantise_into",
+           "save_picture", "to_uint8", "write_png"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -72,26 +73,96 @@ class ImageReadError(ValueError):
 
 @dataclass
 class Picture:
-    """An image as the CLI handles it.
+    """An image as the CLI handles it: the file's integer samples, never a float copy of
+    the whole image (tiles are converted on demand with ``colour`` / ``alpha_tile``).
 
-    rgb: (3, H, W) float32 in [0, 1] (grey files replicated to three channels);
-    alpha: (1, H, W) float32 in [0, 1] or None; grey: the file had one colour channel;
-    bits: 8 or 16, the file's sample depth.
+    samples: (H, W, C) uint8 or uint16, C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA.
     """
 
-    rgb: torch.Tensor
-    alpha: torch.Tensor | None = None
-    grey: bool = False
-    bits: int = 8
+    samples: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = self.samples
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.uint8, np.uint16) or a.ndim != 3 \
+                or a.shape[2] not in (1, 2, 3, 4):
+            got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise ValueError(f"samples must be a uint8/uint16 (H, W, 1..4) array, got {got}")
+
+    bits = property(lambda self: 16 if self.samples.dtype == np.uint16 else 8, doc="8 or 16")
+    grey = property(lambda self: self.samples.shape[2] <= 2, doc="the file had one colour channel")
+    has_alpha = property(lambda self: self.samples.shape[2] in (2, 4))
+    size = property(lambda self: self.samples.shape[:2], doc="(H, W)")
+
+    def colour(self, y0: int = 0, y1: int | None = None, x0: int = 0, x1: int | None = None) -> torch.Tensor:
+        """Rows [y0, y1), columns [x0, x1) as float32 RGB (3, h, w) in [0, 1] (grey replicated)."""
+        x = self._planes(self.samples[y0:y1, x0:x1, :1 if self.grey else 3])
+        return (x.expand(3, -1, -1) if self.grey else x).contiguous()
+
+    def alpha_tile(self, y0: int = 0, y1: int | None = None, x0: int = 0, x1: int | None = None) -> torch.Tensor:
+        """Rows [y0, y1), columns [x0, x1) of the alpha channel as float32 (1, h, w) in [0, 1]."""
+        return self._planes(self.samples[y0:y1, x0:x1, -1:]).contiguous()
+
+    def _planes(self, part: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(part.astype(np.float32)).div_(2**self.bits - 1).permute(2, 0, 1)
+
+    @property
+    def rgb(self) -> torch.Tensor:
+        """The whole image as float32 RGB (3, H, W) in [0, 1]."""
+        return self.colour()
+
+    @property
+    def alpha(self) -> torch.Tensor | None:
+        """The whole alpha channel as float32 (1, H, W) in [0, 1], or None."""
+        return self.alpha_tile() if self.has_alpha else None
+
+    @classmethod
+    def from_float(cls, rgb: torch.Tensor, alpha: torch.Tensor | None = None, grey: bool = False,
+                   bits: int = 8) -> "Picture":
+        """From float (3, H, W) colour (grey: their mean is kept) and optional (1, H, W) alpha
+        in [0, 1], quantised to ``bits`` (8 or 16) rounding half up; NaN maps to 0."""
+        if bits not in (8, 16):
+            raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+        planes = rgb.mean(0, keepdim=True) if grey else rgb
+        if alpha is not None:
+            planes = torch.cat([planes, alpha])
+        out = np.empty((*planes.shape[1:], planes.shape[0]), np.uint16 if bits == 16 else np.uint8)
+        quantise_into(out, planes)
+        return cls(out)
 
 
-def _from_array(arr: np.ndarray, bits: int) -> Picture:
-    """(H, W, C) integer samples, C = 1..4 -> Picture."""
-    x = torch.from_numpy(arr.astype(np.float32) / (2**bits - 1)).permute(2, 0, 1).contiguous()
-    grey = x.shape[0] <= 2
-    colour = x[:1].expand(3, -1, -1).contiguous() if grey else x[:3]
-    alpha = x[-1:].clone() if x.shape[0] in (2, 4) else None
-    return Picture(colour.contiguous(), alpha, grey, bits)
+def quantise_into(out: np.ndarray, x: torch.Tensor, rows_per_step: int = 64) -> None:
+    """Write float (C, n, W) in [0, 1] into ``out`` (n, W, C) uint8/uint16: clamped,
+    scaled, rounded half up (exactly, in float64), NaN as 0. Works ``rows_per_step`` rows
+    at a time, so the float64 temporaries stay small whatever the image size."""
+    top = 2**16 - 1 if out.dtype == np.uint16 else 2**8 - 1
+    for r in range(0, x.shape[1], rows_per_step):
+        part = torch.nan_to_num(x[:, r:r + rows_per_step].detach().cpu().double(), nan=0.0).clamp_(0, 1)
+        out[r:r + rows_per_step] = part.mul_(top).add_(0.5).floor_().permute(1, 2, 0).numpy()
+
+
+def _png_depth(head: bytes) -> int | None:
+    """The bit depth in a PNG's header, None if these bytes do not start a PNG."""
+    if len(head) < 29 or not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR":
+        return None
+    return head[24]
+
+
+def _read_png16(data: bytes, path: Path) -> np.ndarray:
+    """A 16-bit PNG (any colour type, interlaced or not) as uint16 (H, W, C), by pypng:
+    Pillow reads 16-bit RGB as 8-bit."""
+    width, height = struct.unpack(">II", data[16:24])
+    if width * height > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's decompression-bomb rule
+        raise ImageReadError(f"cannot read image {path}: {width * height} pixels is over the "
+                             f"decompression-bomb limit of {2 * Image.MAX_IMAGE_PIXELS}")
+    w, h, rows, info = png.Reader(bytes=data).asDirect()
+    planes = info["planes"]
+    out = np.empty((h, w * planes), np.uint16)
+    n = 0
+    for n, row in enumerate(rows, 1):
+        out[n - 1] = row
+    if n != h:
+        raise ValueError("truncated PNG data")
+    return out.reshape(h, w, planes)
 
 
 def load_picture(path: str | PathLike) -> Picture:
@@ -105,13 +176,10 @@ def load_picture(path: str | PathLike) -> Picture:
     except OSError as exc:
         raise ImageReadError(f"cannot read image {path}: {exc.strerror or exc}") from None
     try:
-        if png16.is_png16(data[:33]):
-            return _from_array(png16.read_png16(data), 16)
+        if _png_depth(data[:29]) == 16:
+            return Picture(_read_png16(data, path))
         with Image.open(BytesIO(data)) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img).astype(np.int64).clip(0, 65535).astype(np.uint16)
-                return _from_array(arr[:, :, None], 16)
             if img.mode == "P":
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
             elif img.mode == "1":
@@ -123,31 +191,36 @@ def load_picture(path: str | PathLike) -> Picture:
         raise ImageReadError(f"cannot read image {path}: not a PNG/JPEG file Pillow can decode") from None
     except Image.DecompressionBombError as exc:  # an Exception, not an OSError
         raise ImageReadError(f"cannot read image {path}: {exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"cannot read image {path}: {exc}") from None
-    return _from_array(arr if arr.ndim == 3 else arr[:, :, None], 8)
+    except (OSError, ValueError, SyntaxError, png.Error, zlib.error) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ImageReadError(f"cannot read image {path}: {reason}") from None
+    return Picture(arr if arr.ndim == 3 else arr[:, :, None])
 
 
-def _quantise(x: torch.Tensor, bits: int) -> np.ndarray:
-    """(C, H, W) float in [0, 1] -> (H, W, C) uint8/uint16, rounding half up."""
-    top = 2**bits - 1
-    x = torch.nan_to_num(x.detach().cpu().double(), nan=0.0).clamp(0, 1)
-    q = torch.floor(x * top + 0.5).permute(1, 2, 0).numpy()
-    return q.astype(np.uint16 if bits == 16 else np.uint8)
+def write_png(f, samples: np.ndarray) -> None:
+    """Encode uint8/uint16 (H, W, 1..4) samples as a PNG into the open binary file ``f``,
+    a row at a time (pypng), so no copy of the image is made."""
+    h, w, c = samples.shape
+    bits = 16 if samples.dtype == np.uint16 else 8
+    writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=bits, compression=6)
+    big = samples.dtype.newbyteorder(">")
+    writer.write_packed(f, (row.astype(big).tobytes() if bits == 16 else row.tobytes() for row in samples))
 
 
 def _encode(f, pic: Picture, fmt: str) -> None:
     """Write ``pic`` in ``fmt`` ("PNG" or "JPEG") to the open binary file ``f``."""
-    colour = pic.rgb.mean(0, keepdim=True) if pic.grey else pic.rgb
-    planes = colour if pic.alpha is None or fmt == "JPEG" else torch.cat([colour, pic.alpha])
-    bits = 8 if fmt == "JPEG" else pic.bits
-    arr = _quantise(planes, bits)
-    if bits == 16:
-        png16.write_png16(f, arr)
+    if fmt == "PNG":
+        write_png(f, pic.samples)
         return
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
-    img = Image.fromarray(arr[:, :, 0] if mode == "L" else arr, mode=mode)
-    img.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    colour = pic.samples[:, :, :1 if pic.grey else 3]
+    if pic.bits == 16:  # round(v / 257), the nearest 8-bit level, a band of rows at a time
+        eight = np.empty(colour.shape, np.uint8)
+        for r in range(0, colour.shape[0], 256):
+            eight[r:r + 256] = (colour[r:r + 256].astype(np.uint32) * 2 + 257) // 514
+        colour = eight
+    img = Image.fromarray(colour[:, :, 0] if pic.grey else np.ascontiguousarray(colour),
+                          mode="L" if pic.grey else "RGB")
+    img.save(f, format="JPEG", quality=95)
 
 
 def save_picture(path: str | PathLike, pic: Picture) -> None:

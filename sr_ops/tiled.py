@@ -38,7 +38,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["tiled", "tile_spans", "pick_tile"]
+__all__ = ["tiled", "tiled_stream", "tile_spans", "pick_tile"]
 
 # The fitted per-pixel cost is scaled by this before solving for the tile side: the RSS
 # of a call varies a little with allocator state and convolution algorithm choices.
@@ -131,23 +131,45 @@ def pick_tile(model: Callable, x: torch.Tensor, scale: int, overlap: int, max_me
     (see the module docstring for what counts). Raises ValueError when even the output
     or the smallest usable tile does not fit."""
     batch, channels, h, w = x.shape
-    item = x.element_size()
-    out_bytes = batch * (out_channels or channels) * scale * scale * h * w * item
-    avail = max_memory - out_bytes
-    if avail <= 0:
+    out_bytes = batch * (out_channels or channels) * scale * scale * h * w * x.element_size()
+    if max_memory - out_bytes <= 0:
         raise ValueError(f"max_memory={max_memory} bytes cannot hold the output alone "
                          f"({out_bytes} bytes); raise it or upscale a crop")
+    return _pick(model, tuple(x.shape), x.dtype, x.device, scale, overlap, max_memory - out_bytes,
+                 0, align, f"the output takes {out_bytes} bytes and ")
+
+
+def _pick(model, shape, dtype, device, scale, overlap, avail, band_channels, align, spent="") -> int:
+    """Largest core side whose tile (model, blend weights) and, when ``band_channels``, the
+    band of output rows it is blended into, fit ``avail`` bytes."""
+    batch, channels, _, w = shape
+    item = torch.empty((), dtype=dtype).element_size()
     base = 16 * math.ceil(max(2 * overlap, 16) / 16)  # multiples of 16 suit unshuffling models
-    a, b = _probe_cost(model, x, base, avail)
-    # per input pixel: the model (fitted), the blend weights (scale^2 floats)
-    per_pixel = _SAFETY * b + scale * scale * item
-    side_in = math.floor(math.sqrt(max(avail - _SAFETY * a, 0) / per_pixel))
+    probe = torch.empty(batch, channels, 1, 1, dtype=dtype, device=device)
+    a, b = _probe_cost(model, probe, base, avail)
+    # a tile of side n input pixels: the model (fitted) + blend weights, quadratic in n; the
+    # band of output rows it is blended into, linear in n; the seam rows carried across
+    quad = _SAFETY * b + scale * scale * item
+    lin = batch * band_channels * scale * scale * w * item
+    const = _SAFETY * a + lin * 2 * overlap
+    room = avail - const
+    side_in = math.floor((-lin + math.sqrt(lin * lin + 4 * quad * room)) / (2 * quad)) if room > 0 else 0
     core = (side_in - 2 * overlap) // align * align
     if core < max(2 * overlap, align, 1):
-        raise ValueError(f"max_memory={max_memory} bytes is too small: the output takes {out_bytes} bytes and "
-                         f"a tile of {2 * overlap} pixels plus the overlap needs about "
-                         f"{int(_SAFETY * (a + b * (4 * overlap) ** 2))} more")
+        need = quad * (4 * overlap) ** 2 + lin * 4 * overlap + const
+        raise ValueError(f"max_memory is too small: {spent}a tile of {2 * overlap} pixels plus the overlap "
+                         f"needs about {int(need)} bytes, {int(avail)} are left")
     return core
+
+
+def _check_args(scale, tile, overlap, max_memory, align) -> None:
+    _check_int("scale", scale, 1)
+    _check_int("overlap", overlap, 0)
+    _check_int("align", align, 1)
+    if tile is not None:
+        _check_int("tile", tile, 1)
+    if max_memory is not None:
+        _check_int("max_memory", max_memory, 1)
 
 
 def tiled(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int,
@@ -168,13 +190,7 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale:
         raise ValueError(f"x must be (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
     if x.dim() == 3:
         return tiled(model, x.unsqueeze(0), scale, tile, overlap, max_memory, align=align, progress=progress)[0]
-    _check_int("scale", scale, 1)
-    _check_int("overlap", overlap, 0)
-    _check_int("align", align, 1)
-    if tile is not None:
-        _check_int("tile", tile, 1)
-    if max_memory is not None:
-        _check_int("max_memory", max_memory, 1)
+    _check_args(scale, tile, overlap, max_memory, align)
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"x must have a non-empty image, got shape {tuple(x.shape)}")
 
@@ -184,34 +200,84 @@ def tiled(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale:
             tile = picked if tile is None else min(tile, picked)
         elif tile is None:
             tile = 512
-        return _run(model, x, scale, tile, overlap, align, progress)
+        out = []  # the whole output, made at the first tile (its channels are the model's)
+        _run(model, lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1].contiguous(), tuple(x.shape), scale, tile,
+             overlap, align, progress, out=out)
+        return out[0]
 
 
-def _run(model, x, scale, tile, overlap, align, progress) -> torch.Tensor:
-    _, _, h, w = x.shape
+def tiled_stream(model: Callable[[torch.Tensor], torch.Tensor], read: Callable[[int, int, int, int], torch.Tensor],
+                 shape: tuple[int, int, int, int], scale: int, write: Callable[[int, torch.Tensor], None],
+                 tile: int | None = None, overlap: int = 16, max_memory: int | None = None, *,
+                 align: int = 1, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 out_channels: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """``tiled`` for images that never exist whole as float tensors (the CLI's 8/16-bit files).
+
+    ``read(y0, y1, x0, x1)`` returns the input rows [y0, y1) and columns [x0, x1) as a
+    (B, C, y1-y0, x1-x0) tensor of ``dtype`` on ``device``; ``shape`` is the whole input's
+    (B, C, H, W). ``write(row, rows)`` receives finished output rows [row, row + n) as
+    (B, C', n, scale*W) tensors, top to bottom, each row once. Only one band of output
+    rows (a tile row plus its seams) is held at a time. ``max_memory`` (bytes) covers the
+    tiles, the model's working memory and that band, not what ``read`` and ``write``
+    hold. Returns the tile side used.
+    """
+    _check_args(scale, tile, overlap, max_memory, align)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"shape must be a non-empty (B, C, H, W), got {shape}")
+    with torch.no_grad():
+        if max_memory is not None:
+            picked = _pick(model, shape, dtype, torch.device(device), scale, overlap, max_memory,
+                           out_channels or shape[1], align)
+            tile = picked if tile is None else min(tile, picked)
+        elif tile is None:
+            tile = 512
+        _run(model, read, shape, scale, tile, overlap, align, progress, write=write)
+    return tile
+
+
+def _run(model, read, shape, scale, tile, overlap, align, progress, write=None, out=None) -> None:
+    """Tiles blended into a band of output rows per tile row: a view of ``out[0]`` (made
+    here) when ``out`` is a list, else a buffer whose finished rows go to ``write``."""
+    batch, channels, h, w = shape
     rows, cols = tile_spans(h, tile, overlap, align), tile_spans(w, tile, overlap, align)
     total, done = len(rows) * len(cols), 0
-    out = None
-    for a, b in rows:
+    carry = None  # output rows of the previous band that this band also blends into
+    for i, (a, b) in enumerate(rows):
         y0, y1 = max(a - overlap, 0), min(b + overlap, h)
-        wy = None
+        band = wy = None
         for c, d in cols:
             x0, x1 = max(c - overlap, 0), min(d + overlap, w)
-            y = model(x[:, :, y0:y1, x0:x1].contiguous())
+            y = model(read(y0, y1, x0, x1))
             expect = (scale * (y1 - y0), scale * (x1 - x0))
-            if y.dim() != 4 or tuple(y.shape[-2:]) != expect or y.shape[0] != x.shape[0]:
+            if y.dim() != 4 or tuple(y.shape[-2:]) != expect or y.shape[0] != batch:
                 raise ValueError(f"model returned shape {tuple(y.shape)} for a tile of "
-                                 f"{(x.shape[0], x.shape[1], y1 - y0, x1 - x0)}; "
+                                 f"{(batch, channels, y1 - y0, x1 - x0)}; "
                                  f"expected (B, C', {expect[0]}, {expect[1]}) for scale={scale}")
-            if out is None:
-                out = torch.zeros(x.shape[0], y.shape[1], scale * h, scale * w, dtype=y.dtype, device=y.device)
             if wy is None:
                 wy = _ramp(y0, y1, a, b, h, overlap, scale, y.dtype, y.device)
+            if band is None and out is not None:
+                if not out:
+                    out.append(y.new_zeros(batch, y.shape[1], scale * h, scale * w))
+                band = out[0][:, :, scale * y0:scale * y1]
+            elif band is None:
+                band = y.new_zeros(batch, y.shape[1], scale * (y1 - y0), scale * w)
+                if carry is not None:
+                    band[:, :, :carry.shape[2]] = carry
+                    carry = None
             wx = _ramp(x0, x1, c, d, w, overlap, scale, y.dtype, y.device)
             # addcmul reads y without writing it: the model may hand back a shared buffer.
-            out[:, :, scale * y0:scale * y1, scale * x0:scale * x1].addcmul_(y, wy[:, None] * wx[None, :])
+            band[:, :, :, scale * x0:scale * x1].addcmul_(y, wy[:, None] * wx[None, :])
             del y
             done += 1
             if progress is not None:
                 progress(done, total)
-    return out
+        if out is not None:
+            continue
+        # rows above the next band's first input row get nothing more from it
+        next_y0 = max(rows[i + 1][0] - overlap, 0) if i + 1 < len(rows) else y1
+        final = scale * (next_y0 - y0)
+        if final < band.shape[2]:
+            carry = band[:, :, final:].clone()
+        write(scale * y0, band[:, :, :final])
+        del band

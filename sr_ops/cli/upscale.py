@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from sr_ops import distributed
 from sr_ops.cli.progress import Progress
-from sr_ops.io import IMAGE_SUFFIXES, ImageReadError, Picture, load_picture, save_picture
+from sr_ops.io import IMAGE_SUFFIXES, ImageReadError, Picture, load_picture, quantise_into, save_picture
 
 
 class UsageError(Exception):
@@ -93,18 +94,49 @@ def plan(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(src, out)]
 
 
-def upscale_picture(fn, pic: Picture, scale: int, device: str, tile: int | None, overlap: int,
-                    max_memory: int | None, progress: Callable[[int, int], None] | None = None) -> Picture:
-    """The model on the colour planes (tiled), bicubic on alpha; same grey/bits."""
-    from sr_ops.imresize import imresize
-    from sr_ops.tiled import tiled
+# Memory the budget keeps back for what is not measured: the interpreter's own
+# allocations while an image is in flight, allocator slack.
+_SLACK = 16 * 2**20
 
-    x = pic.rgb.unsqueeze(0).to(device)
+
+def upscale_picture(fn, pic: Picture, scale: int, device: str, tile: int | None, overlap: int,
+                    max_memory: int | None, progress: Callable[[int, int], None] | None = None,
+                    jpeg: bool = False) -> Picture:
+    """The model on the colour planes, bicubic on alpha, each tiled and quantised band by
+    band straight into the output's integer samples (same grey, bits and alpha): no
+    float copy of either image exists whole.
+
+    ``max_memory`` (bytes) covers the input's and output's samples, the encoder's copy
+    when ``jpeg`` (Pillow holds 4 bytes a pixel), and everything the tiles take."""
+    from sr_ops.imresize import imresize
+    from sr_ops.tiled import tiled_stream
+
+    h, w = pic.size
+    out = np.empty((scale * h, scale * w, pic.samples.shape[2]), pic.samples.dtype)
+    budget = None
+    if max_memory is not None:
+        held = pic.samples.nbytes + out.nbytes + (4 * out.shape[0] * out.shape[1] if jpeg else 0)
+        budget = max_memory - held - _SLACK
+        if budget <= 0:
+            raise ValueError(f"--max-memory {max_memory / 2**20:.0f} MiB cannot hold this image: its input and "
+                             f"output samples alone take {(held + _SLACK) / 2**20:.0f} MiB")
+    dev = torch.device(device)
+    ncolour = 1 if pic.grey else 3
+
+    def write_colour(row: int, rows: torch.Tensor) -> None:
+        planes = rows[0].clamp(0, 1)
+        quantise_into(out[row:row + planes.shape[1], :, :ncolour], planes.mean(0, keepdim=True) if pic.grey else planes)
+
+    def write_alpha(row: int, rows: torch.Tensor) -> None:
+        quantise_into(out[row:row + rows.shape[2], :, -1:], rows[0])
+
     # align=8: core boundaries suit models that pixel-unshuffle by up to 8 (RT4KSR by 2)
-    sr = tiled(fn, x, scale, tile=tile, overlap=overlap, max_memory=max_memory, align=8,
-               progress=progress)[0].clamp(0, 1).cpu()
-    alpha = None if pic.alpha is None else imresize(pic.alpha, scale).clamp(0, 1)
-    return Picture(sr, alpha, pic.grey, pic.bits)
+    used = tiled_stream(fn, lambda y0, y1, x0, x1: pic.colour(y0, y1, x0, x1)[None].to(dev), (1, 3, h, w), scale,
+                        write_colour, tile, overlap, budget, align=8, device=dev, progress=progress)
+    if pic.has_alpha:  # bicubic's radius is 2 pixels: tiles of the same size are exact
+        tiled_stream(lambda t: imresize(t, scale), lambda y0, y1, x0, x1: pic.alpha_tile(y0, y1, x0, x1)[None],
+                     (1, 1, h, w), scale, write_alpha, used, overlap, align=8)
+    return Picture(out)
 
 
 def run(args) -> int:
@@ -148,7 +180,8 @@ def _work(args, jobs, model, group: distributed.Group) -> int:
         try:
             pic = load_picture(src)
             out = upscale_picture(fn, pic, args.scale, group.device, args.tile, args.overlap, max_memory,
-                                  progress.tile)
+                                  progress.tile, jpeg=dst.suffix.lower() != ".png")
+            del pic
         except (ImageReadError, ValueError) as exc:
             print(f"sr-ops: {one_line(exc)}", file=sys.stderr)
             failed += 1
@@ -179,7 +212,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tile", type=int, default=None, help="largest tile side in input pixels (default 512)")
     p.add_argument("--overlap", type=int, default=16, help="context pixels around each tile (default 16)")
     p.add_argument("--max-memory", type=float, default=None, metavar="MB",
-                   help="pick the tile so the upscaling stays under this many MiB")
+                   help="pick the tile so that upscaling one image (its input, output and tiles) "
+                        "adds at most this many MiB to the process")
     p.add_argument("--ensemble", action="store_true", help="x8 flip/rotation self-ensemble")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="redo images whose output exists")
