@@ -162,3 +162,8 @@ def test_stream_writes_each_row_once_in_order_and_equals_tiled(seed):
     assert used == 16 and len(seen) == 5  # one band per tile row
     assert [r for r, _ in seen] == [0] + [r + n for r, n in seen[:-1]] and sum(n for _, n in seen) == 150
     assert torch.equal(got, want)
+
+
+def test_stream_is_public_and_checks_its_shape(seed):
+    with pytest.raises(ValueError, match="shape must be a non-empty"):
+        sr_ops.tiled_stream(conv_net(2), lambda *a: None, (1, 3, 0, 5), 2, lambda r, rows: None)

@@ -16,7 +16,7 @@ from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, verte
 from sr_ops.ops import eca, layernorm2d  # noqa: E402
 from sr_ops.ops import dwconv_gate_ca  # noqa: E402
 from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_patches  # noqa: E402
-from sr_ops.tiled import tiled  # noqa: E402
+from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
 from sr_ops.ensemble import self_ensemble  # noqa: E402
 
 __version__ = "0.1.0"
@@ -42,6 +42,7 @@ def __dir__():
 
 __all__ = [
     "tiled",
+    "tiled_stream",
     "self_ensemble",
     "BACKENDS",
     "available_backends",
