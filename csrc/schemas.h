@@ -10,7 +10,7 @@ inline constexpr const char* kSchemas[] = {
   "_patch2img_bwd(Tensor grad_out, int patch_size, int stride) -> Tensor",
   // window <= 0: every key patch is a candidate.
   "_cross_scale_knn_fwd(Tensor query, Tensor key, int k, int patch_size, int stride, "
-      "int window, int scale) -> (Tensor, Tensor)",
+      "int window, int scale, int window_offset=-1) -> (Tensor, Tensor)",
   "_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, "
       "int patch_size, int stride) -> (Tensor, Tensor)",
   // idx int64 of any shape -> (rows, cols) like it; values must lie in the key grid.

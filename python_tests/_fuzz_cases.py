@@ -81,7 +81,8 @@ def cross_scale_knn(draw, dev, plant=None):
     k = draw(st.sampled_from([1, cands, draw(st.integers(1, cands))]))
     q = tensor(draw, (b, c, h, w), dev, lo=-2, hi=2, integer_valued=True, plant=plant)
     key = tensor(draw, (b, c, hk, wk), dev, lo=-2, hi=2, integer_valued=True)
-    return Call((q, key, k, p, t, window, s), [0, 1])
+    rule = None if draw(st.booleans()) else (draw(st.integers(1, 3)), draw(st.integers(0, 4)))  # window_start
+    return Call((q, key, k, p, t, window, s, rule), [0, 1])
 
 
 def dwconv_gate_ca(draw, dev, plant=None):

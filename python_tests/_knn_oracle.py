@@ -12,15 +12,18 @@ def _grid(n, p, t):
     return (n - p) // t + 1
 
 
-def _start(i, scale, window, n):
+def _start(i, divisor, window, n, offset=None):
     if window is None or window <= 0:
         return 0, n
     w = min(window, n)
-    return min(max(i // scale - window // 2, 0), n - w), w
+    return min(max(i // divisor - (window // 2 if offset is None else offset), 0), n - w), w
 
 
-def brute_knn(query, key, k, P, T, window, scale):
-    """(dist, idx), each (B, m, k): dist float64 (from the float64 patch vectors)."""
+def brute_knn(query, key, k, P, T, window, scale, window_start=None):
+    """(dist, idx), each (B, m, k): dist float64 (from the float64 patch vectors). The
+    window of query row i starts at clamp(i // d - o, 0, n1 - w1), (d, o) = window_start
+    or (scale, window // 2)."""
+    divisor, offset = (scale, None) if window_start is None else window_start
     q = F.unfold(query.double().cpu(), P, stride=T).transpose(1, 2)
     c = F.unfold(key.double().cpu(), P, stride=T).transpose(1, 2)
     m2 = _grid(query.shape[-1], P, T)
@@ -30,8 +33,8 @@ def brute_knn(query, key, k, P, T, window, scale):
     idx = torch.empty(B, m, k, dtype=torch.int64)
     for b in range(B):
         for n in range(m):
-            a0, w1 = _start(n // m2, scale, window, n1)
-            b0, w2 = _start(n % m2, scale, window, n2)
+            a0, w1 = _start(n // m2, divisor, window, n1, offset)
+            b0, w2 = _start(n % m2, divisor, window, n2, offset)
             cand = []
             for a in range(a0, a0 + w1):
                 for cb in range(b0, b0 + w2):

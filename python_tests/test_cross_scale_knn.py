@@ -115,8 +115,9 @@ def test_opcheck(backend, seed):
     dev = device_for(backend)
     query = torch.randn(2, 3, 11, 9, device=dev, requires_grad=True)
     key = torch.randn(2, 3, 7, 7, device=dev, requires_grad=True)
-    torch.library.opcheck(torch.ops.sr_ops.cross_scale_knn.default, (query, key, 3, 3, 2, 3, 2))
-    torch.library.opcheck(torch.ops.sr_ops.cross_scale_knn.default, (query, key, 2, 3, 2, -1, 2))
+    torch.library.opcheck(torch.ops.sr_ops.cross_scale_knn.default, (query, key, 3, 3, 2, 3, 2, -1))
+    torch.library.opcheck(torch.ops.sr_ops.cross_scale_knn.default, (query, key, 2, 3, 2, -1, 2, -1))
+    torch.library.opcheck(torch.ops.sr_ops.cross_scale_knn.default, (query, key, 3, 3, 2, 3, 2, 1))  # window_start
 
 
 Q, K = torch.randn(1, 2, 11, 11), torch.randn(1, 2, 7, 7)

@@ -289,6 +289,22 @@ def test_construct_graph_matches_official(window, seed):
     torch.testing.assert_close(diff_r, diff)
 
 
+def test_x3_window_rule_official_by_default(seed):
+    """At ×3 with the window active the official placement (i//2 - side//3) and the op's
+    centred default (i//3 - side//2) pick different candidates; construct_graph follows the
+    official one unless told otherwise."""
+    B, E, H, W, s, k, window = 1, 3, 46, 41, 3, 3, 4
+    ye, xe = torch.randn(B, E, H, W), torch.randn(B, E, H // s, W // s)
+    D, best = official_knn_dist(ye, xe, k, window, s)
+    idx, _, _ = construct_graph(ye, xe, s, k, window=window)
+    torch.testing.assert_close(D.gather(2, idx), best, rtol=1e-4, atol=1e-4)
+    idx_c, _, _ = construct_graph(ye, xe, s, k, window=window, window_rule="contract")
+    assert not torch.equal(idx_c, idx)
+    assert torch.isinf(D.gather(2, idx_c)).any()  # some contract neighbours lie outside the official window
+    with pytest.raises(ValueError, match="window_rule"):
+        construct_graph(ye, xe, s, k, window=window, window_rule="centred")
+
+
 @pytest.mark.parametrize("s,H,W", [(2, 15, 20), (3, 17, 22)])
 def test_gcn_block_matches_official_weight_edge(s, H, W, seed):
     """GCNBlock.forward (ECN at LR, fused weighted sum) vs the official weight_edge on

@@ -313,13 +313,14 @@ class KnnForward {
 };
 
 std::tuple<at::Tensor, at::Tensor> knn_fwd_cpu(const at::Tensor& query_in, const at::Tensor& key_in, int64_t k,
-                                               int64_t patch_size, int64_t stride, int64_t window, int64_t scale) {
+                                               int64_t patch_size, int64_t stride, int64_t window, int64_t scale,
+                                               int64_t window_offset) {
   sr_cpu::check_cpu_float(query_in, "query");
   sr_cpu::check_cpu_float(key_in, "key");
   TORCH_CHECK(query_in.scalar_type() == key_in.scalar_type(), "query and key dtypes differ");
   TORCH_CHECK(query_in.scalar_type() == at::kFloat || query_in.scalar_type() == at::kDouble,
               "the CPU kernel takes float32 or float64");
-  const auto d = sr_cpu::knn_check_dims(query_in, key_in, k, patch_size, stride, window, scale);
+  const auto d = sr_cpu::knn_check_dims(query_in, key_in, k, patch_size, stride, window, scale, window_offset);
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   at::Tensor dist = at::empty({d.B, d.m1 * d.m2, k}, query.options());
   at::Tensor idx = at::empty({d.B, d.m1 * d.m2, k}, query.options().dtype(at::kLong));

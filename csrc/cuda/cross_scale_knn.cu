@@ -227,9 +227,9 @@ Acc tiny() {
 Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64_t* idx,
                            DType dtype, int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk,
                            int64_t Wk, int64_t k, int64_t P, int64_t T, int64_t window,
-                           int64_t scale, cudaStream_t stream) {
+                           int64_t scale, int64_t window_offset, cudaStream_t stream) {
   if (k > kKnnMaxK) return "k is larger than the CUDA kernel's limit of 32";
-  const auto d = sr::knn_dims(B, C, H, W, Hk, Wk, P, T, scale, window);
+  const auto d = sr::knn_dims(B, C, H, W, Hk, Wk, P, T, scale, window, window_offset);
   const int64_t blocks = B * ((d.m1 + kTI - 1) / kTI) * ((d.m2 + kTJ - 1) / kTJ);
   if (blocks == 0) return "";
   with_dtype(dtype, [&](auto tag) {

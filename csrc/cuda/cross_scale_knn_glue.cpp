@@ -14,7 +14,7 @@ at::ScalarType acc_type(const at::Tensor& t) {
 
 std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t k, int64_t patch_size, int64_t stride,
-                                                int64_t window, int64_t scale) {
+                                                int64_t window, int64_t scale, int64_t window_offset) {
   TORCH_CHECK(sr_cuda::is_kernel_device(query_in) && sr_cuda::is_kernel_device(key_in), "query and key must be CUDA tensors");
   sr_cuda::check_same_device(key_in, "key", query_in, "query");
   TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4, "query and key must be (B, C, H, W)");
@@ -32,7 +32,7 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, cons
       sr_cuda::cross_scale_knn_fwd(query.const_data_ptr(), key.const_data_ptr(), dist.mutable_data_ptr(),
                                    idx.mutable_data_ptr<int64_t>(), sr_cuda::dtype_of(query), B, C, H,
                                    W, key.size(2), key.size(3), k, patch_size, stride, window, scale,
-                                   sr_cuda::stream_of(query)),
+                                   window_offset, sr_cuda::stream_of(query)),
       "cross_scale_knn forward kernel");
   return {dist, idx};
 }

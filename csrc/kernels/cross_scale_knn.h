@@ -9,24 +9,25 @@ namespace sr {
 struct KnnDims {
   int64_t B, C, H, W, Hk, Wk, P, T, S;  // S: scale between the maps
   int64_t m1, m2, n1, n2;               // query grid, key grid
-  int64_t w1, w2, half;                 // window extent (rows, cols), window // 2
+  int64_t w1, w2, half;                 // window extent (rows, cols), its offset
 };
 
-// window <= 0 means "no window": every key patch is a candidate.
+// window <= 0 means "no window": every key patch is a candidate. The window rule divides
+// by S and subtracts `offset` (window // 2 when offset < 0): see window_start.
 SR_HOST_DEVICE KnnDims knn_dims(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk,
                                 int64_t Wk, int64_t P, int64_t T, int64_t S,
-                                int64_t window) {
+                                int64_t window, int64_t offset = -1) {
   KnnDims d;
   d.B = B; d.C = C; d.H = H; d.W = W; d.Hk = Hk; d.Wk = Wk; d.P = P; d.T = T; d.S = S;
   d.m1 = grid_len(H, P, T); d.m2 = grid_len(W, P, T);
   d.n1 = grid_len(Hk, P, T); d.n2 = grid_len(Wk, P, T);
   d.w1 = window > 0 ? imin(window, d.n1) : d.n1;
   d.w2 = window > 0 ? imin(window, d.n2) : d.n2;
-  d.half = window > 0 ? window / 2 : 0;
+  d.half = window > 0 ? (offset >= 0 ? offset : window / 2) : 0;
   return d;
 }
 
-// First key row (or column) of query row i's window: clamp(i // S - window // 2, 0, n - w).
+// First key row (or column) of query row i's window: clamp(i // S - half, 0, n - w).
 SR_HOST_DEVICE int64_t window_start(int64_t i, int64_t S, int64_t half, int64_t n, int64_t w) {
   return imax(int64_t(0), imin(i / S - half, n - w));
 }

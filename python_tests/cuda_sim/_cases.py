@@ -49,8 +49,8 @@ def _patch2img_bwd(B, C, P, H, W, t):
     return lambda g, dt: (_randn(g, dt, B, C, H, W), P, t)
 
 
-def _knn(B, C, H, W, Hk, Wk, k, P, t, window, scale):
-    return lambda g, dt: (_randn(g, dt, B, C, H, W), _randn(g, dt, B, C, Hk, Wk), k, P, t, window, scale)
+def _knn(B, C, H, W, Hk, Wk, k, P, t, window, scale, offset=-1):
+    return lambda g, dt: (_randn(g, dt, B, C, H, W), _randn(g, dt, B, C, Hk, Wk), k, P, t, window, scale, offset)
 
 
 def _knn_bwd(B, C, H, W, Hk, Wk, k, P, t):
@@ -154,6 +154,8 @@ CASES = [
     Case("cross_scale_knn", "fwd-window", "_cross_scale_knn_fwd", _knn(1, 2, 13, 11, 8, 7, 4, 3, 1, 3, 2)),
     Case("cross_scale_knn", "fwd-global", "_cross_scale_knn_fwd", _knn(2, 3, 9, 10, 6, 7, 5, 3, 2, -1, 1)),
     Case("cross_scale_knn", "fwd-k1", "_cross_scale_knn_fwd", _knn(1, 1, 17, 5, 9, 4, 1, 2, 1, 4, 2)),
+    # IGNN's official window rule at x3: divisor 2, offset window // 3
+    Case("cross_scale_knn", "fwd-offset", "_cross_scale_knn_fwd", _knn(1, 2, 19, 17, 9, 8, 3, 3, 1, 4, 2, 1)),
     Case("cross_scale_knn", "fwd-deep", "_cross_scale_knn_fwd", _knn(1, 9, 8, 8, 5, 5, 3, 3, 1, 2, 1)),
     Case("cross_scale_knn", "bwd", "_cross_scale_knn_bwd", _knn_bwd(1, 2, 9, 8, 7, 6, 3, 3, 1)),
     Case("vertex_map", "fwd", "_vertex_map_fwd", _vertex_map((3, 50, 4), 11, 9, 2, 3, 2), half=False),

@@ -17,9 +17,6 @@ Data flow (the official model works on RGB in [0, 255]; this one takes [0, 1])::
 
 Where it differs from the official code (no checkpoint exists here to measure the effect):
 
-* ×3: the official window is centred at key row ``i//2 - 30//3``, cross_scale_knn's
-  contract at ``i//3 - 30//2`` (identical for ×2/×4). It only matters when the ×1/3 key
-  grid has more than 30 patch rows or columns (LR side above ~186 px).
 * ×3, LR height or width ≡ 0, 1 (mod 6): the official zero padding lets the last key row's
   HR regions overhang the padded map by two rows, which graph_aggregate's contract does not
   allow; the LR image is then replicate-padded by 1-2 rows/columns and the output cropped.
@@ -39,7 +36,7 @@ from sr_ops.tiled import tiled
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
-from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad
+from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad, knn_window_start
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
 
 __all__ = ["IGNN", "build_ignn", "load_official"]
@@ -75,7 +72,8 @@ class IGNN(nn.Module):
 
     def __init__(self, scale: int, n_resblocks: int = 32, n_feats: int = 256, k: int = 5,
                  window: int | None = 30, res_scale: float = 0.1, clamp: bool = True,
-                 max_memory: int | None = None, tile: int | None = None, tile_overlap: int = 24) -> None:
+                 max_memory: int | None = None, tile: int | None = None, tile_overlap: int = 24,
+                 window_rule: str = "official") -> None:
         super().__init__()
         if scale not in (2, 3, 4) or isinstance(scale, bool):
             raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
@@ -87,6 +85,8 @@ class IGNN(nn.Module):
         if max_memory is not None and (not isinstance(max_memory, int) or max_memory < 1):
             raise ValueError(f"max_memory must be a positive int (bytes) or None, got {max_memory!r}")
         self.scale, self.k, self.window, self.clamp = scale, k, window, clamp
+        knn_window_start(window_rule, None, scale)  # validates the name
+        self.window_rule = window_rule
         if tile is not None and (not isinstance(tile, int) or tile < 1):
             raise ValueError(f"tile must be a positive int (LR pixels) or None, got {tile!r}")
         self.max_memory, self.tile, self.tile_overlap = max_memory, tile, tile_overlap
@@ -123,7 +123,8 @@ class IGNN(nn.Module):
         H, W = x.shape[-2:]
         son = imresize(x[:, :, :H - H % g, :W - W % g], 1 / g).clamp(0.0, 1.0)
         emb = self.graph.embedcnn
-        return construct_graph(emb(x), emb(son), g, self.k, self.patch_size, self.stride, self.window)
+        return construct_graph(emb(x), emb(son), g, self.k, self.patch_size, self.stride, self.window,
+                               self.window_rule)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_rgb(x)
@@ -200,7 +201,9 @@ def load_official(model: IGNN, checkpoint) -> IGNN:
 def build_ignn(scale: int, checkpoint=None, *, vgg=None, **options) -> IGNN:
     """IGNN for ``scale`` 2, 3 or 4. ``checkpoint``: official IGNN weights; ``vgg``:
     torchvision VGG19 weights for the embedding (loaded after the checkpoint).
-    ``options``: n_resblocks, n_feats, k, window, res_scale, clamp."""
+    ``options``: n_resblocks, n_feats, k, window, res_scale, clamp, max_memory, tile,
+    tile_overlap, window_rule ("official": the official code's window placement, which the
+    released ×3 weights were trained with; "contract": cross_scale_knn's centred default)."""
     model = IGNN(scale, **options)
     if checkpoint is not None:
         load_official(model, checkpoint)

@@ -27,7 +27,7 @@ from torch import nn
 import sr_ops
 from sr_ops.models.edsr_blocks import ResBlock
 
-__all__ = ["GCNBlock", "construct_graph", "grid_pad", "knn_window", "region_maps"]
+__all__ = ["GCNBlock", "WINDOW_RULES", "construct_graph", "grid_pad", "knn_window", "knn_window_start", "region_maps"]
 
 
 def grid_pad(n: int, patch_size: int, stride: int) -> int:
@@ -80,13 +80,30 @@ def _edge_features(query: torch.Tensor, key: torch.Tensor, idx: torch.Tensor, pa
     return out
 
 
+WINDOW_RULES = ("official", "contract")
+
+
+def knn_window_start(rule: str, window: int | None, scale: int) -> tuple[int, int] | None:
+    """cross_scale_knn's ``window_start`` for a window rule and the side ``knn_window`` gave:
+    "official" is ``index_neighbours``' ``clamp(i//2 - side//scale, ...)``, "contract" the
+    op's default ``clamp(i//scale - side//2, ...)``. The two agree at ×2 and ×4."""
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {rule!r}")
+    if window is None or rule == "contract":
+        return None
+    return 2, window // scale
+
+
 def construct_graph(query_emb: torch.Tensor, key_emb: torch.Tensor, scale: int, k: int = 5,
-                    patch_size: int = 3, stride: int = 2, window: int | None = 30):
+                    patch_size: int = 3, stride: int = 2, window: int | None = 30,
+                    window_rule: str = "official"):
     """IGNN's graph construction (``Graph`` / ``GraphConstruct`` in eval mode).
 
     Args:
         query_emb: (B, E, H, W) embedding of the LR image.
         key_emb: (B, E, H//s, W//s) embedding of its ×1/s downscale.
+        window_rule: where a query's window sits (``knn_window_start``): "official" (the
+            released weights were trained with it) or "contract" (cross_scale_knn's default).
 
     Returns:
         idx: (B, m, k) neighbours (key-patch numbers; m the p×p / stride t grid of the padded
@@ -107,7 +124,9 @@ def construct_graph(query_emb: torch.Tensor, key_emb: torch.Tensor, scale: int, 
     if n1 * n2 < k:
         raise ValueError(f"the key grid has {n1}x{n2} patches, fewer than k={k}: the LR image "
                          f"({H}x{W}) is too small for the graph")
-    _, idx = sr_ops.cross_scale_knn(q, key, k, patch_size, stride, knn_window(window, n1, n2), scale)
+    side = knn_window(window, n1, n2)
+    _, idx = sr_ops.cross_scale_knn(q, key, k, patch_size, stride, side, scale,
+                                    window_start=knn_window_start(window_rule, side, scale))
     d = _edge_features(q, key, idx, patch_size, stride)  # (B, k, m, E)
     # Constant p×p patches folded: each pixel the mean of the distances of its covering patches.
     # One neighbour at a time: patch2img gets the expanded (B, m, E, p, p) patches as a copy.

@@ -7,11 +7,15 @@ from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops import _validate as v
 
 
-def _reference_fwd(query, key, k, patch_size, stride, window, scale):
+# Below the public function, `scale` is the window rule's divisor (the only use of the
+# scale), and window_offset < 0 means window // 2.
+def _reference_fwd(query, key, k, patch_size, stride, window, scale, window_offset):
     from sr_ops.reference.cross_scale_knn import cross_scale_knn
 
+    rule = None if window_offset < 0 else (scale, window_offset)
     with torch.no_grad():
-        return cross_scale_knn(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+        return cross_scale_knn(query, key, k, patch_size, stride, None if window <= 0 else window, scale,
+                               window_start=rule)
 
 
 def _reference_bwd(*args):
@@ -20,8 +24,8 @@ def _reference_bwd(*args):
     return cross_scale_knn_backward(*args)
 
 
-def _cpp_fwd(query, key, k, patch_size, stride, window, scale):
-    return torch.ops.sr_ops._cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale)
+def _cpp_fwd(query, key, k, patch_size, stride, window, scale, window_offset):
+    return torch.ops.sr_ops._cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale, window_offset)
 
 
 def _cpp_bwd(grad_dist, idx, query, key, patch_size, stride):
@@ -74,13 +78,14 @@ def _grids(query, key, k, patch_size, stride, window, scale):
 
 @torch.library.custom_op("sr_ops::cross_scale_knn", mutates_args=())
 def _knn_op(query: torch.Tensor, key: torch.Tensor, k: int, patch_size: int, stride: int,
-            window: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+            window: int, scale: int, window_offset: int) -> tuple[torch.Tensor, torch.Tensor]:
     _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
-    return _forward(query.device, query.contiguous(), key.contiguous(), k, patch_size, stride, window, scale)
+    return _forward(query.device, query.contiguous(), key.contiguous(), k, patch_size, stride, window, scale,
+                    window_offset)
 
 
 @_knn_op.register_fake
-def _(query, key, k, patch_size, stride, window, scale):
+def _(query, key, k, patch_size, stride, window, scale, window_offset):
     m, _ = _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
     B = query.shape[0]
     return query.new_empty(B, m, k), query.new_empty(B, m, k, dtype=torch.int64)
@@ -99,21 +104,22 @@ def _(grad_dist, idx, query, key, patch_size, stride):
 
 
 def _setup_ctx(ctx, inputs, output):
-    query, key, _, ctx.patch_size, ctx.stride, _, _ = inputs
+    query, key, _, ctx.patch_size, ctx.stride, _, _, _ = inputs
     ctx.save_for_backward(query, key, output[1])
 
 
 def _grad(ctx, grad_dist, _grad_idx):
     query, key, idx = ctx.saved_tensors
     gq, gk = _knn_backward_op(grad_dist, idx, query, key, ctx.patch_size, ctx.stride)
-    return gq, gk, None, None, None, None, None
+    return gq, gk, None, None, None, None, None, None
 
 
 _knn_op.register_autograd(_grad, setup_context=_setup_ctx)
 
 
 def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_size: int = 3,
-                    stride: int = 2, window: int | None = 30, scale: int = 2):
+                    stride: int = 2, window: int | None = 30, scale: int = 2,
+                    window_start: tuple[int, int] | None = None):
     """For every p×p query patch, the k nearest p×p key patches inside its window.
 
     Args:
@@ -124,6 +130,9 @@ def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_si
         window: query patch (i, j) searches key patches (a, b) with
             ``a0 <= a < a0 + min(window, n1)``, ``a0 = clamp(i//scale - window//2, 0, n1 - w1)``
             (columns likewise); ``None`` searches every key patch.
+        window_start: ``(d, o)`` places the window at ``a0 = clamp(i//d - o, 0, n1 - w1)``
+            instead (columns likewise); default ``(scale, window // 2)``. The official IGNN
+            code uses ``(2, window // scale)``.
 
     Returns:
         dist: (B, m, k) squared L2 distances between the flattened C·p·p patch vectors,
@@ -134,9 +143,14 @@ def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_si
     unfolded patches.
     """
     _grids(query, key, k, patch_size, stride, window, scale)
+    divisor, offset = scale, -1
+    if window_start is not None:
+        from sr_ops.reference.cross_scale_knn import _window_rule
+
+        divisor, offset = _window_rule(window_start)
     if query.dtype in (torch.float16, torch.bfloat16) and query.device.type == "cpu":
         query, key = query.float(), key.float()
-    dist, idx = _knn_op(query, key, k, patch_size, stride, -1 if window is None else window, scale)
+    dist, idx = _knn_op(query, key, k, patch_size, stride, -1 if window is None else window, divisor, offset)
     if dist.dtype in (torch.float16, torch.bfloat16):
         dist = dist.float()
     return dist, idx

@@ -17,25 +17,27 @@ def grid(n: int, patch_size: int, stride: int) -> int:
     return (n - patch_size) // stride + 1
 
 
-def window_start(i, scale: int, window: int, n: int, w: int):
+def window_start(i, scale: int, window: int, n: int, w: int, offset: int | None = None):
     """First key row (or column) of the search window of query row (or column) `i`.
 
     `n` key patches along the axis, `w = min(window, n)` of them searched:
-    `clamp(i // scale - window // 2, 0, n - w)`. `i` is an int or an int64 tensor.
+    `clamp(i // scale - offset, 0, n - w)`, offset `window // 2` unless given (`scale`
+    here is the divisor of the window rule). `i` is an int or an int64 tensor.
     """
-    start = i // scale - window // 2
+    start = i // scale - (window // 2 if offset is None else offset)
     if isinstance(start, torch.Tensor):
         return start.clamp(0, n - w)
     return min(max(start, 0), n - w)
 
 
-def window_mask(q: torch.Tensor, m2: int, n1: int, n2: int, scale: int, window: int) -> torch.Tensor:
+def window_mask(q: torch.Tensor, m2: int, n1: int, n2: int, scale: int, window: int,
+                offset: int | None = None) -> torch.Tensor:
     """(L, n1*n2) bool: which key patches are candidates of the query patches `q` (L,) int64
-    of a query grid `m2` patches wide."""
+    of a query grid `m2` patches wide (window rule: see window_start)."""
     i, j = q // m2, q % m2
     w1, w2 = min(window, n1), min(window, n2)
-    a0 = window_start(i, scale, window, n1, w1)[:, None]
-    b0 = window_start(j, scale, window, n2, w2)[:, None]
+    a0 = window_start(i, scale, window, n1, w1, offset)[:, None]
+    b0 = window_start(j, scale, window, n2, w2, offset)[:, None]
     a = torch.arange(n1, device=q.device)
     b = torch.arange(n2, device=q.device)
     rows_in = (a >= a0) & (a < a0 + w1)  # (L, n1)
@@ -60,6 +62,17 @@ def feature_map(x, name: str) -> torch.Tensor:
     if x.dim() != 4:
         raise ValueError(f"{name} must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
     return x
+
+
+def _window_rule(window_start) -> tuple[int, int]:
+    """(divisor, offset) of a window_start argument: a positive and a non-negative int."""
+    if not isinstance(window_start, (tuple, list)) or len(window_start) != 2:
+        raise TypeError(f"window_start must be a (divisor, offset) pair of ints, got {window_start!r}")
+    divisor, offset = window_start
+    positive_int(divisor, "window_start divisor")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"window_start offset must be an int >= 0, got {offset!r}")
+    return divisor, offset
 
 
 def _check(query, key, k, patch_size, stride, window, scale, chunk_size):
@@ -128,15 +141,19 @@ def _nearest(q: torch.Tensor, u: torch.Tensor, inv: torch.Tensor, inside: torch.
 
 
 def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_size: int = 3, stride: int = 2,
-                    window: int | None = 30, scale: int = 2, chunk_size: int = 1024):
+                    window: int | None = 30, scale: int = 2, chunk_size: int = 1024,
+                    window_start: tuple[int, int] | None = None):
     """k nearest key patches of every query patch, searched in a window.
 
     query (B, C, H, W) -> grid m1 x m2 (m patches); key (B, C, Hk, Wk) -> grid n1 x n2.
+    Query row i's window starts at key row clamp(i // d - o, 0, n1 - w1) (columns
+    likewise), (d, o) = window_start, default (scale, window // 2).
     Returns dist (B, m, k) float32 (float64 for float64 input), ascending, and idx (B, m, k)
     int64 key-patch numbers a*n2 + b; ties go to the smaller index. `dist` is differentiable
     in query and key. `chunk_size` queries are compared at a time: workspace O(chunk_size * n).
     """
     _check(query, key, k, patch_size, stride, window, scale, chunk_size)
+    divisor, offset = (scale, None) if window_start is None else _window_rule(window_start)
     p, t = patch_size, stride
     m2 = grid(query.shape[-1], p, t)
     n1, n2 = grid(key.shape[-2], p, t), grid(key.shape[-1], p, t)
@@ -154,7 +171,7 @@ def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_si
                 e = min(s + chunk_size, m)
                 inside = torch.ones(e - s, n1 * n2, dtype=torch.bool, device=q.device)
                 if window is not None:
-                    inside = window_mask(torch.arange(s, e, device=q.device), m2, n1, n2, scale, window)
+                    inside = window_mask(torch.arange(s, e, device=q.device), m2, n1, n2, divisor, window, offset)
                 idx[b, s:e] = _nearest(q[b, s:e], u, inv, inside, k, pairs_per_step=16 * chunk_size)
 
     # The chosen distances, recomputed exactly from the patches with autograd on: no

@@ -248,20 +248,20 @@ def _knn_bwd_kernel(g_ptr, idx_ptr, q_ptr, k_ptr, gq_ptr, gk_ptr, C, H, W, Hk, W
     tl.atomic_add(gk_ptr + koff, -diff, mask=live)
 
 
-def _dims(query, key, P, T, window):
+def _dims(query, key, P, T, window, offset=-1):
     _, _, H, W = query.shape
     Hk, Wk = key.shape[-2:]
     m1, m2 = (H - P) // T + 1, (W - P) // T + 1
     n1, n2 = (Hk - P) // T + 1, (Wk - P) // T + 1
     if window <= 0:
         return m1, m2, n1, n2, n1, n2, 0
-    return m1, m2, n1, n2, min(window, n1), min(window, n2), window // 2
+    return m1, m2, n1, n2, min(window, n1), min(window, n2), window // 2 if offset < 0 else offset
 
 
-def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale):
+def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale, window_offset=-1):
     query, key = query.contiguous(), key.contiguous()
     B, C, H, W = query.shape
-    m1, m2, n1, n2, w1, w2, half = _dims(query, key, patch_size, stride, window)
+    m1, m2, n1, n2, w1, w2, half = _dims(query, key, patch_size, stride, window, window_offset)
     out_dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
     dist = torch.empty(B, m1 * m2, k, device=query.device, dtype=out_dtype)
     idx = torch.empty(B, m1 * m2, k, device=query.device, dtype=torch.int64)
