@@ -255,6 +255,28 @@ def test_graph_aggregate_matches_official_composition(s, H, W, seed):
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("H", [42, 43, 44, 45, 46, 47, 48])  # every residue mod 6
+def test_x3_aggregation_layout_matches_official_in_float64(H, seed):
+    """×3 maps zero-padded past the query map (≡ 0 mod 6: two more rows, one more query
+    row of dummy neighbours) give the official GraphAggregation; ≡ 1 asks for input padding."""
+    s, W, B, C, k = 3, 2 * 6 + H % 6 + 30, 1, 3, 2
+    y = torch.randn(B, C, H, W, dtype=torch.float64)
+    key_hw = _key_hw(H, W, s)
+    m = ((H + (-(H - 3)) % 2 - 3) // 2 + 1) * ((W + (-(W - 3)) % 2 - 3) // 2 + 1)
+    idx = _random_idx(B, m, k, key_hw)
+    gcn = GCNBlock(C, s, k, diff_channels=2).double()
+    expected = official_regions(y, idx, key_hw, s)
+    if H % 6 == 1:
+        with pytest.raises(ValueError, match="pad the input first"):
+            gcn.aggregate(y, idx, key_hw)
+        return
+    for backend in sr_ops.available_backends():
+        if backend == "triton":
+            continue  # float64 here; the Triton kernels are checked in float32 above
+        with sr_ops.use_backend(backend):
+            torch.testing.assert_close(gcn.aggregate(y, idx, key_hw), expected, rtol=1e-12, atol=1e-12)
+
+
 def official_knn_dist(ye, xe, k, window, scale, p=3, t=2):
     """Brute force with the official window (index_neighbours): sorted k smallest distances."""
     q, key = _pad(ye, p, t).double(), _pad(xe, p, t).double()

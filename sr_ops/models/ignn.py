@@ -17,9 +17,12 @@ Data flow (the official model works on RGB in [0, 255]; this one takes [0, 1])::
 
 Where it differs from the official code (no checkpoint exists here to measure the effect):
 
-* ×3, LR height or width ≡ 0, 1 (mod 6): the official zero padding lets the last key row's
-  HR regions overhang the padded map by two rows, which graph_aggregate's contract does not
-  allow; the LR image is then replicate-padded by 1-2 rows/columns and the output cropped.
+* ×3, LR height or width ≡ 1 (mod 6): the official zero padding lets the last key row's HR
+  regions overhang the padded map by two rows. At ≡ 0 (mod 6) the maps are zero-padded two
+  rows further, as the official layout implies, and the extra query row's output falls in
+  cropped rows; at ≡ 1 it would reach the last kept row, which graph_aggregate's contract
+  (regions inside ``feat``) cannot express, so the LR image is replicate-padded by 1-2
+  rows/columns there and the output cropped.
 * The official code switches the window off for good (a global flag) after the first image
   whose key grid fits in it; here every image uses its own window.
 """
@@ -36,7 +39,7 @@ from sr_ops.tiled import tiled
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
-from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad, knn_window_start
+from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad, knn_window_start, region_size
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
 
 __all__ = ["IGNN", "build_ignn", "load_official"]
@@ -53,10 +56,8 @@ class _Graph(nn.Module):
 
 
 def _region_grid_ok(n: int, s: int, p: int, t: int) -> bool:
-    padded = n + grid_pad(n, p, t)
     nk = n // s
-    overhang = s * (nk + grid_pad(nk, p, t)) - padded
-    return overhang <= 0 or (padded + overhang - p) // t == (padded - p) // t
+    return region_size(n, nk + grid_pad(nk, p, t), s, p, t) is not None
 
 
 class IGNN(nn.Module):
