@@ -84,7 +84,10 @@ def _eval(args) -> int:
             if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
                 raise UsageError(f"cannot write --csv {args.csv}: {folder} is not a writable folder")
         check_device(args.device)
-        model = build_model(args.model, args.scale, args.checkpoint).to(args.device)
+        if args.chop == "official" and args.tile is not None:
+            raise UsageError("--chop official and --tile are two ways to cut the image: pick one")
+        options = {"chop": "official"} if args.chop == "official" else {}
+        model = build_model(args.model, args.scale, args.checkpoint, **options).to(args.device)
         fn = model_fn(model, args.ensemble)
         if args.tile is not None:
             whole = fn
@@ -130,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (the '+' models)")
     ev.add_argument("--tile", type=int, default=None, help="run tiled, tiles of this side (input pixels)")
     ev.add_argument("--overlap", type=int, default=16, help="tile context pixels (with --tile)")
+    ev.add_argument("--chop", choices=("none", "official"), default="none",
+                    help="official: the model's own test-time chop (IGNN: the official recursive "
+                         "quadrants, with which its published PSNRs were measured)")
     ev.set_defaults(func=_eval)
     upscale.add_parser(sub)
     args = parser.parse_args(argv)

@@ -29,9 +29,10 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def build_model(name: str, scale: int, checkpoint: str | None):
-    """The registry's model, or UsageError: unknown name (lists them), missing
-    checkpoint, a scale or checkpoint the model does not take."""
+def build_model(name: str, scale: int, checkpoint: str | None, **options):
+    """The registry's model (with the model's own ``options``), or UsageError: unknown
+    name (lists them), missing checkpoint, a scale, checkpoint or option the model does
+    not take."""
     from sr_ops import models
 
     names = models.available()
@@ -41,7 +42,7 @@ def build_model(name: str, scale: int, checkpoint: str | None):
     if checkpoint is not None and not (Path(checkpoint).is_file() or Path(checkpoint + ".index").is_file()):
         raise UsageError(f"checkpoint not found: {checkpoint}")
     try:
-        return models.build(name, scale, checkpoint)
+        return models.build(name, scale, checkpoint, **options)
     except Exception as exc:  # noqa: BLE001: a corrupt checkpoint fails in many ways (pickle, EOF, struct, ...)
         reason = one_line(exc)
         if type(exc).__name__ not in reason:

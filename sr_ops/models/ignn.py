@@ -74,7 +74,7 @@ class IGNN(nn.Module):
     def __init__(self, scale: int, n_resblocks: int = 32, n_feats: int = 256, k: int = 5,
                  window: int | None = 30, res_scale: float = 0.1, clamp: bool = True,
                  max_memory: int | None = None, tile: int | None = None, tile_overlap: int = 24,
-                 window_rule: str = "official") -> None:
+                 window_rule: str = "official", chop: str | None = None) -> None:
         super().__init__()
         if scale not in (2, 3, 4) or isinstance(scale, bool):
             raise ValueError(f"scale must be 2, 3 or 4, got {scale!r}")
@@ -88,6 +88,11 @@ class IGNN(nn.Module):
         self.scale, self.k, self.window, self.clamp = scale, k, window, clamp
         knn_window_start(window_rule, None, scale)  # validates the name
         self.window_rule = window_rule
+        if chop not in (None, "official"):
+            raise ValueError(f"chop must be None or 'official', got {chop!r}")
+        if chop is not None and (max_memory is not None or tile is not None):
+            raise ValueError("chop='official' and tile/max_memory are two ways to cut the image: pick one")
+        self.chop = chop
         if tile is not None and (not isinstance(tile, int) or tile < 1):
             raise ValueError(f"tile must be a positive int (LR pixels) or None, got {tile!r}")
         self.max_memory, self.tile, self.tile_overlap = max_memory, tile, tile_overlap
@@ -118,11 +123,18 @@ class IGNN(nn.Module):
                 return extra
         raise AssertionError("unreachable: some padding always fits")
 
-    def build_graph(self, x: torch.Tensor):
-        """x (B, 3, H, W) in [0, 1] -> (idx (B, m, k), key_hw, diff (B, k, 64, H, W))."""
+    def son(self, x: torch.Tensor) -> torch.Tensor:
+        """The ×1/g image the graph searches: x cropped to multiples of g, MATLAB-bicubic
+        downscaled, clamped (as the official data loader makes it)."""
         g = self.graph_scale
         H, W = x.shape[-2:]
-        son = imresize(x[:, :, :H - H % g, :W - W % g], 1 / g).clamp(0.0, 1.0)
+        return imresize(x[:, :, :H - H % g, :W - W % g], 1 / g).clamp(0.0, 1.0)
+
+    def build_graph(self, x: torch.Tensor, son: torch.Tensor | None = None):
+        """x (B, 3, H, W) in [0, 1] (son: its ×1/g image, made here when None)
+        -> (idx (B, m, k), key_hw, diff (B, k, 64, H, W))."""
+        g = self.graph_scale
+        son = self.son(x) if son is None else son
         emb = self.graph.embedcnn
         return construct_graph(emb(x), emb(son), g, self.k, self.patch_size, self.stride, self.window,
                                self.window_rule)
@@ -132,9 +144,15 @@ class IGNN(nn.Module):
         if self.max_memory is not None or self.tile is not None:
             return tiled(self._forward_whole, x, self.scale, tile=self.tile, overlap=self.tile_overlap,
                          max_memory=self.max_memory, align=2 * self.graph_scale)
+        if self.chop == "official":
+            from sr_ops.models.ignn_chop import official_chop
+
+            with torch.no_grad():
+                son = self.son(x)
+            return official_chop(lambda s, t: self._forward_whole(t, s), son, x, self.scale, self.graph_scale)
         return self._forward_whole(x)
 
-    def _forward_whole(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_whole(self, x: torch.Tensor, son: torch.Tensor | None = None) -> torch.Tensor:
         H, W = x.shape[-2:]
         if min(H, W) < 2 * self.graph_scale + self.patch_size:
             raise ValueError(f"x ({H}x{W}) is too small for IGNN's ×1/{self.graph_scale} graph")
@@ -143,7 +161,9 @@ class IGNN(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
 
         with torch.no_grad():  # the official model detaches idx and the edge features
-            idx, key_hw, diff = self.build_graph(x)
+            # a given son (the chop's crop of the whole image's) keeps its size: padding
+            # x by the 1-2 rows above never adds a son row
+            idx, key_hw, diff = self.build_graph(x, son)
         x0 = self.head(self.sub_mean(x * 255.0))
         x1 = self.body1(x0)
         x1_lr, x1_hr = self.gcn(x1, idx, key_hw, diff)
@@ -204,7 +224,9 @@ def build_ignn(scale: int, checkpoint=None, *, vgg=None, **options) -> IGNN:
     torchvision VGG19 weights for the embedding (loaded after the checkpoint).
     ``options``: n_resblocks, n_feats, k, window, res_scale, clamp, max_memory, tile,
     tile_overlap, window_rule ("official": the official code's window placement, which the
-    released ×3 weights were trained with; "contract": cross_scale_knn's centred default)."""
+    released ×3 weights were trained with; "contract": cross_scale_knn's centred default),
+    chop ("official": the official test's recursive quadrant chop, with which the published
+    PSNRs were measured; None: the whole image, or tiles with tile/max_memory)."""
     model = IGNN(scale, **options)
     if checkpoint is not None:
         load_official(model, checkpoint)
