@@ -69,6 +69,10 @@ class IGNN(nn.Module):
     budget (or at most ``tile`` LR pixels a side); each tile keeps ``tile_overlap`` LR pixels
     of context per side. The graph then
     searches within a tile, so the result is close to, not equal to, the whole-image one.
+    ``chop="official"``: the official test's recursive quadrant chop instead (what the
+    published PSNRs were measured with; see ``sr_ops.models.ignn_chop``).
+    ``window_rule``: "official" (default) places each query's window as the official code
+    does; "contract" as cross_scale_knn's default (they differ at ×3 only).
     """
 
     def __init__(self, scale: int, n_resblocks: int = 32, n_feats: int = 256, k: int = 5,
