@@ -31,8 +31,11 @@ cuda)
   if ! "$venv/bin/python" -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$TORCH_CUDA')" 2>/dev/null; then
     echo "cuda-build: creating $venv with torch==$TORCH_CUDA"
     rm -rf "$venv" && python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q "torch==$TORCH_CUDA" numpy pillow ninja "setuptools>=64" wheel
+    "$venv/bin/python" -m pip install -q "torch==$TORCH_CUDA" numpy pillow pypng tqdm ninja "setuptools>=64" wheel
   fi
+  # sr_ops imports its runtime dependencies (the install below is --no-deps); a venv made
+  # before they were added lacks them
+  "$venv/bin/python" -c "import png, tqdm" 2>/dev/null || "$venv/bin/python" -m pip install -q pypng tqdm
   py=$(cd "$venv" && pwd)/bin/python
   copy_tree build/cuda-tree && cd build/cuda-tree
   # One architecture keeps it short on 2 cores; cuda-check compiles sm_80 and sm_90.
