@@ -10,13 +10,14 @@ import os
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-import sr_ops
-from sr_ops import reference
-from _fuzz_cases import BUILDERS, INTEGER_INPUTS
-from _helpers import device_for
+pytest.importorskip("hypothesis", reason="the fuzz suite needs hypothesis (pip install hypothesis)")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import sr_ops  # noqa: E402
+from _fuzz_cases import BUILDERS, INTEGER_INPUTS  # noqa: E402
+from _helpers import device_for  # noqa: E402
 
 EXAMPLES = int(os.environ.get("SR_OPS_FUZZ_EXAMPLES", "40"))
 FUSED = [b for b in sr_ops.available_backends() if b != "reference"]

@@ -170,3 +170,15 @@ def test_read_errors_name_the_file(tmp_path):
         io.load_picture(trunc)
     with pytest.raises(ValueError, match="suffix|end in"):
         io.save_picture(tmp_path / "x.gif", io.Picture.from_float(torch.rand(3, 4, 4)))
+
+
+def test_corrupt_16bit_png_is_one_read_error(tmp_path):
+    """pypng's own errors (chunk type, checksum, short chunk) become ImageReadError."""
+    full = tmp_path / "full.png"
+    write16(full, np.ones((20, 20, 3), np.uint16))
+    data = full.read_bytes()
+    for name, bad in [("type", data[:40] + b"\x00" * 4 + data[44:]), ("short", data[:50]),
+                      ("checksum", data[:33] + data[33:60].replace(b"IDAT", b"IDAX") + data[60:])]:
+        (tmp_path / f"{name}.png").write_bytes(bad)
+        with pytest.raises(io.ImageReadError, match=f"{name}.png"):
+            io.load_picture(tmp_path / f"{name}.png")

@@ -21,7 +21,6 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
-import png
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -154,12 +153,17 @@ def _read_png16(data: bytes, path: Path) -> np.ndarray:
     if width * height > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's decompression-bomb rule
         raise ImageReadError(f"cannot read image {path}: {width * height} pixels is over the "
                              f"decompression-bomb limit of {2 * Image.MAX_IMAGE_PIXELS}")
-    w, h, rows, info = png.Reader(bytes=data).asDirect()
-    planes = info["planes"]
-    out = np.empty((h, w * planes), np.uint16)
-    n = 0
-    for n, row in enumerate(rows, 1):
-        out[n - 1] = row
+    import png  # imported here: `import sr_ops` must not need pypng (a GPU image may lack it)
+
+    try:
+        w, h, rows, info = png.Reader(bytes=data).asDirect()
+        planes = info["planes"]
+        out = np.empty((h, w * planes), np.uint16)
+        n = 0
+        for n, row in enumerate(rows, 1):
+            out[n - 1] = row
+    except png.Error as exc:  # pypng's own (format, chunk, protocol) errors
+        raise ValueError(" ".join(str(exc).split()) or type(exc).__name__) from None
     if n != h:
         raise ValueError("truncated PNG data")
     return out.reshape(h, w, planes)
@@ -191,7 +195,7 @@ def load_picture(path: str | PathLike) -> Picture:
         raise ImageReadError(f"cannot read image {path}: not a PNG/JPEG file Pillow can decode") from None
     except Image.DecompressionBombError as exc:  # an Exception, not an OSError
         raise ImageReadError(f"cannot read image {path}: {exc}") from None
-    except (OSError, ValueError, SyntaxError, png.Error, zlib.error) as exc:
+    except (OSError, ValueError, SyntaxError, zlib.error) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ImageReadError(f"cannot read image {path}: {reason}") from None
     return Picture(arr if arr.ndim == 3 else arr[:, :, None])
@@ -200,6 +204,8 @@ def load_picture(path: str | PathLike) -> Picture:
 def write_png(f, samples: np.ndarray) -> None:
     """Encode uint8/uint16 (H, W, 1..4) samples as a PNG into the open binary file ``f``,
     a row at a time (pypng), so no copy of the image is made."""
+    import png
+
     h, w, c = samples.shape
     bits = 16 if samples.dtype == np.uint16 else 8
     writer = png.Writer(w, h, greyscale=c <= 2, alpha=c in (2, 4), bitdepth=bits, compression=6)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from tqdm import tqdm
-
 
 class Progress:
     """``start(name)`` before an image, ``tile(done, total)`` after each of its tiles,
     ``finish()`` after it; ``close()`` at the end. ``enabled=False`` prints nothing."""
 
     def __init__(self, total: int, enabled: bool = True, stream=None) -> None:
+        from tqdm import tqdm  # here, not at import: the CLI's modules load without it
+
         stream = stream or sys.stderr
         self.images = tqdm(total=total, desc="images", unit="img", file=stream, disable=not enabled)
         self.tiles = tqdm(total=0, desc="tiles", unit="tile", leave=False, file=stream, disable=not enabled)
