@@ -21,8 +21,8 @@ Where it differs from the official code (no checkpoint exists here to measure th
   regions overhang the padded map by two rows. At ≡ 0 (mod 6) the maps are zero-padded two
   rows further, as the official layout implies, and the extra query row's output falls in
   cropped rows; at ≡ 1 it would reach the last kept row, which graph_aggregate's contract
-  (regions inside ``feat``) cannot express, so the LR image is replicate-padded by 1-2
-  rows/columns there and the output cropped.
+  (regions inside ``feat``) cannot express, so the LR image is replicate-padded by one
+  row/column there and the output cropped.
 * The official code switches the window off for good (a global flag) after the first image
   whose key grid fits in it; here every image uses its own window.
 """
@@ -165,8 +165,8 @@ class IGNN(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
 
         with torch.no_grad():  # the official model detaches idx and the edge features
-            # a given son (the chop's crop of the whole image's) keeps its size: padding
-            # x by the 1-2 rows above never adds a son row
+            # a given son (the chop's crop of the whole image's) keeps its size: the one row
+            # of padding above (×3, side ≡ 1 mod 6) never adds a son row
             idx, key_hw, diff = self.build_graph(x, son)
         x0 = self.head(self.sub_mean(x * 255.0))
         x1 = self.body1(x0)
