@@ -138,7 +138,9 @@ def graph_aggregate(draw, dev, plant=None):
     p, t, s = draw(st.integers(2, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     b, c, k = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     hk, wk = draw(st.integers(p, p + 3)), draw(st.integers(p, p + 3))
-    h, w = draw(st.integers(s * hk, s * hk + 4)), draw(st.integers(s * wk, s * wk + 4))
+    # From the smallest feat every region starts in (the last ones overhang it) to past s·Hk.
+    lo_h, lo_w = (max(p, s * t * (grid(n, p, t) - 1) + 1) for n in (hk, wk))
+    h, w = draw(st.integers(lo_h, s * hk + 4)), draw(st.integers(lo_w, s * wk + 4))
     n, m = grid(hk, p, t) * grid(wk, p, t), grid(h, p, t) * grid(w, p, t)
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     idx = index_tensor(draw, torch.randint(0, n, (b, m, k), generator=gen), dev)

@@ -12,6 +12,8 @@ CASES = [
     (1, 2, 14, 17, 4, 5, 2, 3, 3, 2),  # scale 3, (H - p) % t != 0: uncovered border
     (1, 1, 9, 9, 4, 4, 1, 2, 3, 2),  # k = 1, C = 1
     (1, 2, 11, 10, 5, 5, 2, 2, 2, 1),  # p = 2, t = 1 (heavy overlap)
+    (1, 2, 13, 11, 7, 7, 3, 2, 3, 2),  # the last key row's/column's regions overhang feat (read 0)
+    (2, 2, 13, 14, 7, 7, 2, 3, 3, 2),  # scale 3: they overhang by 8 and 7 of their 9 rows/columns
 ]
 
 
@@ -34,8 +36,8 @@ def make(case, dev, dtype=torch.float32, weighted=True, grad=False):
 @pytest.mark.parametrize("adapn", [True, False])
 @pytest.mark.parametrize("case", CASES)
 def test_matches_reference_forward_and_backward(backend, case, weighted, adapn, seed):
-    if backend == "triton" and device_for(backend).type == "cpu" and case not in CASES[:2]:
-        pytest.skip("the Triton interpreter is slow: two cases cover its code paths on CPU")
+    if backend == "triton" and device_for(backend).type == "cpu" and case not in CASES[:2] + CASES[4:5]:
+        pytest.skip("the Triton interpreter is slow: three cases cover its code paths on CPU")
     feat, idx, qf, key_hw, s, p, t, w = make(case, device_for(backend), weighted=weighted, grad=True)
     out = sr_ops.graph_aggregate(feat, idx, qf, key_hw, s, p, t, w, adapn)
     ref = ref_graph_aggregate(feat, idx, qf, key_hw, s, p, t, w, adapn)
@@ -59,8 +61,9 @@ def test_non_contiguous_inputs(backend, seed):
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
 
 
-def test_gradcheck_float64(backend, seed):
-    case = (1, 2, 9, 8, 4, 4, 2, 2, 3, 2)
+@pytest.mark.parametrize("key", [4, 5], ids=["inside", "overhang"])
+def test_gradcheck_float64(backend, key, seed):
+    case = (1, 2, 9, 8, key, key, 2, 2, 3, 2)  # key 5: the second key row's regions overhang by 1
     for weighted in (True, False):
         feat, idx, qf, key_hw, s, p, t, w = make(case, device_for(backend), torch.float64, weighted, grad=True)
         inputs = (feat, qf, w) if weighted else (feat, qf)
@@ -76,6 +79,8 @@ def test_opcheck(backend, seed):
     op = torch.ops.sr_ops.graph_aggregate.default
     torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, w, True, 1e-5))
     torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, None, False, 1e-5))
+    feat, idx, qf, key_hw, s, p, t, w = make(CASES[4], device_for(backend), grad=True)  # regions overhang
+    torch.library.opcheck(op, (feat, idx, qf, list(key_hw), s, p, t, w, True, 1e-5))
 
 
 @pytest.mark.parametrize("weighted", [True, False])
@@ -100,7 +105,7 @@ IDX = torch.randint(0, 4, (1, 30, 2))
     [
         ((F, IDX, Q, (6, 5), 2), {}, None, None),
         ((F, IDX + 4, Q, (6, 5), 2), {}, ValueError, r"idx must lie in \[0, 4\)"),
-        ((F, IDX, Q, (7, 5), 2), {}, ValueError, "key_hw .* times scale=2 is larger than feat"),
+        ((F, IDX, Q, (11, 5), 2), {}, ValueError, r"region starts at \(16, 4\), outside feat"),
         ((F, IDX[:, :29], Q, (6, 5), 2), {}, ValueError, "idx must be"),
         ((F, IDX, Q[:, :1], (6, 5), 2), {}, ValueError, "query_feat"),
         ((F, IDX.float(), Q, (6, 5), 2), {}, TypeError, "idx must be an integer"),

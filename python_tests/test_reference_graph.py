@@ -40,8 +40,9 @@ def loop_adapn(neighbors, query, eps):
 
 
 def loop_graph(feat, idx, query_feat, key_hw, s, p, t, weights, adapn, eps=1e-5):
-    """Region of feat at the key patch's scaled-up corner, AdaPN against the query patch,
-    placed at (s*t*i, s*t*j) of an (sH, sW) map, overlaps averaged; then the weighted sum."""
+    """Region of feat at the key patch's scaled-up corner (zeros where it overhangs feat),
+    AdaPN against the query patch, placed at (s*t*i, s*t*j) of an (sH, sW) map, overlaps
+    averaged; then the weighted sum."""
     B, C, H, W = feat.shape
     m2, n2 = grid(W, p, t), grid(key_hw[1], p, t)
     k = idx.shape[2]
@@ -53,7 +54,9 @@ def loop_graph(feat, idx, query_feat, key_hw, s, p, t, weights, adapn, eps=1e-5)
             for q in range(idx.shape[1]):
                 i, j = divmod(q, m2)
                 a, c = divmod(int(idx[b, q, r]), n2)
-                region = feat[b, :, s * t * a:s * t * a + s * p, s * t * c:s * t * c + s * p]
+                region = torch.zeros(C, s * p, s * p, dtype=feat.dtype)
+                inside = feat[b, :, s * t * a:s * t * a + s * p, s * t * c:s * t * c + s * p]
+                region[:, :inside.shape[1], :inside.shape[2]] = inside
                 if adapn:
                     region = loop_adapn_one(region, query_feat[b, :, t * i:t * i + p, t * j:t * j + p], eps)
                 total[:, s * t * i:s * t * i + s * p, s * t * j:s * t * j + s * p] += region
@@ -99,6 +102,8 @@ CASES = [
     (1, 1, 10, 9, 5, 4, 3, 2, 4, 2),  # C = 1; (H - p) % t != 0: the last HR rows stay 0
     (2, 2, 9, 9, 4, 4, 2, 1, 3, 2),  # p = 2, stride 1
     (1, 2, 13, 19, 4, 6, 3, 1, 2, 3),  # scale 3, stride 1, k covers repeated neighbours
+    (1, 2, 13, 11, 7, 7, 3, 2, 2, 2),  # the last key row's/column's regions overhang feat by 1 and 3
+    (1, 2, 13, 14, 7, 7, 3, 2, 3, 3),  # scale 3: they overhang by 8 and 7 of their 9 rows/columns
 ]
 
 
@@ -177,8 +182,9 @@ IDX = torch.zeros(1, 30, 2, dtype=torch.int64)
         (dict(idx=torch.zeros(1, 29, 2, dtype=torch.int64)), ValueError, "idx must be .B=1, m=30"),
         (dict(idx=torch.zeros(1, 30, 0, dtype=torch.int64)), ValueError, "idx must be"),
         (dict(idx=torch.zeros(1, 30, 2)), TypeError, "idx must be an integer"),
-        (dict(key_hw=(7, 5)), ValueError, r"key_hw \(7, 5\) times scale=2 is larger than feat"),
-        (dict(scale=3), ValueError, "key_hw .* times scale=3 is larger"),
+        (dict(key_hw=(11, 5)), ValueError, r"key_hw \(11, 5\) at scale=2: the last neighbour region starts at "
+                                          r"\(16, 4\), outside feat \(13, 11\)"),
+        (dict(scale=6), ValueError, r"region starts at \(12, 12\), outside feat \(13, 11\)"),
         (dict(key_hw=(2, 5)), ValueError, "patch_size=3 is larger than key_hw"),
         (dict(key_hw=6), ValueError, "key_hw must be a pair"),
         (dict(query_feat=torch.randn(1, 3, 13, 11)), ValueError, "query_feat .1, 3, 13, 11. must have feat's shape"),

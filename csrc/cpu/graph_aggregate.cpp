@@ -10,6 +10,9 @@
 // give the AdaPN gradient coefficients (a small table); (2) grad_feat by (b, c) planes
 // (no two threads touch one plane: deterministic, no atomics); (3) grad_query_feat
 // output-stationary over LR pixels; (4) grad_weights output-stationary over HR pixels.
+//
+// Regions may overhang feat's bottom/right border (see kernels/graph_aggregate.h): the
+// loops over a region row clip at W, rows past H and the clipped tail are 0 * alpha + beta.
 #include <torch/library.h>
 
 #include <algorithm>
@@ -22,6 +25,11 @@
 namespace {
 
 using Dims = sr::GraphAggDims;
+
+// Columns of the region row at feat row `row`, starting at column x, that lie inside feat.
+inline int64_t valid_cols(const Dims& d, int64_t row, int64_t x) {
+  return row < d.H ? std::min(d.P, d.W - x) : 0;
+}
 
 // Pass 1: ab[b, q, r, c] = (alpha, beta).
 template <typename T, typename Acc>
@@ -36,7 +44,7 @@ void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const
       const T* fplane = feat + (b * d.C + c) * d.H * d.W;
       const T* qplane = qf + (b * d.C + c) * d.H * d.W;
       Acc mq = 0, vq = 0;
-      if (adapn) sr::window_stats<T, Acc>(qplane, d.W, qy, qx, d.p, &mq, &vq);
+      if (adapn) sr::window_stats<T, Acc>(qplane, d.H, d.W, qy, qx, d.p, &mq, &vq);
       for (int64_t r = 0; r < d.k; ++r) {
         Acc* out = ab + ((bq * d.k + r) * d.C + c) * 2;
         if (!adapn) {
@@ -46,7 +54,7 @@ void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const
         int64_t y, x;
         sr::region_origin(d, idx[bq * d.k + r], &y, &x);
         Acc mz, vz;
-        sr::window_stats<T, Acc>(fplane, d.W, y, x, d.P, &mz, &vz);
+        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &mz, &vz);
         sr::adapn_affine(mz, vz, mq, vq, eps, &out[0], &out[1]);
       }
     }
@@ -76,6 +84,7 @@ void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weight
           for (int64_t r = 0; r < d.k; ++r) {
             int64_t y, x;
             sr::region_origin(d, idx[q * d.k + r], &y, &x);
+            const int64_t nv = valid_cols(d, y + u, x);
             const T* w = weights ? weights + ((b * d.k + r) * d.HH + Y) * d.WW + d.T * j : nullptr;
             Acc* a_r = acc.data() + (weights ? 0 : r * d.C * d.WW) + d.T * j;
             for (int64_t c = 0; c < d.C; ++c) {
@@ -84,9 +93,11 @@ void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weight
               const T* src = feat + ((b * d.C + c) * d.H + y + u) * d.W + x;
               Acc* a = a_r + c * d.WW;
               if (w) {
-                for (int64_t v = 0; v < d.P; ++v) a[v] += Acc(w[v]) * (Acc(src[v]) * alpha + beta);
+                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(w[v]) * (Acc(src[v]) * alpha + beta);
+                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(w[v]) * beta;
               } else {
-                for (int64_t v = 0; v < d.P; ++v) a[v] += Acc(src[v]) * alpha + beta;
+                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(src[v]) * alpha + beta;
+                for (int64_t v = nv; v < d.P; ++v) a[v] += beta;
               }
             }
           }
@@ -119,11 +130,12 @@ Args prepare(const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& qf
   TORCH_CHECK(feat.dim() == 4 && qf.sizes() == feat.sizes(), "feat and query_feat must be (B, C, H, W)");
   TORCH_CHECK(feat.scalar_type() == qf.scalar_type(), "feat and query_feat dtypes differ");
   TORCH_CHECK(scale > 0 && p > 1 && t > 0, "scale, stride must be positive and patch_size > 1");
-  TORCH_CHECK(scale * Hk <= feat.size(2) && scale * Wk <= feat.size(3) && p <= Hk && p <= Wk,
-              "key_hw * scale must fit in feat and hold a patch");
+  TORCH_CHECK(p <= Hk && p <= Wk, "key_hw must hold a patch");
   Args a;
   a.d = sr::graph_agg_dims(feat.size(0), feat.size(1), feat.size(2), feat.size(3),
                            idx.size(-1), Wk, scale, p, t);
+  TORCH_CHECK(sr::regions_start_inside(a.d, Hk), "key_hw (", Hk, ", ", Wk, ") at scale=", scale,
+              ": the last neighbour regions start outside feat ", feat.sizes());
   TORCH_CHECK(idx.dim() == 3 && idx.size(0) == a.d.B && idx.size(1) == a.d.m1 * a.d.m2,
               "idx must be (B, m, k)");
   const int64_t n = sr::grid_len(Hk, p, t) * a.d.n2;
@@ -185,7 +197,8 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
     for (int64_t c = 0; c < d.C; ++c) {
       const T* fplane = feat + (b * d.C + c) * d.H * d.W;
       Acc mq = 0, vq = 0;
-      if (adapn) sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
+      if (adapn)
+        sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
       Acc* qcoef = qc.data() + (bq * d.C + c) * 3;
       qcoef[2] = mq;
       for (int64_t r = 0; r < d.k; ++r) {
@@ -197,13 +210,13 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
         int64_t y, x;
         sr::region_origin(d, idx[bq * d.k + r], &y, &x);
         Acc mz, vz, alpha, beta, da = 0, db = 0;
-        sr::window_stats<T, Acc>(fplane, d.W, y, x, d.P, &mz, &vz);
+        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &mz, &vz);
         sr::adapn_affine(mz, vz, mq, vq, eps, &alpha, &beta);
         for (int64_t u = 0; u < d.P; ++u)
           for (int64_t v = 0; v < d.P; ++v) {
             const int64_t Y = d.T * i + u, X = d.T * j + v;
             const Acc gv = grad_at<T, Acc>(grad, weights, d, b, r, c, Y, X, Acc(1) / Acc(cy[Y] * cx[X]));
-            da += gv * Acc(fplane[(y + u) * d.W + x + v]);
+            da += gv * sr::region_value<T, Acc>(fplane, d, y + u, x + v);
             db += gv;
           }
         const auto co = sr::adapn_grad(mz, vz, vq, eps, alpha, da, db, Nz, Nq);
@@ -227,7 +240,7 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
         sr::region_origin(d, idx[(b * m + q) * d.k + r], &y, &x);
         const Acc* g = gc.data() + (((b * m + q) * d.k + r) * d.C + c) * 4;
         for (int64_t u = 0; u < d.P; ++u)
-          for (int64_t v = 0; v < d.P; ++v) {
+          for (int64_t v = 0; v < valid_cols(d, y + u, x); ++v) {  // the overhang takes no gradient
             const int64_t Y = d.T * i + u, X = d.T * j + v;
             const Acc gv = grad_at<T, Acc>(grad, weights, d, b, r, c, Y, X, Acc(1) / Acc(cy[Y] * cx[X]));
             const int64_t o = (y + u) * d.W + x + v;
@@ -278,12 +291,14 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
             for (int64_t r = 0; r < d.k; ++r) {
               int64_t y, x;
               sr::region_origin(d, idx[q * d.k + r], &y, &x);
+              const int64_t nv = valid_cols(d, y + u, x);
               Acc* a = acc.data() + r * d.WW + d.T * j;
               for (int64_t c = 0; c < d.C; ++c) {
                 const Acc* g = gc.data() + ((q * d.k + r) * d.C + c) * 4;
                 const T* src = feat + ((b * d.C + c) * d.H + y + u) * d.W + x;
                 const T* gr = grad + ((b * d.C + c) * d.HH + Y) * d.WW + d.T * j;
-                for (int64_t v = 0; v < d.P; ++v) a[v] += Acc(gr[v]) * (Acc(src[v]) * g[0] + g[1]);
+                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(gr[v]) * (Acc(src[v]) * g[0] + g[1]);
+                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(gr[v]) * g[1];
               }
             }
           }

@@ -1,6 +1,7 @@
 // graph_aggregate CUDA kernels: the CPU plan with one thread per element, gathers in
 // the forward and atomics where the backward scatters into feat / the query table.
-// All per-element math comes from csrc/kernels/graph_aggregate.h.
+// All per-element math comes from csrc/kernels/graph_aggregate.h; regions overhanging
+// feat read 0 there (region_value, window_stats) and take no gradient here.
 #include "cuda/common.cuh"
 #include "cuda/graph_aggregate.cuh"
 #include "kernels/convert.h"
@@ -25,8 +26,8 @@ __global__ void affine_kernel(const T* feat, const T* qf, const int64_t* idx, Ac
     int64_t y, x;
     sr::region_origin(d, idx[bqr], &y, &x);
     Acc mz, vz, mq, vq;
-    sr::window_stats<T, Acc>(feat + plane, d.W, y, x, d.P, &mz, &vz);
-    sr::window_stats<T, Acc>(qf + plane, d.W, d.t * (q / d.m2), d.t * (q % d.m2), d.p, &mq, &vq);
+    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &mz, &vz);
+    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * (q / d.m2), d.t * (q % d.m2), d.p, &mq, &vq);
     sr::adapn_affine(mz, vz, mq, vq, eps, &ab[2 * e], &ab[2 * e + 1]);
   }
 }
@@ -38,7 +39,7 @@ __device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, con
   int64_t y, x;
   sr::region_origin(d, idx[q * d.k + r], &y, &x);
   const Acc* a = ab + ((q * d.k + r) * d.C + c) * 2;
-  return sr_cast<Acc>(feat[((b * d.C + c) * d.H + y + u) * d.W + x + v]) * a[0] + a[1];
+  return sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + u, x + v) * a[0] + a[1];
 }
 
 // One thread per output element; `stride_ab` is 2 (forward table) or 4 (backward table,
@@ -87,14 +88,14 @@ __global__ void coef_kernel(const T* grad, const T* weights, const T* feat, cons
     int64_t y, x;
     sr::region_origin(d, idx[bqr], &y, &x);
     Acc mz, vz, mq, vq, alpha, beta, da = 0, db = 0;
-    sr::window_stats<T, Acc>(feat + plane, d.W, y, x, d.P, &mz, &vz);
-    sr::window_stats<T, Acc>(qf + plane, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
+    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &mz, &vz);
+    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
     sr::adapn_affine(mz, vz, mq, vq, eps, &alpha, &beta);
     for (int64_t u = 0; u < d.P; ++u)
       for (int64_t v = 0; v < d.P; ++v) {
         const int64_t Y = d.T * i + u, X = d.T * j + v;
         const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
-        da += gv * sr_cast<Acc>(feat[plane + (y + u) * d.W + x + v]);
+        da += gv * sr::region_value<T, Acc>(feat + plane, d, y + u, x + v);
         db += gv;
       }
     const auto co = sr::adapn_grad(mz, vz, vq, eps, alpha, da, db, d.P * d.P, d.p * d.p);
@@ -117,6 +118,7 @@ __global__ void feat_grad_kernel(const T* grad, const T* weights, const T* feat,
     const int64_t Y = d.T * (q / d.m2) + u, X = d.T * (q % d.m2) + v;
     int64_t y, x;
     sr::region_origin(d, idx[bqr], &y, &x);
+    if (y + u >= d.H || x + v >= d.W) continue;  // the overhang reads 0: no gradient
     const int64_t o = ((b * d.C + c) * d.H + y + u) * d.W + x + v;
     const Acc* g = coef + 4 * bqrc;
     const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
@@ -163,7 +165,8 @@ __global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* 
         sr::region_origin(d, idx[q * d.k + r], &y, &x);
         for (int64_t c = 0; c < d.C; ++c) {
           const Acc* g = coef + ((q * d.k + r) * d.C + c) * 4;
-          const Acc z = sr_cast<Acc>(feat[((b * d.C + c) * d.H + y + Y - d.T * i) * d.W + x + X - d.T * j]);
+          const Acc z = sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + Y - d.T * i,
+                                                 x + X - d.T * j);
           acc += sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * (z * g[0] + g[1]);
         }
       }

@@ -19,6 +19,11 @@ sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, i
   sr_cuda::check_same_device(idx, "idx", feat, "feat");
   TORCH_CHECK(p > 0 && t > 0 && p <= Hk && p <= Wk, "patch_size must be positive and fit key_hw");
   sr_cuda::check_index_range(idx, ((Hk - p) / t + 1) * ((Wk - p) / t + 1), "idx");
+  // Regions may overhang feat (that part reads 0) but must start inside it.
+  const int64_t last_y = scale * t * ((Hk - p) / t), last_x = scale * t * ((Wk - p) / t);
+  TORCH_CHECK(scale > 0 && last_y < feat.size(2) && last_x < feat.size(3), "key_hw (", Hk, ", ", Wk,
+              ") at scale=", scale, ": the last neighbour region starts at (", last_y, ", ", last_x,
+              "), outside feat (", feat.size(2), ", ", feat.size(3), ")");
   return {feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(2), Hk, Wk, scale, p, t};
 }
 

@@ -6,6 +6,10 @@
 // z * alpha + beta with alpha = sqrt(var_q + eps) / sqrt(var_z + eps) and
 // beta = mean_q - mean_z * alpha (per channel, unbiased variances), so once the small
 // (B, m, k, C) table of (alpha, beta) exists, every output pixel is a gather.
+//
+// A region may overhang feat's bottom/right border (IGNN x3 when the LR side is 1 mod 6:
+// the official code zero-pads the map the regions come from); the overhang reads as 0 in
+// the statistics and the values, and takes no gradient. Every region starts inside feat.
 #pragma once
 
 #include <math.h>
@@ -39,6 +43,17 @@ SR_HOST_DEVICE void region_origin(const GraphAggDims& d, int64_t n, int64_t* y, 
   *x = d.T * (n % d.n2);
 }
 
+// Whether every region of a key map with Hk rows starts inside feat (the op's contract).
+SR_HOST_DEVICE bool regions_start_inside(const GraphAggDims& d, int64_t Hk) {
+  return d.T * (grid_len(Hk, d.p, d.t) - 1) < d.H && d.T * (d.n2 - 1) < d.W;
+}
+
+// Value of feat's plane at (y, x), 0 past the bottom/right border (y, x >= 0 always).
+template <typename T, typename Acc>
+SR_HOST_DEVICE Acc region_value(const T* plane, const GraphAggDims& d, int64_t y, int64_t x) {
+  return (y < d.H && x < d.W) ? sr_cast<Acc>(plane[y * d.W + x]) : Acc(0);
+}
+
 // Coverage of HR pixel (Y, X) by the HR patch grid (patch P, stride T, m1 x m2).
 SR_HOST_DEVICE int64_t hr_count(const GraphAggDims& d, int64_t Y, int64_t X) {
   return cover_count(Y, d.P, d.T, d.m1) * cover_count(X, d.P, d.T, d.m2);
@@ -56,17 +71,20 @@ SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAgg
   return sr_cast<Acc>(grad[(((b * d.k + r) * d.C + c) * d.HH + Y) * d.WW + X]);
 }
 
-// Mean and unbiased variance of an n x n window of one channel plane (row stride w).
+// Mean and unbiased variance of an n x n window at (y, x) of one h x w channel plane,
+// reading 0 past its bottom/right border: the in-bounds part is summed, and the
+// (n*n - inside) zeros add mu^2 each to the squared deviations.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void window_stats(const T* plane, int64_t w, int64_t y, int64_t x, int64_t n,
-                                 Acc* mean, Acc* var) {
+SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y, int64_t x,
+                                 int64_t n, Acc* mean, Acc* var) {
+  const int64_t nu = h - y < n ? h - y : n, nv = w - x < n ? w - x : n;
   Acc s = Acc(0);
-  for (int64_t u = 0; u < n; ++u)
-    for (int64_t v = 0; v < n; ++v) s += sr_cast<Acc>(plane[(y + u) * w + x + v]);
+  for (int64_t u = 0; u < nu; ++u)
+    for (int64_t v = 0; v < nv; ++v) s += sr_cast<Acc>(plane[(y + u) * w + x + v]);
   const Acc mu = s / Acc(n * n);
-  Acc ss = Acc(0);
-  for (int64_t u = 0; u < n; ++u)
-    for (int64_t v = 0; v < n; ++v) {
+  Acc ss = Acc(n * n - nu * nv) * mu * mu;
+  for (int64_t u = 0; u < nu; ++u)
+    for (int64_t v = 0; v < nv; ++v) {
       const Acc dv = sr_cast<Acc>(plane[(y + u) * w + x + v]) - mu;
       ss += dv * dv;
     }

@@ -153,7 +153,7 @@ void test_region_origin() {
   for (int c = 0; c < 600; ++c) {
     const int64_t S = pick(1, 4), p = pick(1, 4), t = pick(1, 3);
     const int64_t Hk = pick(0, 16), Wk = pick(0, 16);
-    // scale*Hk <= H and scale*Wk <= W, as graph_aggregate requires.
+    // Layouts with scale*Hk <= H and scale*Wk <= W: every region lies inside feat.
     const int64_t H = S * Hk + pick(0, 3), W = S * Wk + pick(0, 3);
     const Shape s{1, 1, H, W, 1, Wk, S, p, t};
     const sr::GraphAggDims d = dims_of(s);
@@ -179,6 +179,40 @@ void test_region_origin() {
   }
   CHECK_MSG(keys > 5000 && multi_row > 200, "coverage: %" PRId64 " keys, %" PRId64
             " multi-row grids", keys, multi_row);
+}
+
+// regions_start_inside against the top-left of the last key patch, counted; region_value
+// reads the plane inside and 0 past the bottom/right border.
+void test_regions_start_inside() {
+  std::mt19937_64 rng(4242);
+  auto pick = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
+  int64_t yes = 0, no = 0;
+  for (int c = 0; c < 2000; ++c) {
+    const int64_t S = pick(1, 4), p = pick(1, 4), t = pick(1, 3);
+    const int64_t Hk = p + pick(0, 10), Wk = p + pick(0, 10);
+    const int64_t H = pick(1, S * Hk + 3), W = pick(1, S * Wk + 3);
+    const sr::GraphAggDims d = dims_of(Shape{1, 1, H, W, 1, Wk, S, p, t});
+    int64_t last_y = 0, last_x = 0;  // largest key-patch top-left, stepping the grid
+    for (int64_t a = 0; t * a + p <= Hk; ++a) last_y = S * t * a;
+    for (int64_t b = 0; t * b + p <= Wk; ++b) last_x = S * t * b;
+    const bool want = last_y < H && last_x < W;
+    (want ? yes : no)++;
+    CHECK_MSG(sr::regions_start_inside(d, Hk) == want,
+              "S=%" PRId64 " p=%" PRId64 " t=%" PRId64 " Hk=%" PRId64 " Wk=%" PRId64 " H=%" PRId64
+              " W=%" PRId64 ": regions_start_inside %d, want %d",
+              S, p, t, Hk, Wk, H, W, int(sr::regions_start_inside(d, Hk)), int(want));
+    const std::vector<double> plane = sr_test::random_vector<double>(rng, H * W, 1.0, 2.0);
+    for (int64_t y = 0; y < H + 3; ++y)
+      for (int64_t x = 0; x < W + 3; ++x) {
+        const double got = sr::region_value<double, double>(plane.data(), d, y, x);
+        const double expect = y < H && x < W ? plane[static_cast<size_t>(y * W + x)] : 0.0;
+        CHECK_MSG(got == expect, "region_value(%" PRId64 ", %" PRId64 ") of %" PRId64 "x%" PRId64
+                  " = %g, want %g", y, x, H, W, got, expect);
+      }
+  }
+  CHECK_MSG(yes > 300 && no > 300, "coverage: %" PRId64 " inside, %" PRId64 " outside", yes, no);
 }
 
 void test_hr_count() {
@@ -291,18 +325,21 @@ void check_window_stats(const char* types) {
     const double offset = regime == 0 ? 0.0 : double(pick(-20, 20));
     const double spread = regime == 2 ? 1e-3 : 1.0;
     const auto plane = sr_test::random_vector<T>(rng, h * w, offset - spread, offset + spread);
-    const int64_t y = pick(0, h - n), x = pick(0, w - n);
+    // Half the windows may overhang the bottom/right border, where the plane reads 0.
+    const int64_t over = pick(0, 1) ? n - 1 : 0;
+    const int64_t y = pick(0, h - n + over), x = pick(0, w - n + over);
     std::vector<LD> vals;
     LD maxabs = 0;
     for (int64_t u = 0; u < n; ++u)
       for (int64_t v = 0; v < n; ++v) {
-        vals.push_back(LD(plane[static_cast<size_t>((y + u) * w + x + v)]));
+        const bool inside = y + u < h && x + v < w;
+        vals.push_back(inside ? LD(plane[static_cast<size_t>((y + u) * w + x + v)]) : LD(0));
         maxabs = std::max(maxabs, std::fabs(vals.back()));
       }
     LD want_mean, want_var;
     brute_stats(vals, &want_mean, &want_var);
     Acc mean = Acc(-99), var = Acc(-99);
-    sr::window_stats<T, Acc>(plane.data(), w, y, x, n, &mean, &var);
+    sr::window_stats<T, Acc>(plane.data(), h, w, y, x, n, &mean, &var);
     const double N = double(n * n);
     const double tol_mean = (N + 2) * eps * double(maxabs);
     const double tol_var =
@@ -395,8 +432,8 @@ void test_adapn_output_statistics() {
     const auto z = random_patch(rng, P * P, double(pick(-3, 3)), 1.0);
     const auto q = random_patch(rng, p * p, double(pick(-3, 3)), 0.5);
     double mz, vz, mq, vq;
-    sr::window_stats<double, double>(z.data(), P, 0, 0, P, &mz, &vz);
-    sr::window_stats<double, double>(q.data(), p, 0, 0, p, &mq, &vq);
+    sr::window_stats<double, double>(z.data(), P, P, 0, 0, P, &mz, &vz);
+    sr::window_stats<double, double>(q.data(), p, p, 0, 0, p, &mq, &vq);
     double alpha, beta;
     sr::adapn_affine<double>(mz, vz, mq, vq, eps, &alpha, &beta);
     std::vector<double> out;
@@ -542,6 +579,7 @@ int main() {
   return sr_test::run({
       {"graph_agg_dims", test_dims},
       {"region_origin", test_region_origin},
+      {"regions_start_inside", test_regions_start_inside},
       {"hr_count", test_hr_count},
       {"upstream_grad<float,float>", test_upstream_grad_ff},
       {"upstream_grad<float,double>", test_upstream_grad_fd},

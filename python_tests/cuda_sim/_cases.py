@@ -167,6 +167,10 @@ CASES = [
     Case("graph_aggregate", "bwd-weights", "_graph_aggregate_bwd", _graph_agg(1, 2, 9, 8, 4, 4, 3, 2, 3, 1, True, True, True)),
     Case("graph_aggregate", "bwd-plain", "_graph_aggregate_bwd", _graph_agg(1, 2, 7, 7, 3, 3, 2, 2, 3, 2, False, False, True)),
     Case("graph_aggregate", "bwd-adapn", "_graph_aggregate_bwd", _graph_agg(1, 3, 8, 7, 4, 3, 2, 2, 3, 1, False, True, True)),
+    # The last key row's/column's regions overhang feat (read 0, no gradient there).
+    Case("graph_aggregate", "fwd-overhang", "_graph_aggregate_fwd", _graph_agg(1, 2, 13, 11, 7, 7, 3, 2, 3, 2, True, True, False)),
+    Case("graph_aggregate", "bwd-overhang", "_graph_aggregate_bwd", _graph_agg(1, 2, 13, 14, 7, 7, 2, 3, 3, 2, True, True, True)),
+    Case("graph_aggregate", "bwd-overhang-plain", "_graph_aggregate_bwd", _graph_agg(1, 2, 13, 14, 7, 7, 2, 3, 3, 2, False, True, True)),
     Case("layernorm2d", "fwd", "_layernorm2d_fwd", _layernorm(2, 5, 9, 31, False)),
     Case("layernorm2d", "bwd", "_layernorm2d_bwd", _layernorm(2, 5, 9, 31, True)),
     Case("layernorm2d", "bwd-1px", "_layernorm2d_bwd", _layernorm(3, 2, 1, 1, True)),

@@ -39,6 +39,14 @@ def _graph_agg_bad_idx():
     return "_graph_aggregate_fwd", (feat, idx, feat.clone(), None, 4, 4, 2, 3, 1, True, 1e-5)
 
 
+def _graph_agg_region_outside():
+    g = _g()
+    feat = torch.randn(1, 2, 8, 8, generator=g)
+    idx = torch.randint(0, 25, (1, 36, 2), generator=g)
+    # key (7, 7), p=3, t=1: 5 x 5 patches; the last region row starts at 2 * 4 = 8, past feat's 8 rows
+    return "_graph_aggregate_fwd", (feat, idx, feat.clone(), None, 7, 7, 2, 3, 1, True, 1e-5)
+
+
 BAD = {
     "knn-bwd-idx-too-large": lambda: _knn_bwd(idx_value=16),
     "knn-bwd-idx-negative": lambda: _knn_bwd(idx_value=-1),
@@ -49,6 +57,7 @@ BAD = {
     "vertex-map-idx-too-large": lambda: ("_vertex_map_fwd", (torch.tensor([9]), 7, 7, 2, 3, 2)),
     "class-dispatch-id-too-large": lambda: ("_class_dispatch_fwd", (torch.tensor([0, 3, 1]), 3)),
     "graph-aggregate-idx-too-large": _graph_agg_bad_idx,
+    "graph-aggregate-region-outside": _graph_agg_region_outside,
     "eca-even-kernel": lambda: ("_eca_fwd", (torch.randn(1, 4, 3, 3), torch.randn(2))),
 }
 

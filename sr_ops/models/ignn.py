@@ -17,12 +17,8 @@ Data flow (the official model works on RGB in [0, 255]; this one takes [0, 1])::
 
 Where it differs from the official code (no checkpoint exists here to measure the effect):
 
-* ×3, LR height or width ≡ 1 (mod 6): the official zero padding lets the last key row's HR
-  regions overhang the padded map by two rows. At ≡ 0 (mod 6) the maps are zero-padded two
-  rows further, as the official layout implies, and the extra query row's output falls in
-  cropped rows; at ≡ 1 it would reach the last kept row, which graph_aggregate's contract
-  (regions inside ``feat``) cannot express, so the LR image is replicate-padded by one
-  row/column there and the output cropped.
+* The official kNN ranks by ``|x|² - 2x·y + |y|²`` in float32; two near-equal distances
+  can come out in the other order than their exact values give, which sr_ops follows.
 * The official code switches the window off for good (a global flag) after the first image
   whose key grid fits in it; here every image uses its own window.
 """
@@ -31,7 +27,6 @@ from __future__ import annotations
 from os import PathLike
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sr_ops.imresize import imresize
@@ -39,7 +34,7 @@ from sr_ops.tiled import tiled
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
-from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, grid_pad, knn_window_start, region_size
+from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, knn_window_start
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
 
 __all__ = ["IGNN", "build_ignn", "load_official"]
@@ -53,11 +48,6 @@ class _Graph(nn.Module):
     def __init__(self, embedcnn: nn.Module) -> None:
         super().__init__()
         self.embedcnn = embedcnn
-
-
-def _region_grid_ok(n: int, s: int, p: int, t: int) -> bool:
-    nk = n // s
-    return region_size(n, nk + grid_pad(nk, p, t), s, p, t) is not None
 
 
 class IGNN(nn.Module):
@@ -120,13 +110,6 @@ class IGNN(nn.Module):
         tail: list[nn.Module] = [Upsampler(2, n)] if scale == 4 else []
         self.tail = nn.Sequential(*tail, conv(n, 3, 3, act=False))
 
-    def _input_pad(self, n: int) -> int:
-        """Rows to add so the graph's HR regions fit the padded map (non-zero only for ×3)."""
-        for extra in range(2 * self.graph_scale):
-            if _region_grid_ok(n + extra, self.graph_scale, self.patch_size, self.stride):
-                return extra
-        raise AssertionError("unreachable: some padding always fits")
-
     def son(self, x: torch.Tensor) -> torch.Tensor:
         """The ×1/g image the graph searches: x cropped to multiples of g, MATLAB-bicubic
         downscaled, clamped (as the official data loader makes it)."""
@@ -160,13 +143,7 @@ class IGNN(nn.Module):
         H, W = x.shape[-2:]
         if min(H, W) < 2 * self.graph_scale + self.patch_size:
             raise ValueError(f"x ({H}x{W}) is too small for IGNN's ×1/{self.graph_scale} graph")
-        ph, pw = self._input_pad(H), self._input_pad(W)
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-
         with torch.no_grad():  # the official model detaches idx and the edge features
-            # a given son (the chop's crop of the whole image's) keeps its size: the one row
-            # of padding above (×3, side ≡ 1 mod 6) never adds a son row
             idx, key_hw, diff = self.build_graph(x, son)
         x0 = self.head(self.sub_mean(x * 255.0))
         x1 = self.body1(x0)
@@ -175,7 +152,6 @@ class IGNN(nn.Module):
         x2 = self.body2(x1) + x0
         out = self.fuse_up(torch.cat([self.upsample(x2), x1_hr], dim=1))
         out = self.add_mean(self.tail(out)) / 255.0
-        out = out[..., :self.scale * H, :self.scale * W]
         return out.clamp(0.0, 1.0) if self.clamp else out
 
     def load_official(self, checkpoint) -> "IGNN":

@@ -10,7 +10,8 @@ Padding, as the official ``im2patch``: a map is zero-padded at the bottom/right 
 embedding of the LR image downscaled by ``s`` (size ``H//s``); the HR neighbour of key
 patch (a, b) is the (s·p)² region of the LR feature at (s·t·a, s·t·b), read from the
 feature cropped to ``s·(H//s)`` rows and zero-padded (the official code reads it from
-``pixelshuffle_down(feature)``, padded the same way).
+``pixelshuffle_down(feature)``, padded the same way); where such a region overhangs the
+padded map (×3), graph_aggregate reads zeros, as the official code does.
 
 Two exact rewrites keep the (B, k·C_e, s·H, s·W) edge-feature map of the official code
 from being built: its HR map is a nearest-neighbour upscale of the LR fold (constant
@@ -27,8 +28,8 @@ from torch import nn
 import sr_ops
 from sr_ops.models.edsr_blocks import ResBlock
 
-__all__ = ["GCNBlock", "WINDOW_RULES", "construct_graph", "grid_pad", "knn_window", "knn_window_start", "pad_idx",
-           "region_maps", "region_size"]
+__all__ = ["GCNBlock", "WINDOW_RULES", "construct_graph", "grid_pad", "knn_window", "knn_window_start",
+           "region_maps"]
 
 
 def grid_pad(n: int, patch_size: int, stride: int) -> int:
@@ -136,28 +137,15 @@ def construct_graph(query_emb: torch.Tensor, key_emb: torch.Tensor, scale: int, 
     return idx, (Hk, Wk), diff[..., :H, :W]
 
 
-def region_size(n: int, nk: int, scale: int, patch_size: int = 3, stride: int = 2) -> int | None:
-    """Rows (or columns) R of the maps graph_aggregate gets for an LR side n whose padded
-    ×1/s key map has nk rows: R = max(padded n, s·nk), so that every neighbour region fits.
-    When R adds query-grid rows, their patches start at stride·m1 (m1 the real grid);
-    that is fine when it lies at or past n (their output lands in cropped HR rows, as for
-    ×3 sides ≡ 0 mod 6), else None: the layout cannot match the official one (×3, ≡ 1)."""
-    padded = n + grid_pad(n, patch_size, stride)
-    size = max(padded, scale * nk)
-    m1 = _grid(padded, patch_size, stride)
-    if _grid(size, patch_size, stride) > m1 and stride * m1 < n:
-        return None
-    return size
-
-
 def region_maps(y: torch.Tensor, key_hw, scale: int, patch_size: int = 3, stride: int = 2):
     """The (feat, query_feat) pair graph_aggregate needs for IGNN's padding.
 
-    y (B, C, H, W) -> two (B, C, R, Rw) maps (``region_size``): ``query_feat`` is y
-    zero-padded (query patch statistics, as the official ``im2patch(y)``); ``feat`` is y
-    cropped to s·(H//s) rows and columns, zero-padded (the HR neighbour regions, as the
-    official zero-padded ``pixelshuffle_down(y)``). Where R adds query-grid rows, give
-    them any neighbours (``pad_idx``): they only reach HR rows that are cropped.
+    y (B, C, H, W) -> two (B, C, Hp, Wp) maps, Hp, Wp the grid-padded size: ``query_feat``
+    is y zero-padded (query patch statistics, as the official ``im2patch(y)``); ``feat`` is
+    y cropped to s·(H//s) rows and columns, zero-padded to the same size (the HR neighbour
+    regions, as the official zero-padded ``pixelshuffle_down(y)``). At ×3 the last key
+    row's regions can overhang it by up to two rows (sides ≡ 0, 1 mod 6); graph_aggregate
+    reads the overhang as zeros, as the official map padded further does.
     """
     s = scale
     H, W = y.shape[-2:]
@@ -166,28 +154,10 @@ def region_maps(y: torch.Tensor, key_hw, scale: int, patch_size: int = 3, stride
     if tuple(key_hw) != expect:
         raise ValueError(f"key_hw {tuple(key_hw)} does not match the padded ×1/{s} map of y "
                          f"({H}x{W} -> {expect})")
-    sizes = [region_size(n, nk, s, patch_size, stride) for n, nk in ((H, expect[0]), (W, expect[1]))]
-    if None in sizes:
-        raise ValueError(f"LR size {H}x{W} at scale {s}: the neighbour regions overhang the padded map "
-                         f"and extra query rows would reach kept rows; pad the input first (IGNN.forward does)")
-    R, Rw = sizes
-    query_feat = F.pad(y, (0, Rw - W, 0, R - H))
-    crop = y[:, :, :s * hk, :s * wk]
-    feat = F.pad(crop, (0, Rw - s * wk, 0, R - s * hk))
+    query_feat = _pad_to_grid(y, patch_size, stride)
+    Hp, Wp = query_feat.shape[-2:]
+    feat = F.pad(y[:, :, :s * hk, :s * wk], (0, Wp - s * wk, 0, Hp - s * hk))
     return feat, query_feat
-
-
-def pad_idx(idx: torch.Tensor, hw, size, patch_size: int = 3, stride: int = 2) -> torch.Tensor:
-    """idx (B, m1·m2, k) on the query grid of the padded map ``hw`` -> (B, M1·M2, k) on the
-    grid of ``size`` (region_maps' R, Rw), the extra rows and columns given neighbour 0."""
-    m1, m2 = (_grid(n + grid_pad(n, patch_size, stride), patch_size, stride) for n in hw)
-    M1, M2 = (_grid(n, patch_size, stride) for n in size)
-    if (M1, M2) == (m1, m2):
-        return idx
-    B, _, k = idx.shape
-    out = idx.new_zeros(B, M1, M2, k)
-    out[:, :m1, :m2] = idx.view(B, m1, m2, k)
-    return out.view(B, M1 * M2, k)
 
 
 class GCNBlock(nn.Module):
@@ -230,10 +200,9 @@ class GCNBlock(nn.Module):
         feat, query = region_maps(y, key_hw, s, p, t)
         if neighbours is not None:
             idx = idx[:, :, neighbours]
-        idx = pad_idx(idx, (H, W), feat.shape[-2:], p, t)
         if weights is not None:
-            R, Rw = feat.shape[-2:]
-            weights = F.pad(weights, (0, s * (Rw - W), 0, s * (R - H)))
+            Hp, Wp = feat.shape[-2:]
+            weights = F.pad(weights, (0, s * (Wp - W), 0, s * (Hp - H)))
         out = sr_ops.graph_aggregate(feat, idx, query, key_hw, s, p, t, weights=weights)
         return out[..., :s * H, :s * W]
 

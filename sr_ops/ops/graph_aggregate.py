@@ -131,8 +131,10 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
             p×p / stride t query grid of (H, W)).
         query_feat: (B, C, H, W); query patch q = (i, j) is its p×p patch at (t·i, t·j) and
             supplies AdaPN's target statistics.
-        key_hw: (Hk, Wk), the key map ``idx`` was searched in (fixes the key grid width);
-            ``scale·Hk <= H`` and ``scale·Wk <= W``.
+        key_hw: (Hk, Wk), the key map ``idx`` was searched in (fixes the key grid width).
+            Every region must start inside feat (``s·t·(n1 - 1) < H``, n1 × n2 the key
+            grid); one that overhangs feat's bottom/right border reads 0 there, in
+            AdaPN's statistics too (IGNN's zero-padded maps), and takes no gradient there.
         weights: optional (B, k, s·H, s·W) per-pixel weights of the k neighbours.
 
     Returns:

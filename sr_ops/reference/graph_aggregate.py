@@ -21,8 +21,10 @@ def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights):
         raise ValueError(f"query_feat {tuple(query_feat.shape)} must have feat's shape {tuple(feat.shape)}")
     if query_feat.device != feat.device:
         raise ValueError(f"query_feat is on {query_feat.device} but feat on {feat.device}")
-    if scale * key_hw[0] > H or scale * key_hw[1] > W:
-        raise ValueError(f"key_hw {tuple(key_hw)} times scale={scale} is larger than feat ({H}, {W})")
+    last = (scale * stride * (n1 - 1), scale * stride * (n2 - 1))  # the last region's top-left
+    if last[0] >= H or last[1] >= W:
+        raise ValueError(f"key_hw {tuple(key_hw)} at scale={scale}: the last neighbour region starts at "
+                         f"{last}, outside feat ({H}, {W}); regions may overhang feat but must start in it")
     if patch_size > min(H, W):
         raise ValueError(f"patch_size={patch_size} is larger than feat ({H}, {W})")
     m = grid(H, patch_size, stride) * grid(W, patch_size, stride)
@@ -43,11 +45,13 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
                     patch_size: int = 3, stride: int = 2, weights: torch.Tensor | None = None,
                     adapn: bool = True, eps: float = 1e-5) -> torch.Tensor:
     """feat, query_feat (B, C, H, W); idx (B, m, k) key-patch numbers of a key map of size
-    key_hw = (Hk, Wk) (scale*Hk <= H, scale*Wk <= W); m the p x p / stride t query grid of (H, W).
+    key_hw = (Hk, Wk); m the p x p / stride t query grid of (H, W).
 
     Neighbour r of query q = (i, j) is the (s*p)^2 region of feat at vertex_map(idx[q, r]),
     normalised by AdaPN against query_feat's p x p patch at (t*i, t*j) if `adapn`, and put at
-    (s*t*i, s*t*j) of an (s*H, s*W) map, overlaps averaged (patch2img). The HR grid (patch s*p,
+    (s*t*i, s*t*j) of an (s*H, s*W) map, overlaps averaged (patch2img). A region may
+    overhang feat's bottom/right border (every region starts inside it): the overhang
+    reads as 0, in AdaPN's statistics too, as in IGNN's zero-padded maps. The HR grid (patch s*p,
     stride s*t) always has m1 x m2 patches since s(H - p) // (s*t) == (H - p) // t; when
     (H - p) % t != 0 the last rows/columns it leaves uncovered are 0.
     Returns (B, k, C, sH, sW), or with weights (B, k, sH, sW) the sum over r of
@@ -61,9 +65,13 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
     dtype = torch.promote_types(feat.dtype, torch.float32)
 
     # Every (s*p)^2 region at (s*t*a, s*t*b): unfold with patch s*p, stride s*t; the region
-    # of key patch (a, b) is column a * L2 + b of it.
-    regions = F.unfold(feat.to(dtype), P, stride=T).transpose(1, 2)  # (B, L1*L2, C*P*P)
-    L2 = grid(W, P, T)
+    # of key patch (a, b) is column a * L2 + b of it. Zeros below/right of feat supply the
+    # overhang of the last key rows/columns.
+    n1, n2 = key_grid(key_hw, p, t)
+    Hp, Wp = max(H, T * (n1 - 1) + P), max(W, T * (n2 - 1) + P)
+    padded = F.pad(feat.to(dtype), (0, Wp - W, 0, Hp - H))
+    regions = F.unfold(padded, P, stride=T).transpose(1, 2)  # (B, L1*L2, C*P*P)
+    L2 = grid(Wp, P, T)
     rows, cols = vertex_map(idx, key_hw, s, p, t)
     column = (rows // T) * L2 + cols // T  # (B, m, k)
     batch = torch.arange(B, device=feat.device)[:, None, None]

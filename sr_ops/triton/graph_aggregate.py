@@ -5,6 +5,9 @@ output element gathers the <= ceil(p/t)^2 covering query patches' neighbour valu
 Backward: (1) per (b, q, r, c) the AdaPN gradient coefficients, the query terms summed
 over r with atomics; (2) grad_feat scattered with atomics; (3) grad_query_feat and
 (4) grad_weights output-stationary.
+
+A neighbour region may overhang feat's bottom/right border: masked loads read the
+overhang as 0 and the gradient scatter skips it (csrc/kernels/graph_aggregate.h).
 """
 from __future__ import annotations
 
@@ -18,16 +21,19 @@ _BLOCK = 128
 
 
 @triton.jit
-def _window_stats(plane, W, y, x, n: tl.constexpr, live, ACC: tl.constexpr):
+def _window_stats(plane, H, W, y, x, n: tl.constexpr, live, ACC: tl.constexpr):
+    """Mean and unbiased variance of the n x n window at (y, x), 0 past the H x W plane."""
     s = tl.zeros(y.shape, ACC)
     for u in tl.static_range(n):
         for v in tl.static_range(n):
-            s += tl.load(plane + (y + u) * W + x + v, mask=live, other=0.0).to(ACC)
+            ok = live & (y + u < H) & (x + v < W)
+            s += tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC)
     mean = s / (n * n)
     ss = tl.zeros(y.shape, ACC)
     for u in tl.static_range(n):
         for v in tl.static_range(n):
-            dv = tl.load(plane + (y + u) * W + x + v, mask=live, other=0.0).to(ACC) - mean
+            ok = live & (y + u < H) & (x + v < W)
+            dv = tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC) - mean
             ss += dv * dv
     return mean, ss / (n * n - 1)
 
@@ -51,8 +57,8 @@ def _affine_kernel(feat, qf, idx, ab, N, C, H, W, m, m2, n2, K, eps, p: tl.const
     q = (bqr // K) % m
     n = tl.load(idx + bqr, mask=live, other=0)
     plane = (b * C + c) * H * W
-    mz, vz = _window_stats(feat + plane, W, S * t * (n // n2), S * t * (n % n2), S * p, live, ACC)
-    mq, vq = _window_stats(qf + plane, W, t * (q // m2), t * (q % m2), p, live, ACC)
+    mz, vz = _window_stats(feat + plane, H, W, S * t * (n // n2), S * t * (n % n2), S * p, live, ACC)
+    mq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
     alpha = tl.sqrt(vq + eps) / tl.sqrt(vz + eps)
     tl.store(ab + 2 * e, alpha, mask=live)
     tl.store(ab + 2 * e + 1, mq - mz * alpha, mask=live)
@@ -64,7 +70,8 @@ def _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, u, v, T: tl.cons
     """AdaPN-normalised value of neighbour r of query q at offset (u, v) of its region.
     `ab` holds (alpha, beta, ...) per (q, r, c), STRIDE values apart (2 forward, 4 backward)."""
     n = tl.load(idx + q * K + r, mask=ok, other=0)
-    z = tl.load(feat + ((b * C + c) * H + T * (n // n2) + u) * W + T * (n % n2) + v, mask=ok, other=0.0).to(ACC)
+    y, x = T * (n // n2) + u, T * (n % n2) + v
+    z = tl.load(feat + ((b * C + c) * H + y) * W + x, mask=ok & (y < H) & (x < W), other=0.0).to(ACC)
     base = ((q * K + r) * C + c) * STRIDE
     return z * tl.load(ab + base, mask=ok, other=1.0) + tl.load(ab + base + 1, mask=ok, other=0.0)
 
@@ -129,8 +136,8 @@ def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m
         n = tl.load(idx + bqr, mask=live, other=0)
         ry, rx = T * (n // n2), T * (n % n2)
         plane = (b * C + c) * H * W
-        mz, vz = _window_stats(feat + plane, W, ry, rx, P, live, ACC)
-        mq, vq = _window_stats(qf + plane, W, t * (q // m2), t * (q % m2), p, live, ACC)
+        mz, vz = _window_stats(feat + plane, H, W, ry, rx, P, live, ACC)
+        mq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
         sz, sq = tl.sqrt(vz + eps), tl.sqrt(vq + eps)
         alpha = sq / sz
         da = tl.zeros([BLOCK], ACC)
@@ -139,7 +146,8 @@ def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m
             for v in tl.static_range(P):
                 g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
                                 m1, m2, P, T, live, WEIGHTED, ACC)
-                da += g * tl.load(feat + plane + (ry + u) * W + rx + v, mask=live, other=0.0).to(ACC)
+                inside = live & (ry + u < H) & (rx + v < W)
+                da += g * tl.load(feat + plane + (ry + u) * W + rx + v, mask=inside, other=0.0).to(ACC)
                 db += g
         # Chain rule through alpha = sq / sz, beta = mq - mz * alpha (see kernels/graph_aggregate.h).
         dat = da - mz * db
@@ -181,12 +189,14 @@ def _feat_grad_kernel(grad, weights, feat, idx, gc, gfeat, N, C, H, W, HH, WW, m
     n = tl.load(idx + bqr, mask=live, other=0)
     g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
                     m1, m2, P, T, live, WEIGHTED, ACC)
-    off = ((b * C + c) * H + T * (n // n2) + u) * W + T * (n % n2) + v
-    z = tl.load(feat + off, mask=live, other=0.0).to(ACC)
+    y, x = T * (n // n2) + u, T * (n % n2) + v
+    inside = live & (y < H) & (x < W)  # the overhang reads 0: no gradient
+    off = ((b * C + c) * H + y) * W + x
+    z = tl.load(feat + off, mask=inside, other=0.0).to(ACC)
     coef = gc + 4 * bqrc
     val = g * tl.load(coef, mask=live, other=0.0) + tl.load(coef + 2, mask=live, other=0.0) \
         + tl.load(coef + 3, mask=live, other=0.0) * z
-    tl.atomic_add(gfeat + off, val, mask=live)
+    tl.atomic_add(gfeat + off, val, mask=inside)
 
 
 @triton.jit
