@@ -40,6 +40,10 @@ inline constexpr const char* kSchemas[] = {
       "Tensor ca_bias, bool gate) -> Tensor",
   "_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, "
       "Tensor ca_weight, Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
+  // NAFNet's FFN half: y (B, C, H, W), w_in (2F, C), w_out (C, F), the vectors (C,) or
+  // (2F,), one dtype. CPU only so far (sr_ops/_build_check.py lists it).
+  "_naf_ffn_fwd(Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, "
+      "Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> Tensor",
   // ClassSR patch dispatch. coords (N, 3) int64 (batch, row, col), order (N,) int64;
   // window i is coords[order[i]] (times scale for merge's HR side).
   "_extract_patches_fwd(Tensor img, int patch_size, int stride) -> (Tensor, Tensor)",

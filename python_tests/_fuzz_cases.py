@@ -152,6 +152,17 @@ def graph_aggregate(draw, dev, plant=None):
     return Call(args, [0, 2] + ([7] if weights is not None else []))
 
 
+def naf_ffn(draw, dev, plant=None):
+    b, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 6))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 40))  # up to 360 pixels: past one 256-pixel tile
+    args = (tensor(draw, (b, c, h, w), dev, lo=-2, hi=3, plant=plant), tensor(draw, (c,), dev), tensor(draw, (c,), dev),
+            tensor(draw, (2 * f, c, 1, 1), dev, lo=-0.5, hi=0.5), tensor(draw, (2 * f,), dev),
+            tensor(draw, (c, f, 1, 1), dev, lo=-0.5, hi=0.5), tensor(draw, (c,), dev),
+            tensor(draw, (1, c, 1, 1) if draw(st.booleans()) else (c,), dev),
+            draw(st.sampled_from([1e-6, 0.1])))
+    return Call(args, [0, 1, 2, 3, 4, 5, 6, 7])
+
+
 def layernorm2d(draw, dev, plant=None):
     b, c, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
     args = (tensor(draw, (b, c, h, w), dev, lo=-3, hi=4, plant=plant), tensor(draw, (c,), dev), tensor(draw, (c,), dev),
@@ -179,5 +190,5 @@ def vertex_map(draw, dev, plant=None):
 
 INTEGER_INPUTS = {"class_dispatch", "vertex_map"}
 BUILDERS = {f.__name__: f for f in (adapn, class_dispatch, cross_scale_knn, dwconv_gate_ca, eca, extract_patches,
-                                    gather_patches, graph_aggregate, layernorm2d, merge_patches, patch2img,
+                                    gather_patches, graph_aggregate, layernorm2d, merge_patches, naf_ffn, patch2img,
                                     vertex_map)}

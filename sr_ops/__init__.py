@@ -14,7 +14,7 @@ from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E
 from sr_ops.imresize import imresize  # noqa: E402
 from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
 from sr_ops.ops import eca, layernorm2d  # noqa: E402
-from sr_ops.ops import dwconv_gate_ca  # noqa: E402
+from sr_ops.ops import dwconv_gate_ca, naf_ffn  # noqa: E402
 from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_patches  # noqa: E402
 from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
 from sr_ops.ensemble import self_ensemble  # noqa: E402
@@ -53,6 +53,7 @@ __all__ = [
     "cross_scale_knn",
     "eca",
     "dwconv_gate_ca",
+    "naf_ffn",
     "graph_aggregate",
     "layernorm2d",
     "patch2img",

@@ -53,6 +53,9 @@ def _bench(args) -> int:
     rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
                       with_compile=args.compile, log=lambda m: print(m, file=sys.stderr), threads=args.threads)
     print(runner.format_table(rows))
+    four = runner.format_four(rows)
+    if four:
+        print("\nEager, sr_ops and torch.compile of each:\n" + four)
     if any(r.gflops for r in rows):
         if args.threads:
             info["mm_gflops"] = {r.threads: r.gflops / r.mm_fraction for r in rows if r.mm_fraction}

@@ -13,6 +13,13 @@ import sys
 import torch
 
 
+# Kernels that have no CUDA version yet, by design for now, with the reason: CUDA tensors
+# take the op's reference path. Listed here, so that any other gap still fails the check.
+CPU_ONLY = {
+    "sr_ops::_naf_ffn_fwd": "NAFNet FFN half: CPU tile kernel only so far (issue 16); CUDA uses the reference",
+}
+
+
 def main() -> int:
     import sr_ops._C as ext  # registers the kernels with the dispatcher
 
@@ -22,9 +29,11 @@ def main() -> int:
     has = torch._C._dispatch_has_kernel_for_dispatch_key
     names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("sr_ops::"))
     cpu = [n for n in names if has(n, "CPU")]
-    missing = [n for n in cpu if not has(n, "CUDA")]
+    missing = [n for n in cpu if not has(n, "CUDA") and n not in CPU_ONLY]
     for n in missing:
         print(f"MISSING CUDA kernel: {n}")
+    for n, why in CPU_ONLY.items():
+        print(f"CPU only (allowed): {n}: {why}")
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), {ext.__file__}: "
           f"{len(names)} sr_ops schemas, {len(cpu)} with a CPU kernel, "
           f"{len(cpu) - len(missing)} of them with a CUDA kernel")

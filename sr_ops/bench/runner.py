@@ -46,6 +46,8 @@ def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool,
         log(f"  {case.op}: {case.label}: {name} skipped: {reason}")
     if with_compile and case.compile_impl is not None:
         impls["torch.compile"] = case.compile_impl
+    if with_compile and case.compile_fused_impl is not None:
+        impls["compile(sr_ops)"] = case.compile_fused_impl
     rows = []
     for name, fn in impls.items():
         call = lambda fn=fn: fn(inputs)  # noqa: E731
@@ -160,6 +162,31 @@ def format_table(rows: list[Row]) -> str:
     fmt = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     lines = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     return "\n".join(lines + [fmt(b) for b in body])
+
+
+FOUR = ("pytorch", "sr_ops", "torch.compile", "compile(sr_ops)")
+
+
+def format_four(rows: list[Row]) -> str:
+    """Cases timed all four ways (eager, sr_ops, compile of each): ms per way, the fastest,
+    and sr_ops / compile(sr_ops) against compile(eager). Empty when no case has all four."""
+    groups: dict[tuple, dict[str, Row]] = {}
+    for r in rows:
+        groups.setdefault((r.op, r.case, r.threads), {})[r.impl] = r
+    head = "| op | case | threads | eager ms | sr_ops ms | compile(eager) ms | compile(sr_ops) ms | " \
+           "sr_ops vs compile(eager) | compile(sr_ops) vs compile(eager) | fastest |"
+    lines = []
+    for (op, case, threads), by in groups.items():
+        if not all(k in by for k in FOUR):
+            continue
+        ms = [by[k].ms for k in FOUR]
+        base = by["torch.compile"].ms
+        best = ("eager", "sr_ops", "compile(eager)", "compile(sr_ops)")[ms.index(min(ms))]
+        lines.append(f"| {op} | {case} | {threads or ''} | " + " | ".join(f"{v:.2f}" for v in ms)
+                     + f" | {base / ms[1]:.2f}x | {base / ms[3]:.2f}x | {best} |")
+    if not lines:
+        return ""
+    return "\n".join([head, "|" + "---|" * 10] + lines)
 
 
 def as_dicts(rows: list[Row]) -> list[dict]:

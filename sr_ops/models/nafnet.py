@@ -5,7 +5,8 @@ megvii-research/NAFNet), so its checkpoints' block weights load unchanged: ``nor
 ``conv1`` (1x1, c -> 2c), ``conv2`` (3x3 depthwise), ``sca.1`` (1x1 of the pooled map),
 ``conv3`` (1x1, c -> c), ``beta``, ``norm2``, ``conv4`` (1x1, c -> 2c), ``conv5`` (1x1,
 c -> c), ``gamma``. Its forward runs conv2 -> SimpleGate -> simplified channel attention
-as one ``sr_ops.dwconv_gate_ca`` call and both norms as ``sr_ops.layernorm2d``.
+as one ``sr_ops.dwconv_gate_ca`` call, norm1 as ``sr_ops.layernorm2d``, and the FFN half
+(norm2 -> conv4 -> SimpleGate -> conv5 -> * gamma + y) as one ``sr_ops.naf_ffn`` call.
 """
 from __future__ import annotations
 
@@ -76,9 +77,9 @@ class NAFBlock(nn.Module):
         x = _pointwise(self.conv1, self.norm1(inp))
         x = sr_ops.dwconv_gate_ca(x, self.conv2.weight, self.conv2.bias, self.sca[1].weight, self.sca[1].bias)
         y = torch.addcmul(inp, _pointwise(self.conv3, x), self.beta)  # inp + conv3(x) * beta, one pass
-        x = _pointwise(self.conv4, self.norm2(y))
-        a, b = x.chunk(2, dim=1)
-        return torch.addcmul(y, _pointwise(self.conv5, a * b), self.gamma)
+        # norm2 -> conv4 -> SimpleGate -> conv5 -> * gamma + y in one op, tile by tile
+        return sr_ops.naf_ffn(y, self.norm2.weight, self.norm2.bias, self.conv4.weight, self.conv4.bias,
+                              self.conv5.weight, self.conv5.bias, self.gamma, self.norm2.eps)
 
 
 class NAFNetSR(nn.Module):

@@ -1,6 +1,8 @@
 """Benchmark cases, one module per op. Each case builds realistic inputs once and names
 the implementations to compare: `sr_ops` (the fused op on its default backend),
-`pytorch` (the pure-PyTorch way, sr_ops.reference) and optionally `torch.compile`."""
+`pytorch` (the pure-PyTorch way, sr_ops.reference) and, with --compile, `torch.compile`
+(of the PyTorch way) and `compile(sr_ops)` (of the sr_ops way, where the custom ops are
+graph nodes inductor fuses around)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ class Case:
     impls: dict[str, Callable[[Inputs], Any]]
     quick: bool = True  # part of `bench --quick`
     compile_impl: Callable[[Inputs], Any] | None = None  # torch.compile of the pytorch way
+    compile_fused_impl: Callable[[Inputs], Any] | None = None  # torch.compile of the sr_ops way
     extra: dict = field(default_factory=dict)
 
 

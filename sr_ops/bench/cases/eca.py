@@ -36,13 +36,18 @@ def _compiled():
     return torch.compile(reference.eca, dynamic=False)
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled_fused():
+    return torch.compile(sr_ops.eca, dynamic=False)
+
+
 def cases() -> list[Case]:
     size = "x".join(map(str, SHAPE))
     return [
         Case(op="eca", label=f"RT4KSR {size} k{K}", make=_make,
              impls={"sr_ops": functools.partial(_fwd, sr_ops.eca),
                     "pytorch": functools.partial(_fwd, reference.eca)},
-             compile_impl=lambda d: _fwd(_compiled(), d)),
+             compile_impl=lambda d: _fwd(_compiled(), d), compile_fused_impl=lambda d: _fwd(_compiled_fused(), d)),
         Case(op="eca", label=f"fwd+bwd RT4KSR {size} k{K}", make=functools.partial(_make, grad=True),
              impls={"sr_ops": functools.partial(_fwd_bwd, sr_ops.eca),
                     "pytorch": functools.partial(_fwd_bwd, reference.eca)}),

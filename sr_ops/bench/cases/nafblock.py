@@ -62,7 +62,8 @@ class _EagerLayerNorm2d(nn.Module):
 
 @functools.lru_cache(maxsize=None)
 def _blocks(device_type: str):
-    """One set of random weights (non-zero beta/gamma), shared by the three blocks."""
+    """One set of random weights (non-zero beta/gamma), shared by the blocks: eager, sr_ops,
+    and torch.compile of each."""
     from sr_ops.models.nafnet import NAFBlock
 
     g = torch.Generator().manual_seed(0)
@@ -73,7 +74,7 @@ def _blocks(device_type: str):
     fused = NAFBlock(C)
     fused.load_state_dict(eager.state_dict())
     eager, fused = eager.to(device_type).eval(), fused.to(device_type).eval()
-    return eager, fused, torch.compile(eager, dynamic=False)
+    return eager, fused, torch.compile(eager, dynamic=False), torch.compile(fused, dynamic=False)
 
 
 def _make_block(hw, device):
@@ -112,6 +113,7 @@ def cases() -> list[Case]:
             make=functools.partial(_make_block, hw),
             impls={"sr_ops": functools.partial(_run_block, 1), "pytorch": functools.partial(_run_block, 0)},
             compile_impl=functools.partial(_run_block, 2),
+            compile_fused_impl=functools.partial(_run_block, 3),
         ))
         out.append(Case(
             op="dwconv_gate_ca", label=f"dw3x3+gate+sca 1x{2 * C}x{hw}x{hw}", quick=quick,

@@ -1,5 +1,6 @@
 """RT4KSR x2 (re-parameterised) on one LR frame: LayerNorm2d through sr_ops.layernorm2d
-(`sr_ops`) vs plain PyTorch (`pytorch`). Full: a 1280x720 frame; quick: 320x180."""
+(`sr_ops`) vs plain PyTorch (`pytorch`), and torch.compile of each (--compile). Full: a
+1280x720 frame; quick: 320x180."""
 from __future__ import annotations
 
 import functools
@@ -16,13 +17,16 @@ def _make(W, H, device):
     return {"model": models.build("rt4ksr", 2).to(device), "x": torch.rand(1, 3, H, W, generator=g).to(device)}
 
 
-def _run(fused: bool, d):
+def _run(fused: bool, d, compiled: bool = False):
     from sr_ops.models import blocks
 
+    model = d["model"]
+    if compiled:  # one compiled wrapper per way; the flag is read (and guarded) while tracing
+        model = d.setdefault("compiled", {}).setdefault(fused, torch.compile(model, dynamic=False))
     saved, blocks.USE_FUSED_LAYERNORM = blocks.USE_FUSED_LAYERNORM, fused
     try:
         with torch.no_grad():
-            return d["model"](d["x"])
+            return model(d["x"])
     finally:
         blocks.USE_FUSED_LAYERNORM = saved
 
@@ -30,6 +34,8 @@ def _run(fused: bool, d):
 def cases() -> list[Case]:
     return [
         Case(op="rt4ksr", label=f"x2 frame {W}x{H}", quick=quick, make=functools.partial(_make, W, H),
-             impls={"sr_ops": functools.partial(_run, True), "pytorch": functools.partial(_run, False)})
+             impls={"sr_ops": functools.partial(_run, True), "pytorch": functools.partial(_run, False)},
+             compile_impl=functools.partial(_run, False, compiled=True),
+             compile_fused_impl=functools.partial(_run, True, compiled=True))
         for W, H, quick in [(320, 180, True), (1280, 720, False)]
     ]

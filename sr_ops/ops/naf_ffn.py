@@ -1,0 +1,127 @@
+"""naf_ffn: NAFNet's FFN half (norm2 -> conv4 -> SimpleGate -> conv5 -> * gamma + y) in one op."""
+from __future__ import annotations
+
+import torch
+
+from sr_ops.backends import BackendTable
+from sr_ops.reference.naf_ffn import check as _check_reference
+from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
+
+
+def _as_4d(w_in, w_out, gamma):
+    C = w_out.shape[0]
+    return w_in[:, :, None, None], w_out[:, :, None, None], gamma.reshape(C)
+
+
+def _reference_fwd(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
+    w_in, w_out, gamma = _as_4d(w_in, w_out, gamma)
+    return _reference_op(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps).contiguous()
+
+
+def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
+    """Gradients of all eight tensors by recomputing the reference (torch.func.vjp, not
+    torch.autograd: custom-op kernels run below the autograd key). Every backend's
+    backward runs this for now; only the forward has fused kernels."""
+    fn = lambda *t: _reference_fwd(*t, eps)  # noqa: E731
+    _, vjp = torch.func.vjp(fn, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma)
+    return tuple(g.contiguous() for g in vjp(grad))
+
+
+def _cpp_fwd(*args):
+    return torch.ops.sr_ops._naf_ffn_fwd(*args)
+
+
+# No CUDA or Triton kernel yet: CUDA tensors take the reference (cuBLAS GEMMs, eager
+# elementwise) path.
+_forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=_cpp_fwd)
+_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_reference_bwd)
+
+
+def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
+    """The op's arguments: w_in (2F, C), w_out (C, F), gamma (C,), all of y's dtype."""
+    for t, name in [(w_in, "w_in"), (w_out, "w_out"), (gamma, "gamma")]:
+        if not isinstance(t, torch.Tensor) or t.dim() != (1 if name == "gamma" else 2):
+            raise ValueError(f"sr_ops::naf_ffn takes {name} flattened ((2F, C), (C, F), (C,)), "
+                             f"got {tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    _check_reference(y, norm_weight, norm_bias, w_in[:, :, None, None], b_in, w_out[:, :, None, None], b_out,
+                     gamma, eps)
+    for t, name in [(norm_weight, "norm_weight"), (norm_bias, "norm_bias"), (w_in, "w_in"), (b_in, "b_in"),
+                    (w_out, "w_out"), (b_out, "b_out"), (gamma, "gamma")]:
+        if t.dtype != y.dtype:
+            raise TypeError(f"{name} must have y's dtype {y.dtype}, got {t.dtype}")
+
+
+@torch.library.custom_op("sr_ops::naf_ffn", mutates_args=())
+def _op(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,
+        b_in: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor, gamma: torch.Tensor, eps: float) -> torch.Tensor:
+    _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+    return _forward(y.device, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+
+
+@_op.register_fake
+def _(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
+    _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+    return torch.empty_like(y, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("sr_ops::naf_ffn_backward", mutates_args=())
+def _backward_op(grad: torch.Tensor, y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
+                 w_in: torch.Tensor, b_in: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor,
+                 gamma: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                            torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+    if grad.shape != y.shape:
+        raise ValueError(f"grad {tuple(grad.shape)} must have y's shape {tuple(y.shape)}")
+    return _backward(y.device, grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+
+
+@_backward_op.register_fake
+def _(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
+                 for t in (y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma))
+
+
+def _setup_ctx(ctx, inputs, output):
+    *tensors, ctx.eps = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _grad(ctx, grad):
+    return (*_backward_op(grad, *ctx.saved_tensors, ctx.eps), None)
+
+
+_op.register_autograd(_grad, setup_context=_setup_ctx)
+
+
+def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,
+            b_in: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor, gamma: torch.Tensor,
+            eps: float = 1e-6) -> torch.Tensor:
+    """The second half of a NAFNet block in one op:
+    ``y + gamma * conv_out(gate(conv_in(layernorm2d(y))))``, gate(h) = h[:, :F] * h[:, F:].
+
+    Args:
+        y: (B, C, H, W) float tensor (the block's ``y = inp + beta * ...``).
+        norm_weight, norm_bias: (C,) LayerNorm2d affine (``norm2``).
+        w_in: (2F, C, 1, 1) or (2F, C), b_in: (2F,) — the 1x1 conv before SimpleGate (``conv4``).
+        w_out: (C, F, 1, 1) or (C, F), b_out: (C,) — the 1x1 conv after it (``conv5``).
+        gamma: (C,) or (1, C, 1, 1).
+        eps: LayerNorm2d's epsilon.
+
+    Returns:
+        (B, C, H, W) in y's dtype; all inputs are promoted to one dtype first, float16 and
+        bfloat16 are computed in float32 on the CPU. The CPU kernel works on tiles of 256
+        pixels and never writes the (B, 2F, H, W) and (B, F, H, W) intermediate maps.
+        Differentiable in all eight tensors (the backward recomputes in plain PyTorch).
+    """
+    C = y.shape[1] if isinstance(y, torch.Tensor) and y.dim() == 4 else None
+    w4 = w_in[:, :, None, None] if isinstance(w_in, torch.Tensor) and w_in.dim() == 2 else w_in
+    wo4 = w_out[:, :, None, None] if isinstance(w_out, torch.Tensor) and w_out.dim() == 2 else w_out
+    _check_reference(y, norm_weight, norm_bias, w4, b_in, wo4, b_out, gamma, eps)
+    tensors = (y, norm_weight, norm_bias, w4.flatten(1), b_in, wo4.flatten(1), b_out, gamma.reshape(C))
+    dtype = y.dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    half = dtype in (torch.float16, torch.bfloat16) and y.device.type == "cpu"
+    work = torch.float32 if half else dtype
+    out = _op(*(t.to(work) for t in tensors), float(eps))
+    return out.to(y.dtype)
