@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 #include <vector>
 
@@ -76,9 +77,44 @@ void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2
   }
 }
 
+// Channels-last maps (what oneDNN's convolutions run fastest on, on the CPU): each pixel's
+// C values are contiguous, so a pixel is one short two-pass reduction; OpenMP over pixels.
+template <typename T>
+void fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps) {
+  using Acc = at::opmath_type<T>;
+  const int64_t C = d.C;
+#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  for (int64_t px = 0; px < d.B * d.HW; ++px) {
+    const T* xp = x + px * C;
+    T* yp = y + px * C;
+    Acc mu = Acc(0), var = Acc(0);
+    for (int64_t c = 0; c < C; ++c) mu += Acc(xp[c]);
+    mu /= Acc(C);
+    for (int64_t c = 0; c < C; ++c) {
+      const Acc dv = Acc(xp[c]) - mu;
+      var += dv * dv;
+    }
+    const Acc rstd = Acc(1) / std::sqrt(var / Acc(C) + Acc(eps));
+    for (int64_t c = 0; c < C; ++c) yp[c] = T((Acc(xp[c]) - mu) * rstd * Acc(w[c]) + Acc(b[c]));
+  }
+}
+
+bool channels_last(const at::Tensor& x) {
+  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
                                const at::Tensor& b_in, double eps) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
+  if (channels_last(x_in)) {  // output channels-last too (sr_ops/ops/layernorm2d.py's contract)
+    const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
+    at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
+    SR_DISPATCH_FLOATS(x_in.scalar_type(), "layernorm2d_fwd_cpu", [&] {
+      fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                         b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps);
+    });
+    return y;
+  }
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
   at::Tensor y = at::empty_like(x);
   SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_fwd_cpu", [&] {

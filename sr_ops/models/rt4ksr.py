@@ -145,7 +145,13 @@ class RT4KSR(nn.Module):
             mode = "reflect" if min(h, w) > 1 else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
 
-        feats = self.head(F.pixel_unshuffle(x, 2))
+        lr = F.pixel_unshuffle(x, 2)
+        if lr.device.type == "cpu":
+            # oneDNN runs these small-channel convolutions ~1.4x faster on channels-last
+            # maps, and sr_ops.layernorm2d reads them in place; the output is made
+            # contiguous again below.
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        feats = self.head(lr)
         deep = self.body(feats)
         if self.forget:
             hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
@@ -156,7 +162,7 @@ class RT4KSR(nn.Module):
             out = out[..., : self.scale * h, : self.scale * w]
         if self.clamp:
             out = out.clamp(0.0, 1.0)
-        return out
+        return out.contiguous()
 
     @property
     def is_reparameterized(self) -> bool:

@@ -8,9 +8,17 @@ from sr_ops.backends import BackendTable, lazy
 from sr_ops.reference.layernorm2d import _check as _check_reference
 
 
-# Contiguous copies in, so the outputs have the contiguous strides the fake kernels promise.
+def out_format(x: torch.Tensor) -> torch.memory_format:
+    """The output's memory format on every backend (the fake kernel's promise): channels-last
+    for a channels-last x (the CPU kernel reads it in place: oneDNN's convolutions around it
+    run fastest that way), else contiguous."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _reference_fwd(x, weight, bias, eps):
-    return reference.layernorm2d(x.contiguous(), weight, bias, eps).contiguous()
+    return reference.layernorm2d(x.contiguous(), weight, bias, eps).contiguous(memory_format=out_format(x))
 
 
 def _reference_bwd(grad_out, x, weight, bias, eps):
@@ -31,7 +39,14 @@ def _reference_bwd(grad_out, x, weight, bias, eps):
 
 
 def _cpp_fwd(x, weight, bias, eps):
-    return torch.ops.sr_ops._layernorm2d_fwd(x, weight, bias, eps)
+    # The CUDA kernel writes contiguous maps; the CPU one already follows out_format.
+    return torch.ops.sr_ops._layernorm2d_fwd(x, weight, bias, eps).contiguous(memory_format=out_format(x))
+
+
+def _triton_fwd(x, weight, bias, eps):
+    from sr_ops.triton.layernorm2d import layernorm2d_fwd
+
+    return layernorm2d_fwd(x, weight, bias, eps).contiguous(memory_format=out_format(x))
 
 
 def _cpp_bwd(grad_out, x, weight, bias, eps):
@@ -43,7 +58,7 @@ _forward = BackendTable(
     reference=_reference_fwd,
     cpu=_cpp_fwd,
     cuda=_cpp_fwd,
-    triton=lazy("sr_ops.triton.layernorm2d", "layernorm2d_fwd"),
+    triton=_triton_fwd,
 )
 _backward = BackendTable(
     "layernorm2d",
@@ -70,7 +85,7 @@ def _layernorm2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, e
 @_layernorm2d_op.register_fake
 def _(x, weight, bias, eps):
     _check(x, weight, bias, eps)
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return torch.empty_like(x, memory_format=out_format(x))
 
 
 @torch.library.custom_op("sr_ops::layernorm2d_backward", mutates_args=())
@@ -131,7 +146,8 @@ def layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: 
         (B, C, H, W) in x's dtype: ``(x - mu) / sqrt(var + eps) * weight[c] + bias[c]`` with
         mu and the biased variance over the C values of each pixel. Computed in float32, or
         float64 when any input is float64 (mixed dtypes are promoted first). Differentiable
-        in x, weight and bias, each backend with its own backward kernel.
+        in x, weight and bias, each backend with its own backward kernel. Channels-last in,
+        channels-last out (the CPU kernel reads such a map in place), else contiguous.
     """
     _check_reference(x, weight, bias, eps)
     dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), bias.dtype)
