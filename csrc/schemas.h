@@ -44,6 +44,9 @@ inline constexpr const char* kSchemas[] = {
   // (2F,), one dtype. CPU only so far (sr_ops/_build_check.py lists it).
   "_naf_ffn_fwd(Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, "
       "Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> Tensor",
+  "_naf_ffn_bwd(Tensor grad, Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, "
+      "Tensor b_in, Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> (Tensor, Tensor, Tensor, "
+      "Tensor, Tensor, Tensor, Tensor, Tensor)",
   // ClassSR patch dispatch. coords (N, 3) int64 (batch, row, col), order (N,) int64;
   // window i is coords[order[i]] (times scale for merge's HR side).
   "_extract_patches_fwd(Tensor img, int patch_size, int stride) -> (Tensor, Tensor)",

@@ -102,6 +102,26 @@ def test_gradcheck_float64(naf_backend, seed):
     assert torch.autograd.gradcheck(lambda *a: sr_ops.naf_ffn(*a), tuple(t.values()), fast_mode=True)
 
 
+def test_gradgradcheck_float64(naf_backend, seed):
+    t = make(1, 2, 3, 3, 2, dtype=torch.float64, grad=True)
+    assert torch.autograd.gradgradcheck(lambda *a: sr_ops.naf_ffn(*a), tuple(t.values()), fast_mode=True)
+
+
+def test_backward_is_the_same_at_any_thread_count(seed):
+    t = make(2, 16, 40, 37, 8, grad=True)  # 1480 px per image: several parts of tiles
+    g = torch.randn(t["y"].shape)
+    saved = torch.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            runs.append(torch.autograd.grad(sr_ops.naf_ffn(**t), list(t.values()), g))
+    finally:
+        torch.set_num_threads(saved)
+    for name, a, b in zip(t, *runs):
+        assert torch.equal(a, b), f"grad of {name} changed with the thread count"
+
+
 def test_opcheck(naf_backend, seed):
     t = make(1, 4, 5, 6, 3, grad=True)
     args = (t["y"], t["norm_weight"], t["norm_bias"], t["w_in"].flatten(1), t["b_in"], t["w_out"].flatten(1),

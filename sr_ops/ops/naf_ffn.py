@@ -20,8 +20,7 @@ def _reference_fwd(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, e
 
 def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
     """Gradients of all eight tensors by recomputing the reference (torch.func.vjp, not
-    torch.autograd: custom-op kernels run below the autograd key). Every backend's
-    backward runs this for now; only the forward has fused kernels."""
+    torch.autograd: custom-op kernels run below the autograd key)."""
     fn = lambda *t: _reference_fwd(*t, eps)  # noqa: E731
     _, vjp = torch.func.vjp(fn, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma)
     return tuple(g.contiguous() for g in vjp(grad))
@@ -31,10 +30,14 @@ def _cpp_fwd(*args):
     return torch.ops.sr_ops._naf_ffn_fwd(*args)
 
 
+def _cpp_bwd(*args):
+    return torch.ops.sr_ops._naf_ffn_bwd(*args)
+
+
 # No CUDA or Triton kernel yet: CUDA tensors take the reference (cuBLAS GEMMs, eager
 # elementwise) path.
 _forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=_cpp_fwd)
-_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_reference_bwd)
+_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_cpp_bwd)
 
 
 def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
@@ -90,7 +93,16 @@ def _grad(ctx, grad):
     return (*_backward_op(grad, *ctx.saved_tensors, ctx.eps), None)
 
 
+def _grad_bwd(ctx, *grads):
+    # Second order (rare) goes through the reference backward on every backend.
+    saved = ctx.saved_tensors
+    cot = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, saved[1:]))
+    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.eps), *saved)
+    return (*vjp(cot), None)
+
+
 _op.register_autograd(_grad, setup_context=_setup_ctx)
+_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx)
 
 
 def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,
@@ -109,9 +121,9 @@ def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
 
     Returns:
         (B, C, H, W) in y's dtype; all inputs are promoted to one dtype first, float16 and
-        bfloat16 are computed in float32 on the CPU. The CPU kernel works on tiles of 256
-        pixels and never writes the (B, 2F, H, W) and (B, F, H, W) intermediate maps.
-        Differentiable in all eight tensors (the backward recomputes in plain PyTorch).
+        bfloat16 are computed in float32 on the CPU. The CPU kernels work on tiles of 256
+        pixels and never write the (B, 2F, H, W) and (B, F, H, W) intermediate maps; the
+        backward recomputes each tile's. Differentiable in all eight tensors.
     """
     C = y.shape[1] if isinstance(y, torch.Tensor) and y.dim() == 4 else None
     w4 = w_in[:, :, None, None] if isinstance(w_in, torch.Tensor) and w_in.dim() == 2 else w_in

@@ -105,8 +105,31 @@ def _compiled_op():
     return torch.compile(reference.dwconv_gate_ca, dynamic=False)
 
 
+def _make_ffn(hw, device, grad=False):
+    g = torch.Generator().manual_seed(3)
+    def r(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(device).requires_grad_(grad)
+    t = dict(y=r(1, C, hw, hw), norm_weight=r(C), norm_bias=r(C), w_in=r(2 * C, C, 1, 1, scale=C ** -0.5),
+             b_in=r(2 * C), w_out=r(C, C, 1, 1, scale=C ** -0.5), b_out=r(C), gamma=r(1, C, 1, 1))
+    return {"t": t, "grad_out": torch.randn(1, C, hw, hw, generator=g).to(device) if grad else None}
+
+
+def _run_ffn(fn, d):
+    if d["grad_out"] is None:
+        with torch.no_grad():
+            return fn(**d["t"])
+    return torch.autograd.grad(fn(**d["t"]), list(d["t"].values()), d["grad_out"])
+
+
 def cases() -> list[Case]:
     out = []
+    for grad in (False, True):
+        out.append(Case(
+            op="naf_ffn", label=f"{'fwd+bwd ' if grad else ''}FFN half c{C} 1x{C}x256x256", quick=False,
+            make=functools.partial(_make_ffn, 256, grad=grad),
+            impls={"sr_ops": functools.partial(_run_ffn, sr_ops.naf_ffn),
+                   "pytorch": functools.partial(_run_ffn, reference.naf_ffn)},
+        ))
     for hw, quick in [(256, False), (96, True)]:
         out.append(Case(
             op="nafblock", label=f"NAFBlock c{C} 1x{C}x{hw}x{hw}", quick=quick,

@@ -1,0 +1,118 @@
+// Shared by the naf_ffn CPU forward and backward (naf_ffn.cpp, naf_ffn_backward.cpp): the
+// per-tile buffers, the LayerNorm prologue and the forward's intermediates of one tile.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include "cpu/dispatch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace sr_naf {
+
+inline constexpr int64_t kTile = 256;  // pixels per tile: the (2F, T) block of F = 64 is 128 KB in float
+
+struct Dims {
+  int64_t B, C, HW, F;
+};
+
+template <typename T>
+struct Buffers {
+  std::vector<T> xn, h, g, z, mean, rstd;  // (C,n) (2F,n) (F,n) (C,n) (n) (n)
+  Buffers(const Dims& d)
+      : xn(d.C * kTile), h(2 * d.F * kTile), g(d.F * kTile), z(d.C * kTile), mean(kTile), rstd(kTile) {}
+};
+
+// The (C, n) block of image b at pixel p0, normalised over C and scaled: xn = LN(y).
+template <typename T>
+void normalise(const T* y, const T* nw, const T* nb, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
+  std::fill(w.mean.begin(), w.mean.begin() + n, T(0));
+  std::fill(w.rstd.begin(), w.rstd.begin() + n, T(0));
+  for (int64_t c = 0; c < d.C; ++c) {
+    const T* row = y + c * d.HW;
+    for (int64_t t = 0; t < n; ++t) w.mean[t] += row[t];
+  }
+  for (int64_t t = 0; t < n; ++t) w.mean[t] /= T(d.C);
+  for (int64_t c = 0; c < d.C; ++c) {  // two passes: a one-pass variance cancels at large means
+    const T* row = y + c * d.HW;
+    for (int64_t t = 0; t < n; ++t) {
+      const T dv = row[t] - w.mean[t];
+      w.rstd[t] += dv * dv;
+    }
+  }
+  for (int64_t t = 0; t < n; ++t) w.rstd[t] = T(1) / std::sqrt(w.rstd[t] / T(d.C) + eps);
+  for (int64_t c = 0; c < d.C; ++c) {
+    const T* row = y + c * d.HW;
+    T* out = w.xn.data() + c * n;
+    const T a = nw[c], b = nb[c];
+    for (int64_t t = 0; t < n; ++t) out[t] = (row[t] - w.mean[t]) * w.rstd[t] * a + b;
+  }
+}
+
+// The kernels' arguments: y (B, C, H, W), w_in (2F, C), w_out (C, F), the vectors, one
+// dtype, all on the CPU.
+inline void check_args(const at::Tensor& y_in, const at::Tensor& nw_in, const at::Tensor& nb_in,
+                       const at::Tensor& w_in_in, const at::Tensor& b_in_in, const at::Tensor& w_out_in,
+                       const at::Tensor& b_out_in, const at::Tensor& gamma_in, double eps) {
+  sr_cpu::check_cpu_float(y_in, "y");
+  TORCH_CHECK(y_in.dim() == 4 && y_in.size(1) > 0, "y must be (B, C, H, W) with C >= 1, got ", y_in.sizes());
+  const int64_t C = y_in.size(1);
+  TORCH_CHECK(w_in_in.dim() == 2 && w_in_in.size(1) == C && w_in_in.size(0) > 0 && w_in_in.size(0) % 2 == 0,
+              "w_in must be (2F, C=", C, "), got ", w_in_in.sizes());
+  const int64_t F = w_in_in.size(0) / 2;
+  TORCH_CHECK(w_out_in.dim() == 2 && w_out_in.size(0) == C && w_out_in.size(1) == F, "w_out must be (C=", C,
+              ", F=", F, "), got ", w_out_in.sizes());
+  auto vector = [](const at::Tensor& v, const char* name, int64_t len) {
+    TORCH_CHECK(v.dim() == 1 && v.size(0) == len, name, " must be (", len, ",), got ", v.sizes());
+  };
+  vector(nw_in, "norm_weight", C);
+  vector(nb_in, "norm_bias", C);
+  vector(b_in_in, "b_in", 2 * F);
+  vector(b_out_in, "b_out", C);
+  vector(gamma_in, "gamma", C);
+  for (const at::Tensor* t : {&nw_in, &nb_in, &w_in_in, &b_in_in, &w_out_in, &b_out_in, &gamma_in})
+    TORCH_CHECK(t->scalar_type() == y_in.scalar_type() && t->device().is_cpu(),
+                "every naf_ffn tensor must be a CPU tensor of y's dtype ", y_in.scalar_type(), ", got ",
+                t->scalar_type(), " on ", t->device());
+  TORCH_CHECK(std::isfinite(eps) && eps >= 0, "eps must be finite and non-negative, got ", eps);
+}
+
+// c (m, n) = op(a) . op(b), row-major blocks; op transposes when asked. BLAS through
+// at::mm_out on from_blob views: worker threads run with the autograd keys on, where an
+// out= call on tensors that require grad (the weights) is refused.
+template <typename T>
+void gemm(T* c, const T* a, int64_t ar, int64_t ac, bool ta, const T* b, int64_t br, int64_t bc, bool tb) {
+  const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  at::Tensor A = at::from_blob(const_cast<T*>(a), {ar, ac}, opts), B = at::from_blob(const_cast<T*>(b), {br, bc}, opts);
+  if (ta) A = A.t();
+  if (tb) B = B.t();
+  at::Tensor out = at::from_blob(c, {A.size(0), B.size(1)}, opts);
+  at::mm_out(out, A, B);
+}
+
+// The forward's intermediates of one (C, n) tile of y (channel stride HW): xn = LN(y),
+// h = W_in . xn + b_in, g = h[:F] * h[F:], z = W_out . g + b_out.
+template <typename T>
+void forward_tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out,
+                  const T* b_out, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
+  normalise(y, nw, nb, w, d, n, eps);
+  gemm(w.h.data(), w_in, 2 * d.F, d.C, false, w.xn.data(), d.C, n, false);
+  for (int64_t f = 0; f < 2 * d.F; ++f) {
+    T* row = w.h.data() + f * n;
+    for (int64_t t = 0; t < n; ++t) row[t] += b_in[f];
+  }
+  for (int64_t f = 0; f < d.F; ++f) {
+    const T *a = w.h.data() + f * n, *b = w.h.data() + (d.F + f) * n;
+    T* g = w.g.data() + f * n;
+    for (int64_t t = 0; t < n; ++t) g[t] = a[t] * b[t];
+  }
+  gemm(w.z.data(), w_out, d.C, d.F, false, w.g.data(), d.F, n, false);
+  for (int64_t c = 0; c < d.C; ++c) {
+    T* row = w.z.data() + c * n;
+    for (int64_t t = 0; t < n; ++t) row[t] += b_out[c];
+  }
+}
+
+}  // namespace sr_naf
