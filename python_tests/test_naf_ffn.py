@@ -10,7 +10,7 @@ from sr_ops.models.nafnet import NAFBlock
 
 
 def _has_naf_ffn(backend):
-    return backend in ("reference", "cpu")  # no CUDA/Triton kernel yet (sr_ops/ops/naf_ffn.py)
+    return backend in ("reference", "cpu", "triton")  # no CUDA kernel yet (sr_ops/ops/naf_ffn.py)
 
 
 @pytest.fixture

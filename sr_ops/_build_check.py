@@ -16,7 +16,7 @@ import torch
 # Kernels that have no CUDA version yet, by design for now, with the reason: CUDA tensors
 # take the op's reference path. Listed here, so that any other gap still fails the check.
 CPU_ONLY = {
-    "sr_ops::_naf_ffn_fwd": "NAFNet FFN half: CPU tile kernel only so far (issue 16); CUDA uses the reference",
+    "sr_ops::_naf_ffn_fwd": "NAFNet FFN half: CPU kernels and a Triton forward so far (issue 16); no CUDA C++ kernel",
     "sr_ops::_naf_ffn_bwd": "its backward, likewise",
 }
 

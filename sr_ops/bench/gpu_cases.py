@@ -91,6 +91,7 @@ def op_items(dry: bool) -> list[Item]:
     ga_c, ga_h, ga_hb = (2, 10, 10) if dry else (64, 160, 96)
     shape = (1, 4, 8, 8) if dry else (1, 64, 256, 256)
     dw = (8, 8) if dry else (nafblock.C, 256)  # (gated channels C', H = W)
+    ffn = (8, 8) if dry else (nafblock.C, 256)  # (C = F, H = W)
     vm = (64, 8) if dry else (63 * 63, 31)
     img, pp, pt = (24, 8, 8) if dry else (1024, 32, 28)
     size = "x".join(map(str, shape))
@@ -122,6 +123,9 @@ def op_items(dry: bool) -> list[Item]:
         _op_items("dwconv_gate_ca", f"dw3x3+gate+sca 1x{2 * dw[0]}x{dw[1]}x{dw[1]}",
                   functools.partial(_dw_make, *dw), nafblock._run_op, sr_ops.dwconv_gate_ca,
                   reference.dwconv_gate_ca),
+        _op_items("naf_ffn", f"FFN half 1x{ffn[0]}x{ffn[1]}x{ffn[1]}",
+                  functools.partial(nafblock._make_ffn, ffn[1], c=ffn[0]), nafblock._run_ffn, sr_ops.naf_ffn,
+                  reference.naf_ffn),
         _op_items("vertex_map", f"idx 1x{vm[0]}x5 key grid {vm[1]}x{vm[1]}", functools.partial(_vertex_make, *vm),
                   _vertex_run, sr_ops.vertex_map, reference.vertex_map, dtypes=("int64",)),
     ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.reference.naf_ffn import check as _check_reference
 from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
 
@@ -34,10 +34,12 @@ def _cpp_bwd(*args):
     return torch.ops.sr_ops._naf_ffn_bwd(*args)
 
 
-# No CUDA or Triton kernel yet: CUDA tensors take the reference (cuBLAS GEMMs, eager
-# elementwise) path.
-_forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=_cpp_fwd)
-_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_cpp_bwd)
+# No CUDA kernel yet: CUDA tensors take the Triton forward; the backward on CUDA is the
+# reference (cuBLAS GEMMs, eager elementwise).
+_forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=_cpp_fwd,
+                        triton=lazy("sr_ops.triton.naf_ffn", "naf_ffn_fwd"))
+_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_cpp_bwd,
+                         triton=_reference_bwd)  # no Triton backward kernel yet
 
 
 def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):

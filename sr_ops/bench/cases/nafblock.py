@@ -105,20 +105,26 @@ def _compiled_op():
     return torch.compile(reference.dwconv_gate_ca, dynamic=False)
 
 
-def _make_ffn(hw, device, grad=False):
+_FFN_ARGS = ("y", "norm_weight", "norm_bias", "w_in", "b_in", "w_out", "b_out", "gamma")
+
+
+def _make_ffn(hw, device, grad=False, c=C):
     g = torch.Generator().manual_seed(3)
+
     def r(*shape, scale=1.0):
         return (torch.randn(*shape, generator=g) * scale).to(device).requires_grad_(grad)
-    t = dict(y=r(1, C, hw, hw), norm_weight=r(C), norm_bias=r(C), w_in=r(2 * C, C, 1, 1, scale=C ** -0.5),
-             b_in=r(2 * C), w_out=r(C, C, 1, 1, scale=C ** -0.5), b_out=r(C), gamma=r(1, C, 1, 1))
-    return {"t": t, "grad_out": torch.randn(1, C, hw, hw, generator=g).to(device) if grad else None}
+    d = dict(y=r(1, c, hw, hw), norm_weight=r(c), norm_bias=r(c), w_in=r(2 * c, c, 1, 1, scale=c ** -0.5),
+             b_in=r(2 * c), w_out=r(c, c, 1, 1, scale=c ** -0.5), b_out=r(c), gamma=r(1, c, 1, 1))
+    d["grad_out"] = torch.randn(1, c, hw, hw, generator=g).to(device) if grad else None
+    return d
 
 
 def _run_ffn(fn, d):
+    args = [d[k] for k in _FFN_ARGS]
     if d["grad_out"] is None:
         with torch.no_grad():
-            return fn(**d["t"])
-    return torch.autograd.grad(fn(**d["t"]), list(d["t"].values()), d["grad_out"])
+            return fn(*args)
+    return torch.autograd.grad(fn(*args), args, d["grad_out"].to(args[0].dtype))
 
 
 def cases() -> list[Case]:
