@@ -73,12 +73,15 @@ def test_non_contiguous_inputs(backend, seed):
 
 @pytest.mark.parametrize("shape", [(2, 8, 5, 7), (1, 24, 90, 160)], ids=["small", "rt4ksr-width-threaded"])
 def test_channels_last(backend, shape, seed):
+    if backend == "triton" and device_for(backend).type == "cpu" and shape[1] > 8:
+        pytest.skip("the large case is for the CPU kernel's threaded path; the interpreter is slow")
     x, w, b = inputs(shape, device_for(backend))
     x = (x * 3 + 50).to(memory_format=torch.channels_last).requires_grad_()  # a mean a one-pass variance loses
     check(x, w.requires_grad_(), b.requires_grad_(), rtol=1e-4, atol=1e-4)
     out = sr_ops.layernorm2d(x, w, b)
     assert not out.is_contiguous() and out.is_contiguous(memory_format=torch.channels_last)
-    torch.library.opcheck(torch.ops.sr_ops.layernorm2d.default, (x, w, b, 1e-6))  # the fake's strides too
+    if x.numel() < 10**4:  # the fake's strides too; once is enough (opcheck is slow in the Triton interpreter)
+        torch.library.opcheck(torch.ops.sr_ops.layernorm2d.default, (x, w, b, 1e-6))
 
 
 def test_empty(backend):
