@@ -18,5 +18,6 @@ def run(benchmark, case, impl: str):
     result = benchmark(fn, inputs)
     if impl != "pytorch":
         expected = case.impls["pytorch"](inputs)
-        torch.testing.assert_close(result, expected, rtol=1e-4, atol=1e-5)
+        # cases whose outputs are long float32 reductions (weight gradients) say their tolerance
+        torch.testing.assert_close(result, expected, **case.extra.get("tol", dict(rtol=1e-4, atol=1e-5)))
     return result

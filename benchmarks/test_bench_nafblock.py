@@ -14,3 +14,9 @@ def test_nafblock(benchmark, case, impl):
 @pytest.mark.parametrize("case", params("dwconv_gate_ca"))
 def test_dwconv_gate_ca(benchmark, case, impl):
     run(benchmark, case, impl)
+
+
+@pytest.mark.parametrize("impl", ["sr_ops", "pytorch"])
+@pytest.mark.parametrize("case", params("naf_ffn"))
+def test_naf_ffn(benchmark, case, impl):
+    run(benchmark, case, impl)

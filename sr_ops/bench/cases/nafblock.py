@@ -135,6 +135,9 @@ def cases() -> list[Case]:
             make=functools.partial(_make_ffn, 256, grad=grad),
             impls={"sr_ops": functools.partial(_run_ffn, sr_ops.naf_ffn),
                    "pytorch": functools.partial(_run_ffn, reference.naf_ffn)},
+            # both are float32 roundings of the float64 result, of the same size (weight
+            # gradients of ~1e4 summed over 65K pixels differ by ~5e-3 from it, eager's too)
+            extra={"tol": dict(rtol=1e-4, atol=2e-2 if grad else 1e-4)},
         ))
     for hw, quick in [(256, False), (96, True)]:
         out.append(Case(
