@@ -1,6 +1,7 @@
 """`sr-ops upscale` and `eval` failures found by misuse testing: one line naming the file
 and the reason, exit 2, and a folder run that goes on with its other images."""
 import os
+import random
 
 import numpy as np
 import pytest
@@ -59,7 +60,11 @@ def test_decompression_bomb_is_one_line_and_the_others_go_on(tmp_path, monkeypat
     assert "3 written, 0 already done, 1 failed" in captured.out
 
 
-@pytest.mark.parametrize("content", [os.urandom(64), b"", b"just some text\n", b"PK\x03\x04 not a zip"])
+@pytest.mark.parametrize("content", [
+    pytest.param(random.Random(5).randbytes(64), id="random-bytes"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"just some text\n", id="text"),
+    pytest.param(b"PK\x03\x04 not a zip", id="bad-zip")])
 def test_unreadable_checkpoint_is_one_line(tmp_path, seed, capsys, content):
     src, out = folder_of_three(tmp_path, seed)
     ckpt = tmp_path / "broken.pth"
