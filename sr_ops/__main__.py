@@ -48,6 +48,13 @@ def _bench(args) -> int:
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     info = runner.machine()
+    kept = False
+    if not args.system_malloc:
+        from sr_ops.cpu_memory import keep_freed_memory
+
+        kept = keep_freed_memory()
+    info["malloc"] = "glibc, freed memory kept (sr_ops.cpu_memory)" if kept else "system default"
+    print(f"malloc: {info['malloc']}")
     print(f"sr_ops bench on {info['machine']} ({info['cpu_threads']} threads), torch {info['torch']}, "
           f"backends {info['backends']}" + (f", GPU {info['cuda']}" if info["cuda"] else ""))
     rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
@@ -123,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--compile", action="store_true", help="also time torch.compile of the PyTorch way")
     bench.add_argument("--threads", type=_thread_list, default=None,
                        help="CPU thread counts to run at, e.g. 1,2 (default: torch's current)")
+    bench.add_argument("--system-malloc", action="store_true",
+                       help="leave glibc's thresholds alone (by default freed memory is kept for reuse, "
+                            "for every column alike: see sr_ops/cpu_memory.py)")
     bench.add_argument("--json", help="also write the rows as JSON to this path")
     bench.add_argument("--plot", help="also draw the speedups as a PNG here (needs matplotlib)")
     bench.set_defaults(func=_bench)

@@ -6,7 +6,7 @@ from torch import nn
 
 import sr_ops
 
-__all__ = ["LayerNorm2d", "layer_norm_2d"]
+__all__ = ["LayerNorm2d", "layer_norm_2d", "shuffle_clamp_into"]
 
 # Set to False to force the plain-PyTorch LayerNorm2d even when the fused op exists
 # (for comparisons and debugging).
@@ -50,3 +50,23 @@ class LayerNorm2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.weight.numel()}, eps={self.eps}"
+
+
+def shuffle_clamp_into(y: torch.Tensor, r: int, out: torch.Tensor | None = None,
+                       clamp: bool = True) -> torch.Tensor:
+    """PixelShuffle(r) of y (N, C*r*r, H, W), clamped to [0, 1], written in one strided pass
+    into ``out`` (N, C, rH, rW) contiguous (allocated when None).  Not differentiable: for
+    inference (a separate shuffle, copy and clamp would each sweep the HR output again)."""
+    n, crr, h, w = y.shape
+    c = crr // (r * r)
+    if out is None:
+        out = y.new_empty(n, c, r * h, r * w)
+    elif out.shape != (n, c, r * h, r * w) or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {(n, c, r * h, r * w)} tensor, got {tuple(out.shape)}")
+    src = y.view(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+    dst = out.view(n, c, h, r, w, r)
+    if clamp:
+        torch.clamp(src, 0.0, 1.0, out=dst)
+    else:
+        dst.copy_(src)
+    return out

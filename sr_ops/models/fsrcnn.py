@@ -23,6 +23,7 @@ from torch import nn
 import sr_ops
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb, check_scale, load_strict, read_state_dict
+from sr_ops.models.blocks import shuffle_clamp_into
 
 __all__ = ["ClassSRFSRCNN", "FSRCNN", "build_fsrcnn", "detect_variant", "rgb_to_ycbcr", "shuffle_clamp_into",
            "subpixel_deconv", "ycbcr_to_rgb"]
@@ -91,26 +92,6 @@ def _subpixel_conv(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:
 def subpixel_deconv(x: torch.Tensor, deconv: nn.ConvTranspose2d) -> torch.Tensor:
     """``deconv(x)`` for a transposed conv whose output is exactly ``stride`` times its input."""
     return F.pixel_shuffle(_subpixel_conv(x, deconv), deconv.stride[0])
-
-
-def shuffle_clamp_into(y: torch.Tensor, r: int, out: torch.Tensor | None = None,
-                       clamp: bool = True) -> torch.Tensor:
-    """PixelShuffle(r) of y (N, C*r*r, H, W), clamped to [0, 1], written in one strided pass
-    into ``out`` (N, C, rH, rW) contiguous (allocated when None).  Not differentiable: for
-    inference (a separate shuffle, copy and clamp would each sweep the HR output again)."""
-    n, crr, h, w = y.shape
-    c = crr // (r * r)
-    if out is None:
-        out = y.new_empty(n, c, r * h, r * w)
-    elif out.shape != (n, c, r * h, r * w) or not out.is_contiguous():
-        raise ValueError(f"out must be a contiguous {(n, c, r * h, r * w)} tensor, got {tuple(out.shape)}")
-    src = y.view(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3)
-    dst = out.view(n, c, h, r, w, r)
-    if clamp:
-        torch.clamp(src, 0.0, 1.0, out=dst)
-    else:
-        dst.copy_(src)
-    return out
 
 
 class FSRCNN(nn.Module):

@@ -31,7 +31,7 @@ from torch import nn
 
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb
-from sr_ops.models.blocks import LayerNorm2d
+from sr_ops.models.blocks import LayerNorm2d, shuffle_clamp_into
 from sr_ops.models.reparam import fold_expand_fea_reduce
 from sr_ops.models.reparam import reparameterize as reparameterize_model
 
@@ -91,7 +91,33 @@ class SimplifiedNAFBlock(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv1(self.norm(x)))
+        y = self.conv1(self.norm(x))
+        if _inplace_ok(y) and type(self.act) is nn.GELU:
+            # GELU in place on the conv's fresh output: no new LR-sized map per block.
+            return torch._C._nn.gelu_(y, approximate=self.act.approximate)
+        return self.act(y)
+
+
+def _inplace_ok(t: torch.Tensor) -> bool:
+    # Eager inference only; under torch.compile inductor plans its own buffers.
+    return not ((torch.is_grad_enabled() and t.requires_grad) or torch.compiler.is_compiling())
+
+
+def _unshuffle2(x: torch.Tensor) -> torch.Tensor:
+    """PixelUnshuffle(2) of (B, C, H, W), H and W even -> (B, 4C, H/2, W/2); on the CPU
+    written channels-last in one pass (oneDNN runs these small-channel convolutions ~1.4x
+    faster so, and sr_ops.layernorm2d reads such maps in place)."""
+    if x.device.type != "cpu":
+        return F.pixel_unshuffle(x, 2)
+    if torch.compiler.is_compiling():
+        return F.pixel_unshuffle(x, 2).contiguous(memory_format=torch.channels_last)
+    b, c, h, w = x.shape
+    # (B, C, H/2, 2, W/2, 2) -> (B, H/2, W/2, C, 2, 2): the channels-last layout of the result.
+    src = x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    out = torch.empty(b, 4 * c, h // 2, w // 2, dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out.permute(0, 2, 3, 1).view(b, h // 2, w // 2, c, 2, 2).copy_(src)
+    return out
 
 
 def _gaussian_blur5(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -145,19 +171,21 @@ class RT4KSR(nn.Module):
             mode = "reflect" if min(h, w) > 1 else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
 
-        lr = F.pixel_unshuffle(x, 2)
-        if lr.device.type == "cpu":
-            # oneDNN runs these small-channel convolutions ~1.4x faster on channels-last
-            # maps, and sr_ops.layernorm2d reads them in place; the output is made
-            # contiguous again below.
-            lr = lr.contiguous(memory_format=torch.channels_last)
+        lr = _unshuffle2(x)  # channels-last on the CPU; the output is NCHW again below
         feats = self.head(lr)
         deep = self.body(feats)
         if self.forget:
             hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
             deep = self.gamma * deep + hf
-        out = self.upsample(self.tail(deep))
-
+        conv, shuffle = self.upsample
+        up = conv(self.tail(deep))
+        if not (ph or pw) and _inplace_ok(up):
+            # Eager inference at even sizes: the shuffle, clamp and NCHW copy in one pass, so
+            # the HR-sized map is swept once (on the CPU each fresh HR-sized tensor also costs
+            # its page faults, about as much as the sweep). Inductor fuses these itself, and
+            # cannot trace the strided out= write.
+            return shuffle_clamp_into(up, shuffle.upscale_factor, clamp=self.clamp)
+        out = shuffle(up)
         if ph or pw:
             out = out[..., : self.scale * h, : self.scale * w]
         if self.clamp:
