@@ -12,6 +12,7 @@
 
 #include "cpu/clones.h"
 #include "cpu/dispatch.h"
+#include "cpu/simd.h"
 #include "kernels/layernorm2d.h"
 
 namespace {
@@ -100,41 +101,36 @@ void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_
   }
 }
 
-// float: the two reductions in 8 float lanes (C is a few dozen, so lanes lose nothing
-// measurable) so that the AVX2 clone vectorises them; the plain loops above run
-// each pixel's sums one add at a time.
-constexpr int64_t kLnLanes = 8;
-
-// A tree: three dependent adds instead of eight per pixel.
-inline float lane_total(float* lane) {
-  for (int64_t j = 0; j < 4; ++j) lane[j] += lane[j + 4];
-  return (lane[0] + lane[2]) + (lane[1] + lane[3]);
-}
-
+// float: the reductions and the affine step in eight-float vectors (C is a few dozen, so
+// lanes lose nothing measurable), which the AVX2 clone runs as one register; the plain
+// loops above run each pixel's sums one add at a time.
 SR_CPU_CLONES void fwd_nhwc_pixels_f32(const float* x, const float* w, const float* b, float* y,
                                        int64_t n, int64_t C, float eps) {
+  using sr_simd::f32x8;
+  using sr_simd::load8;
   const float inv_c = 1.0f / float(C);
+  const int64_t cv = C / 8 * 8;
   for (int64_t px = 0; px < n; ++px) {
     const float* xp = x + px * C;
     float* yp = y + px * C;
-    float lane[kLnLanes] = {};
-    int64_t c = 0;
-    for (; c + kLnLanes <= C; c += kLnLanes)
-      for (int64_t j = 0; j < kLnLanes; ++j) lane[j] += xp[c + j];
-    float mu = 0.0f;
-    for (; c < C; ++c) mu += xp[c];
-    mu = (mu + lane_total(lane)) * inv_c;
-    float sq[kLnLanes] = {};
-    for (c = 0; c + kLnLanes <= C; c += kLnLanes)
-      for (int64_t j = 0; j < kLnLanes; ++j) {
-        const float dv = xp[c + j] - mu;
-        sq[j] += dv * dv;
-      }
-    float var = 0.0f;
-    for (; c < C; ++c) var += (xp[c] - mu) * (xp[c] - mu);
-    var += lane_total(sq);
+    f32x8 acc{};
+    for (int64_t c = 0; c < cv; c += 8) acc += load8(xp + c);
+    float mu = sr_simd::hsum8(acc);
+    for (int64_t c = cv; c < C; ++c) mu += xp[c];
+    mu *= inv_c;
+    const f32x8 muv = sr_simd::splat8(mu);
+    f32x8 sq{};
+    for (int64_t c = 0; c < cv; c += 8) {
+      const f32x8 dv = load8(xp + c) - muv;
+      sq += dv * dv;
+    }
+    float var = sr_simd::hsum8(sq);
+    for (int64_t c = cv; c < C; ++c) var += (xp[c] - mu) * (xp[c] - mu);
     const float rstd = 1.0f / std::sqrt(var * inv_c + eps);
-    for (c = 0; c < C; ++c) yp[c] = (xp[c] - mu) * rstd * w[c] + b[c];
+    const f32x8 rv = sr_simd::splat8(rstd);
+    for (int64_t c = 0; c < cv; c += 8)
+      sr_simd::store8(yp + c, (load8(xp + c) - muv) * rv * load8(w + c) + load8(b + c));
+    for (int64_t c = cv; c < C; ++c) yp[c] = (xp[c] - mu) * rstd * w[c] + b[c];
   }
 }
 
