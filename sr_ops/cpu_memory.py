@@ -23,10 +23,18 @@ import ctypes
 import ctypes.util
 import platform
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "kept_threshold"]
 
 # <malloc.h>
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_kept: int | None = None  # what keep_freed_memory last set (glibc cannot be asked)
+
+
+def kept_threshold() -> int | None:
+    """The threshold ``keep_freed_memory`` set in this process, or None. The RSS peak
+    measurement (sr_ops/bench/memory.py) lowers the thresholds while it measures and
+    puts this one back after."""
+    return _kept
 
 
 def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
@@ -47,5 +55,9 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    global _kept
     value = min(threshold_bytes, 2**31 - 1)  # mallopt takes an int
-    return bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, value)) and bool(mallopt(_M_TRIM_THRESHOLD, value))
+    if ok:
+        _kept = value
+    return ok
