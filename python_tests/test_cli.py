@@ -100,6 +100,9 @@ def test_bench_threads_runs_each_count_and_reports_the_mm_fraction(monkeypatch, 
     assert main(["bench", "--op", "toy", "--threads", "1,2", "--repeats", "1"]) == 0
     captured = capsys.readouterr()
     assert set(seen) == {1, 2} and torch.get_num_threads() == before
+    from sr_ops import cpu_memory
+
+    assert cpu_memory.kept_threshold() is None, "bench left glibc's thresholds raised in this process"
     assert "| threads |" in captured.out and "of torch.mm" in captured.out
     assert "10.0 at 1 thread(s), 10.0 at 2 thread(s)" in captured.out
     assert "faiss skipped: absent" in captured.err

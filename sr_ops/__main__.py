@@ -57,8 +57,15 @@ def _bench(args) -> int:
     print(f"malloc: {info['malloc']}")
     print(f"sr_ops bench on {info['machine']} ({info['cpu_threads']} threads), torch {info['torch']}, "
           f"backends {info['backends']}" + (f", GPU {info['cuda']}" if info["cuda"] else ""))
-    rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
-                      with_compile=args.compile, log=lambda m: print(m, file=sys.stderr), threads=args.threads)
+    try:
+        rows = runner.run(quick=args.quick, ops=args.op, device=args.device, repeats=args.repeats,
+                          with_compile=args.compile, log=lambda m: print(m, file=sys.stderr),
+                          threads=args.threads)
+    finally:
+        if kept:
+            from sr_ops.cpu_memory import release_freed_memory
+
+            release_freed_memory()
     print(runner.format_table(rows))
     four = runner.format_four(rows)
     if four:

@@ -23,7 +23,7 @@ import ctypes
 import ctypes.util
 import platform
 
-__all__ = ["keep_freed_memory", "kept_threshold"]
+__all__ = ["keep_freed_memory", "kept_threshold", "release_freed_memory"]
 
 # <malloc.h>
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -61,3 +61,18 @@ def keep_freed_memory(threshold_bytes: int = 1 << 30) -> bool:
     if ok:
         _kept = value
     return ok
+
+
+def release_freed_memory() -> None:
+    """Undo ``keep_freed_memory``: glibc's static default thresholds (128 KiB each; its
+    dynamic adjustment stays off once set) and the free heap handed back now. What
+    ``sr-ops bench`` does when it returns, so an in-process caller (a test) gets its
+    allocator back."""
+    global _kept
+    if _kept is None:
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+    libc.malloc_trim(0)
+    _kept = None
