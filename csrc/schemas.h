@@ -31,6 +31,10 @@ inline constexpr const char* kSchemas[] = {
   "_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps) -> Tensor",
   "_layernorm2d_bwd(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, float eps) "
       "-> (Tensor, Tensor, Tensor)",
+  // layernorm2d(gelu(x)); approximate "none" (erf) or "tanh", as F.gelu. Its backward is
+  // _layernorm2d_bwd at gelu(x), then GELU's derivative (sr_ops/ops/gelu_layernorm2d.py).
+  "_gelu_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps, str approximate) "
+      "-> Tensor",
   // x (B, C, H, W), weight (k,) with k odd, one dtype; backward -> (grad_x, grad_weight).
   "_eca_fwd(Tensor x, Tensor weight) -> Tensor",
   "_eca_bwd(Tensor grad_out, Tensor x, Tensor weight) -> (Tensor, Tensor)",

@@ -14,7 +14,7 @@ from sr_ops.bench.gpu_check import STAGES, read_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPS = {"patch2img", "cross_scale_knn", "adapn", "graph_aggregate", "layernorm2d", "eca", "dwconv_gate_ca",
-       "vertex_map", "patch_dispatch", "naf_ffn"}
+       "vertex_map", "patch_dispatch", "naf_ffn", "gelu_layernorm2d"}
 
 
 def _dry(tmp_path, *args, **env):

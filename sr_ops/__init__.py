@@ -13,7 +13,7 @@ from sr_ops import metrics  # noqa: E402
 from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
 from sr_ops.imresize import imresize  # noqa: E402
 from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
-from sr_ops.ops import eca, layernorm2d  # noqa: E402
+from sr_ops.ops import eca, gelu_layernorm2d, layernorm2d  # noqa: E402
 from sr_ops.ops import dwconv_gate_ca, naf_ffn  # noqa: E402
 from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_patches  # noqa: E402
 from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
@@ -56,6 +56,7 @@ __all__ = [
     "naf_ffn",
     "graph_aggregate",
     "layernorm2d",
+    "gelu_layernorm2d",
     "patch2img",
     "vertex_map",
     "extract_patches",

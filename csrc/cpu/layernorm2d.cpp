@@ -13,6 +13,7 @@
 #include "cpu/clones.h"
 #include "cpu/dispatch.h"
 #include "cpu/simd.h"
+#include "kernels/gelu.h"
 #include "kernels/layernorm2d.h"
 
 namespace {
@@ -149,6 +150,55 @@ void fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double
   }
 }
 
+// gelu_layernorm2d's prologue, y[i] = gelu(x[i]) over a span that stays in cache for the
+// layer norm that follows in place (one read of x, one write of y per fused call).
+SR_CPU_CLONES_FMA void gelu_span_f32(const float* x, float* y, int64_t n) {
+  const int64_t nv = n / 8 * 8;
+  for (int64_t i = 0; i < nv; i += 8) sr_simd::store8(y + i, sr_simd::gelu8(sr_simd::load8(x + i)));
+  for (int64_t i = nv; i < n; ++i) y[i] = sr::gelu<float>(x[i], false);
+}
+
+template <typename T>
+void gelu_span(const T* x, T* y, int64_t n, bool tanh_approx) {
+  using Acc = at::opmath_type<T>;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!tanh_approx) return gelu_span_f32(x, y, n);
+  }
+  for (int64_t i = 0; i < n; ++i) y[i] = T(sr::gelu<Acc>(Acc(x[i]), tanh_approx));
+}
+
+template <typename T>
+void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps,
+                   bool tanh_approx) {
+  constexpr int64_t kChunk = 256;  // pixels per OpenMP iteration, as fwd_nhwc
+  const int64_t n = d.B * d.HW, chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  for (int64_t i = 0; i < chunks; ++i) {
+    const int64_t p0 = i * kChunk, m = std::min(kChunk, n - p0);
+    T* yc = y + p0 * d.C;
+    gelu_span<T>(x + p0 * d.C, yc, m * d.C, tanh_approx);
+    if constexpr (std::is_same_v<T, float>) {
+      fwd_nhwc_pixels_f32(yc, w, b, yc, m, d.C, float(eps));
+    } else {
+      fwd_nhwc_pixels<T>(yc, w, b, yc, m, d.C, eps);
+    }
+  }
+}
+
+template <typename T>
+void gelu_fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps,
+                   bool tanh_approx) {
+  using Acc = at::opmath_type<T>;
+  const int64_t tp = tiles_per_plane(d);
+#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  for (int64_t t = 0; t < d.B * tp; ++t) {
+    const int64_t p0 = (t % tp) * sr::kLn2dTile, n = std::min(sr::kLn2dTile, d.HW - p0);
+    const int64_t off = t / tp * d.C * d.HW + p0;
+    for (int64_t c = 0; c < d.C; ++c) gelu_span<T>(x + off + c * d.HW, y + off + c * d.HW, n, tanh_approx);
+    sr::ln2d_tile_fwd<T, Acc>(y + off, w, b, y + off, d.C, d.HW, n, Acc(eps));  // in place
+  }
+}
+
 bool channels_last(const at::Tensor& x) {
   return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
@@ -170,6 +220,33 @@ at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
   SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_fwd_cpu", [&] {
     fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
                        b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps);
+  });
+  return y;
+}
+
+at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
+                                    const at::Tensor& b_in, double eps,
+                                    c10::string_view approximate) {
+  const auto d = dims_from(x_in, w_in, b_in, eps);
+  TORCH_CHECK(approximate == "none" || approximate == "tanh",
+              "approximate must be 'none' or 'tanh', got '", approximate, "'");
+  const bool tanh_approx = approximate == "tanh";
+  const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
+  if (channels_last(x_in)) {
+    at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
+    SR_DISPATCH_FLOATS(x_in.scalar_type(), "gelu_layernorm2d_fwd_cpu", [&] {
+      gelu_fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                              b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d,
+                              eps, tanh_approx);
+    });
+    return y;
+  }
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  SR_DISPATCH_FLOATS(x.scalar_type(), "gelu_layernorm2d_fwd_cpu", [&] {
+    gelu_fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                            b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps,
+                            tanh_approx);
   });
   return y;
 }
@@ -197,4 +274,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cpu);
   m.impl("_layernorm2d_bwd", &layernorm2d_bwd_cpu);
+  m.impl("_gelu_layernorm2d_fwd", &gelu_layernorm2d_fwd_cpu);
 }

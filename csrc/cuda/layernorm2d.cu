@@ -6,6 +6,7 @@
 #include "cuda/common.cuh"
 #include "cuda/layernorm2d.cuh"
 #include "kernels/convert.h"
+#include "kernels/gelu.h"
 #include "kernels/layernorm2d.h"
 
 namespace sr_cuda {
@@ -23,6 +24,23 @@ __global__ void fwd_kernel(const T* __restrict__ x, const T* __restrict__ w,
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
     sr::ln2d_pixel_fwd<T, Acc>(x + base, w, b, y + base, C, HW, Acc(eps));
+  }
+}
+
+// gelu_layernorm2d: the thread writes its pixel's GELU values to y, then normalises them
+// there in place (ln2d_pixel_fwd reads each value before it writes it).
+template <typename T>
+__global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                const T* __restrict__ b, T* __restrict__ y, int64_t B, int64_t C,
+                                int64_t HW, double eps, bool tanh_approx) {
+  using Acc = typename AccOf<T>::type;
+  const int64_t n = B * HW;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t base = i / HW * C * HW + i % HW;
+    for (int64_t c = 0; c < C; ++c)
+      y[base + c * HW] = sr_cast<T>(sr::gelu<Acc>(sr_cast<Acc>(x[base + c * HW]), tanh_approx));
+    sr::ln2d_pixel_fwd<T, Acc>(y + base, w, b, y + base, C, HW, Acc(eps));
   }
 }
 
@@ -87,6 +105,19 @@ Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void
     SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
         static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
         static_cast<T*>(y), B, C, HW, eps);
+  });
+  return last_error();
+}
+
+Status gelu_layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y,
+                            DType dtype, int64_t B, int64_t C, int64_t HW, double eps,
+                            bool tanh_approx, cudaStream_t stream) {
+  if (B * C * HW == 0) return "";
+  with_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, gelu_fwd_kernel<T>)(
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
+        static_cast<T*>(y), B, C, HW, eps, tanh_approx);
   });
   return last_error();
 }

@@ -33,6 +33,24 @@ at::Tensor layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
   return y;
 }
 
+at::Tensor gelu_layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
+                                     const at::Tensor& b_in, double eps,
+                                     c10::string_view approximate) {
+  check_args(x_in, w_in, b_in, eps);
+  TORCH_CHECK(approximate == "none" || approximate == "tanh",
+              "approximate must be 'none' or 'tanh', got '", approximate, "'");
+  const sr_cuda::DeviceGuard guard(x_in.device());
+  const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  sr_cuda::check_status(
+      sr_cuda::gelu_layernorm2d_fwd(x.const_data_ptr(), w.const_data_ptr(), b.const_data_ptr(),
+                                    y.mutable_data_ptr(), sr_cuda::dtype_of(x), x.size(0),
+                                    x.size(1), x.size(2) * x.size(3), eps, approximate == "tanh",
+                                    sr_cuda::stream_of(x)),
+      "gelu_layernorm2d forward kernel");
+  return y;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
     const at::Tensor& b_in, double eps) {
@@ -60,4 +78,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
 SR_CUDA_LIBRARY_IMPL(m) {
   m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cuda);
   m.impl("_layernorm2d_bwd", &layernorm2d_bwd_cuda);
+  m.impl("_gelu_layernorm2d_fwd", &gelu_layernorm2d_fwd_cuda);
 }

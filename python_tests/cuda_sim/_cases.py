@@ -97,6 +97,10 @@ def _layernorm(B, C, H, W, bwd):
     return make
 
 
+def _gelu_layernorm(B, C, H, W, approximate):
+    return lambda g, dt: (_randn(g, dt, B, C, H, W) * 2, _randn(g, dt, C), _randn(g, dt, C), 1e-6, approximate)
+
+
 def _eca(B, C, H, W, k, bwd):
     def make(g, dt):
         x, w = _randn(g, dt, B, C, H, W), _randn(g, dt, k)
@@ -174,6 +178,8 @@ CASES = [
     Case("layernorm2d", "fwd", "_layernorm2d_fwd", _layernorm(2, 5, 9, 31, False)),
     Case("layernorm2d", "bwd", "_layernorm2d_bwd", _layernorm(2, 5, 9, 31, True)),
     Case("layernorm2d", "bwd-1px", "_layernorm2d_bwd", _layernorm(3, 2, 1, 1, True)),
+    Case("layernorm2d", "gelu-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(2, 5, 9, 31, "none")),
+    Case("layernorm2d", "gelu-tanh-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(1, 24, 3, 7, "tanh")),
     Case("eca", "fwd", "_eca_fwd", _eca(2, 7, 13, 11, 3, False)),
     Case("eca", "bwd", "_eca_bwd", _eca(2, 7, 13, 11, 5, True)),
     Case("dwconv_gate_ca", "fwd-gate", "_dwconv_gate_ca_fwd", _dwconv(2, 6, 9, 7, 3, True, False)),

@@ -82,6 +82,10 @@ NONCONTIG = {
     "eca": lambda g: ("_eca_fwd", (_noncontig(torch.randn(2, 3, 5, 6, generator=g)), torch.randn(3, generator=g))),
     "layernorm2d": lambda g: ("_layernorm2d_fwd", (_noncontig(torch.randn(2, 3, 5, 6, generator=g)),
                                                    torch.randn(3, generator=g), torch.randn(3, generator=g), 1e-6)),
+    # channels-last: the CPU kernel's in-place pixel path; the CUDA glue makes it contiguous.
+    "gelu_layernorm2d": lambda g: ("_gelu_layernorm2d_fwd", (
+        torch.randn(2, 3, 5, 6, generator=g).contiguous(memory_format=torch.channels_last),
+        torch.randn(3, generator=g), torch.randn(3, generator=g), 1e-6, "none")),
     "patch2img": lambda g: ("_patch2img_fwd", (_noncontig(torch.randn(1, 4, 2, 3, 3, generator=g)), 5, 5, 2)),
     "knn": lambda g: ("_cross_scale_knn_fwd", (_noncontig(torch.randn(1, 2, 7, 8, generator=g)),
                                                torch.randn(1, 2, 6, 6, generator=g)[..., ::1, :], 2, 3, 1, 2, 1)),

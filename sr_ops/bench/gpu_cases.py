@@ -90,6 +90,7 @@ def op_items(dry: bool) -> list[Item]:
     m_adapn = 4 if dry else 3969
     ga_c, ga_h, ga_hb = (2, 10, 10) if dry else (64, 160, 96)
     shape = (1, 4, 8, 8) if dry else (1, 64, 256, 256)
+    rt_shape = (1, 4, 8, 8) if dry else (1, 24, 720, 1280)  # RT4KSR's unshuffled map of a 2560x1440 frame
     dw = (8, 8) if dry else (nafblock.C, 256)  # (gated channels C', H = W)
     ffn = (8, 8) if dry else (nafblock.C, 256)  # (C = F, H = W)
     vm = (64, 8) if dry else (63 * 63, 31)
@@ -116,6 +117,8 @@ def op_items(dry: bool) -> list[Item]:
                   sr_ops.layernorm2d, reference.layernorm2d),
         _op_items("layernorm2d", f"fwd+bwd NAFNet {size}", functools.partial(ln._make, grad=True, shape=shape),
                   ln._fwd_bwd, sr_ops.layernorm2d, reference.layernorm2d, compile_ok=False),
+        _op_items("gelu_layernorm2d", f"RT4KSR {'x'.join(map(str, rt_shape))}", functools.partial(ln._make, shape=rt_shape),
+                  ln._fwd, sr_ops.gelu_layernorm2d, ln._gelu_then_norm),
         _op_items("eca", f"RT4KSR {size} k3", functools.partial(eca._make, shape=shape), eca._fwd,
                   sr_ops.eca, reference.eca),
         _op_items("eca", f"fwd+bwd RT4KSR {size} k3", functools.partial(eca._make, grad=True, shape=shape),

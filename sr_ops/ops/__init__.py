@@ -5,6 +5,7 @@ from sr_ops.ops.eca import eca
 from sr_ops.ops.dwconv_gate_ca import dwconv_gate_ca
 from sr_ops.ops.graph_aggregate import graph_aggregate
 from sr_ops.ops.layernorm2d import layernorm2d
+from sr_ops.ops.gelu_layernorm2d import gelu_layernorm2d
 from sr_ops.ops.naf_ffn import naf_ffn
 from sr_ops.ops.patch2img import patch2img
 from sr_ops.ops.vertex_map import vertex_map
@@ -13,4 +14,4 @@ from sr_ops.ops.class_dispatch import class_dispatch
 from sr_ops.ops.gather_patches import gather_patches
 from sr_ops.ops.merge_patches import merge_patches
 
-__all__ = ["adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d", "naf_ffn", "patch2img", "vertex_map", "extract_patches", "class_dispatch", "gather_patches", "merge_patches"]
+__all__ = ["adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn", "patch2img", "vertex_map", "extract_patches", "class_dispatch", "gather_patches", "merge_patches"]

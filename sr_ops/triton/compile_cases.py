@@ -109,12 +109,12 @@ def _eca(direction):
     return call
 
 
-def _layernorm(direction):
+def _layernorm(direction, gelu=None):
     def call(dt):
         x, w, b = _r(1, 64, 48, 48, dtype=dt), _r(64, dtype=dt), _r(64, dtype=dt)
         m = _w("layernorm2d")
         if direction == "fwd":
-            return m.layernorm2d_fwd(x, w, b, 1e-6)
+            return m.layernorm2d_fwd(x, w, b, 1e-6, gelu=gelu)
         return m.layernorm2d_bwd(torch.randn_like(x), x, w, b, 1e-6)
     return call
 
@@ -193,6 +193,9 @@ def _cases():
                 full = (weights and adapn) or (d == "fwd" and not weights and not adapn)
                 table.append(("graph_aggregate", v, FLOATS if full else ("float32", "float64"),
                               _graph_aggregate(d, weights, adapn)))
+    # gelu_layernorm2d's forward: layernorm2d's kernel with its GELU prologue (RT4KSR's width 24).
+    table += [("gelu_layernorm2d", "fwd erf", FLOATS, _layernorm("fwd", "none")),
+              ("gelu_layernorm2d", "fwd tanh", ("float32",), _layernorm("fwd", "tanh"))]
     # window=None only changes runtime integers (half = 0 is specialised as a multiple of 16): one dtype.
     table.append(("cross_scale_knn", "fwd nowindow", ("float32",), _knn("fwd", window=-1)))
     # NAFNet's width 64 (BP = 64) and a wider block (BP = 32); float64 runs the reference (no launch).

@@ -4,7 +4,8 @@ every load is a contiguous run of pixels. The backward writes each program's wei
 bias partial sums to a (programs, C) buffer, summed afterwards in a fixed order (no
 atomics, deterministic). The formulas are those of csrc/kernels/layernorm2d.h.
 
-eps arrives as a float32 scalar; float64 inputs still compute in float64."""
+eps arrives as a float32 scalar; float64 inputs still compute in float64. GELU (0: none,
+1: exact, 2: tanh form) is gelu_layernorm2d's prologue, applied to x as it is loaded."""
 from __future__ import annotations
 
 import torch
@@ -15,13 +16,24 @@ from sr_ops.triton._util import acc_dtype
 
 
 @triton.jit
-def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
+def _gelu(x, GELU: tl.constexpr):
+    if GELU == 1:
+        x = 0.5 * x * (1.0 + tl.math.erf(x * 0.70710678118654752))
+    elif GELU == 2:
+        u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        x = 0.5 * x * (2.0 - 2.0 / (1.0 + tl.exp(2.0 * u)))  # 1 + tanh(u)
+    return x
+
+
+@triton.jit
+def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr,
+          GELU: tl.constexpr):
     b = pid // tiles
     p = (pid % tiles) * BP + tl.arange(0, BP)
     c = tl.arange(0, BC)
     live = (c[:, None] < C) & (p[None, :] < HW)
     ptrs = b.to(tl.int64) * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
-    xv = tl.load(x_ptr + ptrs, mask=live, other=0.0).to(ACC)
+    xv = _gelu(tl.load(x_ptr + ptrs, mask=live, other=0.0).to(ACC), GELU)
     mu = tl.sum(xv, axis=0) / C
     dev = tl.where(live, xv - mu[None, :], 0.0)
     # Pixels past HW (the tile's padding) have variance 0: with eps = 0 their 1/sqrt would be
@@ -32,8 +44,8 @@ def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC
 
 @triton.jit
 def _fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, HW, tiles, eps,
-                BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
-    ptrs, live, c, xhat, _ = _tile(x_ptr, tl.program_id(0), C, HW, tiles, eps, BC, BP, ACC)
+                BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr, GELU: tl.constexpr):
+    ptrs, live, c, xhat, _ = _tile(x_ptr, tl.program_id(0), C, HW, tiles, eps, BC, BP, ACC, GELU)
     w = tl.load(w_ptr + c, mask=c < C, other=0.0).to(ACC)
     b = tl.load(b_ptr + c, mask=c < C, other=0.0).to(ACC)
     y = xhat * w[:, None] + b[:, None]
@@ -44,7 +56,7 @@ def _fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, HW, tiles, eps,
 def _bwd_kernel(g_ptr, x_ptr, w_ptr, gx_ptr, part_ptr, C, HW, tiles, eps,
                 BC: tl.constexpr, BP: tl.constexpr, ACC: tl.constexpr):
     pid = tl.program_id(0)
-    ptrs, live, c, xhat, rstd = _tile(x_ptr, pid, C, HW, tiles, eps, BC, BP, ACC)
+    ptrs, live, c, xhat, rstd = _tile(x_ptr, pid, C, HW, tiles, eps, BC, BP, ACC, 0)
     w = tl.load(w_ptr + c, mask=c < C, other=0.0).to(ACC)
     g = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
     gw = g * w[:, None]
@@ -65,13 +77,17 @@ def _dims(x):
     return dict(C=C, HW=H * W, tiles=tiles, BC=BC, BP=BP, ACC=acc_dtype(x.dtype)), B * tiles
 
 
-def layernorm2d_fwd(x, weight, bias, eps):
+_GELU_MODES = {None: 0, "none": 1, "tanh": 2}
+
+
+def layernorm2d_fwd(x, weight, bias, eps, gelu=None):
+    """layernorm2d(x); with gelu="none" or "tanh", layernorm2d(F.gelu(x, approximate=gelu))."""
     x, weight, bias = x.contiguous(), weight.contiguous(), bias.contiguous()
     y = torch.empty_like(x)
     d, programs = _dims(x)
     if y.numel():
         _fwd_kernel[(programs,)](x, weight, bias, y, d["C"], d["HW"], d["tiles"], eps,
-                                 BC=d["BC"], BP=d["BP"], ACC=d["ACC"])
+                                 BC=d["BC"], BP=d["BP"], ACC=d["ACC"], GELU=_GELU_MODES[gelu])
     return y
 
 
