@@ -266,3 +266,26 @@ def test_inference_fast_path_equals_autograd_path(scale, clamp):
     assert fast.is_contiguous() and fast.shape == slow.shape
     torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
     assert clamp == bool(fast.min() >= 0 and fast.max() <= 1)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 2e-5), (torch.float64, 1e-10)])
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
+def test_gelu_fused_into_next_norm_equals_separate_steps(dtype, atol, grad, monkeypatch):
+    # Each block's GELU runs inside the next norm (sr_ops.gelu_layernorm2d); the official
+    # order, GELU then LayerNorm2d, gives the same image, and the same input gradient.
+    net = _randomise(models.build("rt4ksr", 2, clamp=False)).to(dtype)
+    assert net._gelu_fusable()
+    x = (torch.rand(1, 3, 12, 18, dtype=dtype) * 1.4 - 0.2).requires_grad_(grad)
+    calls = []
+    real = sr_ops.gelu_layernorm2d
+    monkeypatch.setattr(sr_ops, "gelu_layernorm2d", lambda *a: calls.append(1) or real(*a))
+    fused = net(x)
+    assert len(calls) == len(net.body)  # every block's GELU; the last into the tail's norm
+    monkeypatch.setattr(type(net), "_gelu_fusable", lambda self: False)
+    plain = net(x)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=atol)
+    if grad:
+        g = torch.randn_like(fused)
+        (gf,) = torch.autograd.grad(fused, x, g)
+        (gp,) = torch.autograd.grad(plain, x, g)
+        torch.testing.assert_close(gf, gp, rtol=0, atol=atol * 10)
