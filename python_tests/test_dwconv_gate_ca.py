@@ -80,6 +80,10 @@ def test_gradcheck_float64(backend, seed):
         x, ws, gate = inputs(case, dev, torch.float64, grad=True)
         fn = lambda *a: sr_ops.dwconv_gate_ca(*a, gate=gate)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (x, *ws), fast_mode=True)
+    if backend == "triton" and dev.type == "cpu":
+        # Second order is the reference's closed form on every backend (checked on the others);
+        # in the interpreter it would rerun the Triton first-order kernels for ~60 s.
+        return
     assert torch.autograd.gradgradcheck(fn, (x, *ws), fast_mode=True)
 
 
