@@ -11,7 +11,7 @@ def grid(n, p, t):
 
 
 def loop_window(i, scale, window, n):
-    """Candidate rows (or columns) of query row (column) i, straight from DESIGN.md."""
+    """Candidate rows (or columns) of query row (column) i, straight from the contract in docs/design.md."""
     if window is None:
         return range(n)
     w = min(window, n)

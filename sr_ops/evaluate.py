@@ -1,6 +1,7 @@
-"""Dataset evaluation with the SR protocol of DESIGN.md: LR = MATLAB-bicubic imresize of
-the HR image (rounded to 8 bits), Y-channel PSNR with `scale` pixels cropped, next to
-bicubic upscaling of the same LR. SSIM likewise (Y channel, 11x11 Gaussian window).
+"""Dataset evaluation with the SR protocol of docs/design.md (Evaluation): LR =
+MATLAB-bicubic imresize of the HR image (rounded to 8 bits), Y-channel PSNR with `scale`
+pixels cropped, next to bicubic upscaling of the same LR. SSIM likewise (Y channel, 11x11
+Gaussian window).
 
     >>> rows = evaluate(model, "Set5/image_SRF_2", scale=2)    # model: any callable
     >>> print(format_rows(rows, "rt4ksr", 2)); write_csv(rows, "set5.csv")

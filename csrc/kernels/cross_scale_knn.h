@@ -1,5 +1,5 @@
 // cross_scale_knn: shared per-query math (window placement, running top-k) used by
-// the CPU and CUDA kernels. See DESIGN.md for the contract.
+// the CPU and CUDA kernels. See docs/design.md for the contract.
 #pragma once
 
 #include "kernels/common.h"

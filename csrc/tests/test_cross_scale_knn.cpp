@@ -1,6 +1,6 @@
 // Unit tests for csrc/kernels/cross_scale_knn.h (the per-query math shared by the CPU
 // and CUDA cross_scale_knn kernels), checked against brute force that only uses the
-// contract in DESIGN.md:
+// contract in docs/design.md:
 //   grids     p x p patches, stride t: m = (n - p) // t + 1 positions along an axis
 //             (0 when n < p); key patch (a, b) has flat number a * n2 + b;
 //   window    w1 = min(window, n1), a0 = clamp(i // scale - window // 2, 0, n1 - w1)

@@ -1,6 +1,6 @@
 // Unit tests for csrc/kernels/graph_aggregate.h (the per-element math shared by the CPU
 // and CUDA graph_aggregate kernels), checked against brute force that only uses the
-// contract in DESIGN.md:
+// contract in docs/design.md:
 //   grids     p x p patches, stride t: m = (n - p) // t + 1 positions along an axis
 //             (0 when n < p); the HR patch grid has patch s*p, stride s*t, and the HR
 //             output is (s*H, s*W);
