@@ -11,10 +11,17 @@ backend, see pyproject.toml) makes that torch importable in pip's isolated build
 """
 import glob
 import os
+import re
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _meta(name):
+    """A value of sr_ops/_meta.py, read as text: importing sr_ops needs torch and the extension."""
+    with open(os.path.join(ROOT, "sr_ops", "_meta.py")) as f:
+        return re.search(rf'^{name} = "([^"]+)"', f.read(), re.M).group(1)
 
 
 def _flag(name):
@@ -61,7 +68,7 @@ ext_modules, cmdclass = _extensions()
 
 setup(
     name="sr_ops",
-    version="0.1.0",
+    version=_meta("__version__"),
     description="Fused operators for image super-resolution models",
     packages=find_packages(include=["sr_ops", "sr_ops.*"]),
     python_requires=">=3.10",

@@ -15,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_CPU=2.13.0
 TORCH_CUDA=2.14.1
+DEFAULT_CUDA_ARCH=$(sed -n 's/^DEFAULT_CUDA_ARCH = "\([0-9]*\)"$/\1/p' sr_ops/_meta.py)  # one place
 
 # Tracked and untracked-but-not-ignored files (what a commit would hold) into $1.
 copy_tree() {
@@ -41,7 +42,7 @@ cuda)
   # One architecture keeps it short on 2 cores; cuda-check compiles sm_80 and sm_90.
   # Build isolation on, as a user's plain `pip install -e .` (tools/build_backend.py finds
   # this venv's torch), so one build checks both; `make build` covers --no-build-isolation.
-  FORCE_CUDA=1 SR_OPS_CUDA_ARCH=${SR_OPS_CUDA_ARCH:-90} MAX_JOBS=${MAX_JOBS:-2} \
+  FORCE_CUDA=1 SR_OPS_CUDA_ARCH=${SR_OPS_CUDA_ARCH:-$DEFAULT_CUDA_ARCH} MAX_JOBS=${MAX_JOBS:-2} \
     "$py" -m pip install -q -e . --no-deps
   "$py" -m sr_ops._build_check
   ;;

@@ -30,7 +30,15 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEADING = "## CUDA kernels (nvcc -Xptxas -v)"  # sr_ops.triton.compile_report.CUDA_HEADING
-ARCH = 90
+
+
+def _default_arch() -> int:
+    # sr_ops/_meta.py as text: this file runs as a script, where importing sr_ops may fail.
+    with open(os.path.join(ROOT, "sr_ops", "_meta.py")) as f:
+        return int(re.search(r'^DEFAULT_CUDA_ARCH = "(\d+)"', f.read(), re.M).group(1))
+
+
+ARCH = _default_arch()
 TORCH_DEFINES = ["-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
                  "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
 FLAGS = ["-c", "-std=c++17", "-Icsrc", f"-arch=sm_{ARCH}", "-Xptxas", "-v", *TORCH_DEFINES]

@@ -5,7 +5,7 @@ failing stage is recorded with its error and the next one runs):
 
   env      versions, the device, nvidia-smi
   build    sr_ops._C against the torch installed there (pip install -e . offline, else
-           setup.py build_ext --inplace), SR_OPS_CUDA_ARCH=90, MAX_JOBS = the CPUs
+           setup.py build_ext --inplace), SR_OPS_CUDA_ARCH from sr_ops/_meta.py, MAX_JOBS = the CPUs
   tests    every test marked `cuda` and the Triton tests, natively (TRITON_INTERPRET unset)
   mm       torch.mm TFLOP/s in float32 and bfloat16, the yardstick for the KNN kernels
   ops      every op in float32 and bfloat16: cuda and triton backends vs pure PyTorch
@@ -42,6 +42,8 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+
+from sr_ops._meta import DEFAULT_CUDA_ARCH
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = sys.executable
@@ -148,7 +150,8 @@ def stage_env_vars(dry: bool) -> dict:
 def do_build(ctx) -> dict:
     if ctx.dry:
         ctx.log("dry run: not rebuilding sr_ops._C (the GPU run builds with `pip install -e . --no-build-isolation "
-                "--no-deps --no-index`, else `python setup.py build_ext --inplace`, SR_OPS_CUDA_ARCH=90); "
+                "--no-deps --no-index`, else `python setup.py build_ext --inplace`, SR_OPS_CUDA_ARCH="
+                f"{DEFAULT_CUDA_ARCH}); "
                 "checking that this environment's extension imports", "build")
         attempts = [("import", [PY, "-c", "import sr_ops._C as C; print('sr_ops._C:', C.__file__)"])]
         checks = []
@@ -158,7 +161,7 @@ def do_build(ctx) -> dict:
         checks = [[PY, "-m", "sr_ops._build_check"],
                   [PY, "-c", "import sr_ops, sys; b = sr_ops.available_backends(); print('backends:', b); "
                    "sys.exit(0 if {'cuda', 'triton'} <= set(b) else 1)"]]
-    env = dict(stage_env_vars(ctx.dry), SR_OPS_CUDA_ARCH="90", MAX_JOBS=str(os.cpu_count() or 4), FORCE_CUDA="1")
+    env = dict(stage_env_vars(ctx.dry), SR_OPS_CUDA_ARCH=DEFAULT_CUDA_ARCH, MAX_JOBS=str(os.cpu_count() or 4), FORCE_CUDA="1")
     if os.path.exists("/usr/local/cuda/bin/nvcc"):
         env.setdefault("CUDA_HOME", "/usr/local/cuda")
         env["PATH"] = env.get("PATH", "") + ":/usr/local/cuda/bin"
