@@ -4,6 +4,13 @@ Priority: `use_backend(name)` (innermost wins) > the `SR_OPS_BACKEND` environmen
 variable > the fastest backend the op implements for the input's device
 (CUDA tensors: cuda, then triton; CPU tensors: cpu), falling back to `reference`
 with one warning when the compiled extension is missing.
+
+Each entry of an op's BackendTable may declare what it can take (a `Kernel`: dtypes,
+whether it is deterministic, per-input limits). Automatic selection runs the first
+candidate with no reason against it; a forced backend with reasons raises one error that
+lists every backend's reasons. Under `torch.use_deterministic_algorithms(True)` kernels that
+accumulate with atomics are passed over (the reference on the same device runs instead,
+with one warning per op).
 """
 from __future__ import annotations
 
@@ -12,7 +19,8 @@ import contextvars
 import importlib.util
 import os
 import warnings
-from typing import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Mapping
 
 import torch
 
@@ -22,6 +30,27 @@ BACKENDS = ("reference", "cpu", "cuda", "triton")
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("sr_ops_backend", default=None)
 _warned_fallback = False
+_warned_deterministic: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One backend's implementation of a kernel and what it can take.
+
+    dtypes: the dtypes it takes for its first tensor argument (None: all the op allows).
+    deterministic: False when it accumulates with atomics, so that sums land in a varying
+        order (skipped under torch.use_deterministic_algorithms(True)).
+    limits: called with the kernel's arguments; returns why it cannot take them (e.g.
+        "k=40 > 32"), or None.
+    """
+
+    fn: Callable
+    dtypes: tuple[torch.dtype, ...] | None = None
+    deterministic: bool = True
+    limits: Callable[..., str | None] | None = None
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
 
 
 def triton_interpret() -> bool:
@@ -90,23 +119,89 @@ def _device_ok(name: str, device: torch.device) -> bool:
     return True
 
 
-def select(op: str, device: torch.device, implemented: Iterable[str]) -> str:
-    """The backend that op `op` runs on for tensors on `device`."""
+def _unusable_reason(name: str) -> str:
+    if name in ("cpu", "cuda"):
+        if _ext.load() is None:
+            return f"extension not built ({_ext.load_error()})"
+        return "no CUDA GPU, or the extension was built without CUDA" if name == "cuda" else ""
+    if name == "triton":
+        return "needs triton and a CUDA GPU, or TRITON_INTERPRET=1 on the CPU"
+    return ""
+
+
+def reasons(name: str, kernel: Kernel | None, device: torch.device, args: tuple = ()) -> list[str]:
+    """Why backend `name` cannot run `kernel` on these arguments (empty: it can)."""
+    if not _usable(name):
+        return [_unusable_reason(name) or "not available"]
+    if not _device_ok(name, device):
+        return [f"cannot take {device.type} tensors"]
+    if kernel is None:
+        return []
+    why = []
+    first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+    if kernel.dtypes is not None and first is not None and first.dtype not in kernel.dtypes:
+        takes = ", ".join(str(d).removeprefix("torch.") for d in kernel.dtypes)
+        why.append(f"{str(first.dtype).removeprefix('torch.')} not supported (takes {takes})")
+    if not kernel.deterministic and torch.are_deterministic_algorithms_enabled():
+        why.append("accumulates with atomics and deterministic algorithms are on")
+    if kernel.limits is not None and args:
+        limit = kernel.limits(*args)
+        if limit:
+            why.append(limit)
+    return why
+
+
+def _as_kernels(implemented: Iterable[str] | Mapping[str, Callable]) -> dict[str, Kernel | None]:
+    if isinstance(implemented, Mapping):
+        return {n: k if isinstance(k, Kernel) else None for n, k in implemented.items()}
+    return {n: None for n in implemented}
+
+
+def _report(op: str, kernels: dict, device: torch.device, args: tuple) -> str:
+    parts = []
+    for n in BACKENDS:
+        if n in kernels:
+            why = reasons(n, kernels[n], device, args)
+            parts.append(f"{n}: {'; '.join(why)}" if why else f"{n}: can run")
+    return ", ".join(parts)
+
+
+def select(op: str, device: torch.device, implemented: Iterable[str] | Mapping[str, Callable],
+           args: tuple = ()) -> str:
+    """The backend that op `op` runs on for tensors on `device` (and, when given, these
+    kernel arguments, against each entry's declared limits)."""
     global _warned_fallback
-    implemented = tuple(implemented)
+    kernels = _as_kernels(implemented)
     name = requested_backend()
     if name is not None:
         _check_name(name)
-        if name not in implemented:
-            raise NotImplementedError(f"sr_ops.{op} has no {name!r} backend; it has {list(implemented)}")
+        if name not in kernels:
+            raise NotImplementedError(f"sr_ops.{op} has no {name!r} backend; it has {list(kernels)}")
         if not _device_ok(name, device):
             raise RuntimeError(f"sr_ops backend {name!r} cannot run sr_ops.{op} on {device} tensors")
+        if reasons(name, kernels[name], device, args):
+            raise RuntimeError(f"sr_ops backend {name!r} cannot run sr_ops.{op} on these inputs; "
+                               f"{_report(op, kernels, device, args)}")
         return name
     order = ("cuda", "triton") if device.type == "cuda" else ("cpu",)
+    skipped_for_determinism = None
     for cand in order:
-        if cand in implemented and _usable(cand):
+        if cand not in kernels or not _usable(cand):
+            continue
+        why = reasons(cand, kernels[cand], device, args)
+        if not why:
             return cand
-    if device.type == "cpu" and "cpu" in implemented and not _warned_fallback:
+        if skipped_for_determinism is None and any("deterministic" in w for w in why):
+            skipped_for_determinism = cand
+    if skipped_for_determinism is not None and op not in _warned_deterministic:
+        _warned_deterministic.add(op)
+        warnings.warn(
+            f"sr_ops.{op}: deterministic algorithms are on and the {skipped_for_determinism!r} kernel "
+            "accumulates with atomics; running the pure-PyTorch reference instead",
+            UserWarning,
+            stacklevel=3,
+        )
+    elif device.type == "cpu" and "cpu" in kernels and not _usable("cpu") and not _warned_fallback:
         _warned_fallback = True
         warnings.warn(
             f"sr_ops: compiled extension not available ({_ext.load_error()}); "
@@ -138,4 +233,4 @@ class BackendTable:
         self.impls = impls
 
     def __call__(self, device: torch.device, *args, **kwargs):
-        return self.impls[select(self.op, device, self.impls)](*args, **kwargs)
+        return self.impls[select(self.op, device, self.impls, args)](*args, **kwargs)

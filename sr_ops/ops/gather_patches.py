@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable, lazy
+from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.ops import _validate as v
 
 
@@ -18,8 +18,10 @@ def _cpp_bwd(grad, coords, order, img_size):
 
 _forward = BackendTable("gather_patches", reference=reference.gather_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
                         triton=lazy("sr_ops.triton.gather_patches", "gather_patches_fwd"))
+# The GPU backwards paste overlapping windows with atomic adds.
 _backward = BackendTable("gather_patches", reference=reference.gather_patches_backward, cpu=_cpp_bwd,
-                         cuda=_cpp_bwd, triton=lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"))
+                         cuda=Kernel(_cpp_bwd, deterministic=False),
+                         triton=Kernel(lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), deterministic=False))
 
 
 def index_tensor(x, name: str, dim: int, shape_doc: str):

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable
+from sr_ops.backends import BackendTable, Kernel
 from sr_ops.ops.layernorm2d import _check as _check_layernorm2d
-from sr_ops.ops.layernorm2d import _layernorm2d_backward_op, out_format
+from sr_ops.ops.layernorm2d import _layernorm2d_backward_op, out_format, triton_channel_limit
 from sr_ops.reference.gelu_layernorm2d import _check as _check_reference
 
 
@@ -38,7 +38,7 @@ _forward = BackendTable(
     reference=_reference_fwd,
     cpu=_cpp_fwd,
     cuda=_cpp_fwd,
-    triton=_triton_fwd,
+    triton=Kernel(_triton_fwd, limits=triton_channel_limit),
 )
 
 

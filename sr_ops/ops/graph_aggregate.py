@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from sr_ops.backends import BackendTable, lazy
+from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.reference.graph_aggregate import _check as _check_shapes
 from sr_ops.reference.graph_aggregate import graph_aggregate as _reference
 from sr_ops.reference.vertex_map import check_indices, key_grid
@@ -43,12 +43,13 @@ _forward = BackendTable(
     cuda=_cpp_fwd,
     triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_fwd"),
 )
+# The GPU backwards scatter into grad_feat and the query table with atomics.
 _backward = BackendTable(
     "graph_aggregate",
     reference=_reference_bwd,
     cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
-    triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"),
+    cuda=Kernel(_cpp_bwd, deterministic=False),
+    triton=Kernel(lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"), deterministic=False),
 )
 
 

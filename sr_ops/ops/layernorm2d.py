@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable, lazy
+from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.reference.layernorm2d import _check as _check_reference
 
 
@@ -53,19 +53,28 @@ def _cpp_bwd(grad_out, x, weight, bias, eps):
     return torch.ops.sr_ops._layernorm2d_bwd(grad_out, x, weight, bias, eps)
 
 
+TRITON_MAX_C = 4096  # one program holds a [next_pow2(C), BP] tile of at most 4096 values
+
+
+def triton_channel_limit(*args):
+    """The Triton kernels' bound on C, for x the first 4-D tensor argument."""
+    x = next(a for a in args if isinstance(a, torch.Tensor) and a.dim() == 4)
+    return f"C={x.shape[1]} > {TRITON_MAX_C} (a pixel's channels are one tile)" if x.shape[1] > TRITON_MAX_C else None
+
+
 _forward = BackendTable(
     "layernorm2d",
     reference=_reference_fwd,
     cpu=_cpp_fwd,
     cuda=_cpp_fwd,
-    triton=_triton_fwd,
+    triton=Kernel(_triton_fwd, limits=triton_channel_limit),
 )
 _backward = BackendTable(
     "layernorm2d",
     reference=_reference_bwd,
     cpu=_cpp_bwd,
     cuda=_cpp_bwd,
-    triton=lazy("sr_ops.triton.layernorm2d", "layernorm2d_bwd"),
+    triton=Kernel(lazy("sr_ops.triton.layernorm2d", "layernorm2d_bwd"), limits=triton_channel_limit),
 )
 
 

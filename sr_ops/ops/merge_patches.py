@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable, lazy
+from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.ops import _validate as v
 from sr_ops.ops.gather_patches import check_coords_order, check_coords_values
 
@@ -18,8 +18,10 @@ def _cpp_bwd(grad, coords, order, patch_size, scale):
     return torch.ops.sr_ops._merge_patches_bwd(grad, coords, order, patch_size, scale)
 
 
-_forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
-                        triton=lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"))
+# The GPU forwards paste overlapping outputs with atomic adds.
+_forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd,
+                        cuda=Kernel(_cpp_fwd, deterministic=False),
+                        triton=Kernel(lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), deterministic=False))
 _backward = BackendTable("merge_patches", reference=reference.merge_patches_backward, cpu=_cpp_bwd,
                          cuda=_cpp_bwd, triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"))
 
