@@ -14,7 +14,7 @@ NVCC ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
 STAMP := build/.ext-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test env build pytest ctest cuda-check cuda-build install-check bench clean
+.PHONY: demo test env build lint pytest ctest cuda-check cuda-build install-check bench clean
 
 ASSETS := ../shared/assets
 
@@ -34,7 +34,7 @@ demo: build
 	$(PYTHON) -m sr_ops.bench.classsr_report --size 384
 
 test: build
-	$(MAKE) --no-print-directory pytest ctest cuda-check cuda-build cuda-sim cuda-sim-tsan
+	$(MAKE) --no-print-directory lint pytest ctest cuda-check cuda-build cuda-sim cuda-sim-tsan
 
 .venv/bin/python:
 	python3 -m venv .venv
@@ -43,13 +43,17 @@ test: build
 env: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PYTHON) -m pip install triton
-	$(PYTHON) -m pip install -q numpy pillow pypng tqdm pytest pytest-benchmark hypothesis ninja "setuptools>=64" wheel matplotlib faiss-cpu
+	$(PYTHON) -m pip install -q numpy pillow pypng tqdm pytest pytest-benchmark hypothesis ninja "setuptools>=64" wheel matplotlib faiss-cpu ruff
 
 # (Re)build the extension when it does not import or a C++/CUDA source changed.
 build: env
 	@if $(PYTHON) -c "import torch, sr_ops._C" 2>/dev/null && [ -f $(STAMP) ] \
 	    && [ -z "$$(find csrc setup.py -newer $(STAMP))" ]; then echo "sr_ops._C is up to date"; \
 	else $(PYTHON) -m pip install -e . --no-build-isolation --no-deps && mkdir -p build && touch $(STAMP); fi
+
+# ruff's rules and line length are in pyproject.toml; a second or two.
+lint:
+	$(PYTHON) -m ruff check .
 
 pytest:
 	$(PYTHON) -m pytest python_tests benchmarks --ignore=python_tests/cuda_sim --benchmark-disable -q $(PYTEST_ARGS)

@@ -26,7 +26,8 @@ def main(flags: list[str]) -> None:
             src = Path(tmp) / f"{name}.png"
             Image.fromarray(coarse).resize((side, side), Image.BICUBIC).save(src)
             start = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "sr_ops", "upscale", str(src), str(Path(tmp) / f"{name}_x2.png"),
+            dst = str(Path(tmp) / f"{name}_x2.png")
+            proc = subprocess.Popen([sys.executable, "-m", "sr_ops", "upscale", str(src), dst,
                                      "--model", "rt4ksr", "--scale", "2", "--quiet", *ckpt, *flags])
             _, status, usage = os.wait4(proc.pid, 0)
             if os.waitstatus_to_exitcode(status) != 0:

@@ -29,7 +29,8 @@ def main(seconds: float = 300.0, crop: int = 48) -> None:
     with torch.no_grad():
         scores = {"bicubic": psnr(imresize(lr, 2).clamp(0, 1), hr, 2), "zssr": psnr(trained(lr), hr, 2),
                   "mzsr pre-trained": psnr(mzsr(lr), hr, 2)}
-    print(f"ZSSR: {len(losses)} steps in {took:.0f} s; " + ", ".join(f"{k} {float(v):.2f} dB" for k, v in scores.items()))
+    summary = ", ".join(f"{k} {float(v):.2f} dB" for k, v in scores.items())
+    print(f"ZSSR: {len(losses)} steps in {took:.0f} s; {summary}")
 
 
 if __name__ == "__main__":

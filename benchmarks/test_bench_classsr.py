@@ -3,7 +3,6 @@
 equality check: the shapes match and, with the official weights, the two images agree to
 within what the smaller branches lose (PSNR between them > 30 dB)."""
 import pytest
-import torch
 
 from _cases import DEVICE, params
 from sr_ops.metrics import psnr

@@ -52,7 +52,8 @@ def grid(n, p, t):
 
 def adapn(draw, dev, plant=None):
     lead = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
-    k, c, big, small = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    k, c = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    big, small = draw(st.integers(2, 5)), draw(st.integers(2, 5))
     nb = tensor(draw, (*lead, k, c, big, big), dev, plant=plant)
     q = tensor(draw, (*lead, c, small, small), dev, lo=-3, hi=5)
     eps = draw(st.sampled_from([0.0, 1e-5, 0.1]))

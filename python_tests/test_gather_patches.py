@@ -82,7 +82,8 @@ def test_half_precision(backend, dtype, seed):
     img, coords, order = setup((1, 3, 10, 9, 4, 3), device_for(backend), dtype)
     img.requires_grad_()
     out = sr_ops.gather_patches(img, coords, order, 4)
-    assert out.dtype == dtype and torch.equal(out.detach().cpu(), reference.gather_patches(img.detach().cpu(), coords, order, 4))
+    want = reference.gather_patches(img.detach().cpu(), coords, order, 4)
+    assert out.dtype == dtype and torch.equal(out.detach().cpu(), want)
     g = torch.randn_like(out)
     (grad,) = torch.autograd.grad(out, img, g)
     ref_g = reference.gather_patches_backward(g.float().cpu(), coords, order, img.shape)
@@ -104,7 +105,8 @@ def test_compiles_without_graph_breaks(seed):
     out = fn(img)
     out.sum().backward()
     torch.testing.assert_close(out, 2 * reference.gather_patches(img.detach(), coords, order, 3))
-    torch.testing.assert_close(img.grad, reference.gather_patches_backward(torch.full_like(out, 2.0), coords, order, img.shape))
+    want = reference.gather_patches_backward(torch.full_like(out, 2.0), coords, order, img.shape)
+    torch.testing.assert_close(img.grad, want)
 
 
 def _bad(**changes):
@@ -118,8 +120,10 @@ def _bad(**changes):
 @pytest.mark.parametrize(
     "args, exc, match",
     [
-        (_bad(coords=torch.tensor([[0, 0, 0], [1, 7, 6], [0, 3, 2]])), ValueError, r"coords row values must lie in \[0, 7\)"),
-        (_bad(coords=torch.tensor([[0, 0, 0], [2, 6, 6], [0, 3, 2]])), ValueError, r"coords batch values must lie in \[0, 2\)"),
+        (_bad(coords=torch.tensor([[0, 0, 0], [1, 7, 6], [0, 3, 2]])), ValueError,
+         r"coords row values must lie in \[0, 7\)"),
+        (_bad(coords=torch.tensor([[0, 0, 0], [2, 6, 6], [0, 3, 2]])), ValueError,
+         r"coords batch values must lie in \[0, 2\)"),
         (_bad(coords=torch.tensor([[0, 0, -1], [1, 6, 6], [0, 3, 2]])), ValueError, "coords col values"),
         (_bad(order=torch.tensor([3, 0, 1])), ValueError, r"order values must lie in \[0, 3\)"),
         (_bad(order=torch.tensor([2, 0])), ValueError, "order has 2 entries but coords has N=3"),

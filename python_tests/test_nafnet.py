@@ -1,10 +1,8 @@
 """NAFBlock on the fused ops against an eager NAFBlock in plain torch; nafnet_sr shapes."""
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-import sr_ops
 from sr_ops import models
 from sr_ops.models.nafnet import NAFBlock
 

@@ -19,7 +19,7 @@ from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_pa
 from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
 from sr_ops.ensemble import self_ensemble  # noqa: E402
 
-from sr_ops._meta import __version__  # noqa: E402
+from sr_ops._meta import __version__ as __version__  # noqa: E402  (re-exported)
 
 # Submodules that `import sr_ops` does not load (models pull in every network definition;
 # bench, io and evaluate their own dependencies), reachable as attributes on first use, as

@@ -25,11 +25,12 @@ output tensor, each tile's input copy, the model's working memory and output for
 and the blend weights — but not the input ``x`` nor the model's parameters, which exist
 before the call. The model's memory is measured on probe tiles that double from 2·overlap
 (see ``_probe_cost``) and fitted as ``a + b * pixels`` from the two largest; the tile is
-the largest square that keeps the fit, with a margin, under what the output leaves. The probe's measure does not depend on what the
-allocator kept from earlier calls (``sr_ops.bench.memory.model_peak_bytes``): on a GPU
-the CUDA allocator's peak; on the CPU the larger of the live-tensor peak (the
-profiler's record of every allocation) and the resident-set growth after trimming the
-heap (which also sees memory a kernel takes outside torch's allocator).
+the largest square that keeps the fit, with a margin, under what the output leaves. The
+probe's measure does not depend on what the allocator kept from earlier calls
+(``sr_ops.bench.memory.model_peak_bytes``): on a GPU the CUDA allocator's peak; on the
+CPU the larger of the live-tensor peak (the profiler's record of every allocation) and the
+resident-set growth after trimming the heap (which also sees memory a kernel takes outside
+torch's allocator).
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def mutations(stems):
         if stems and path.stem not in stems:
             continue
         text = path.read_text()
-        for i, m in enumerate(re.finditer(r"__sync(threads|warp)\(\);", text)):
+        for m in re.finditer(r"__sync(threads|warp)\(\);", text):
             line = text.count("\n", 0, m.start()) + 1
             yield path, f"remove {m.group(0)} at line {line}", text[:m.start()] + text[m.end():]
         if "threadIdx.x" in text:

@@ -161,7 +161,8 @@ def do_build(ctx) -> dict:
         checks = [[PY, "-m", "sr_ops._build_check"],
                   [PY, "-c", "import sr_ops, sys; b = sr_ops.available_backends(); print('backends:', b); "
                    "sys.exit(0 if {'cuda', 'triton'} <= set(b) else 1)"]]
-    env = dict(stage_env_vars(ctx.dry), SR_OPS_CUDA_ARCH=DEFAULT_CUDA_ARCH, MAX_JOBS=str(os.cpu_count() or 4), FORCE_CUDA="1")
+    env = dict(stage_env_vars(ctx.dry), SR_OPS_CUDA_ARCH=DEFAULT_CUDA_ARCH, MAX_JOBS=str(os.cpu_count() or 4),
+               FORCE_CUDA="1")
     if os.path.exists("/usr/local/cuda/bin/nvcc"):
         env.setdefault("CUDA_HOME", "/usr/local/cuda")
         env["PATH"] = env.get("PATH", "") + ":/usr/local/cuda/bin"

@@ -43,7 +43,7 @@ def build_model(name: str, scale: int, checkpoint: str | None, **options):
         raise UsageError(f"checkpoint not found: {checkpoint}")
     try:
         return models.build(name, scale, checkpoint, **options)
-    except Exception as exc:  # noqa: BLE001: a corrupt checkpoint fails in many ways (pickle, EOF, struct, ...)
+    except Exception as exc:  # noqa: BLE001 (a corrupt checkpoint fails in many ways: pickle, EOF, struct, ...)
         reason = one_line(exc)
         if type(exc).__name__ not in reason:
             reason = f"{type(exc).__name__}: {reason}"

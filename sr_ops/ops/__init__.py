@@ -14,4 +14,8 @@ from sr_ops.ops.class_dispatch import class_dispatch
 from sr_ops.ops.gather_patches import gather_patches
 from sr_ops.ops.merge_patches import merge_patches
 
-__all__ = ["adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn", "patch2img", "vertex_map", "extract_patches", "class_dispatch", "gather_patches", "merge_patches"]
+__all__ = [
+    "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d",
+    "gelu_layernorm2d", "naf_ffn", "patch2img", "vertex_map", "extract_patches", "class_dispatch",
+    "gather_patches", "merge_patches"
+]

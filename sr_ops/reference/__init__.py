@@ -14,7 +14,9 @@ from sr_ops.reference.class_dispatch import class_dispatch
 from sr_ops.reference.gather_patches import gather_patches, gather_patches_backward
 from sr_ops.reference.merge_patches import merge_patches, merge_patches_backward
 
-__all__ = ["patch2img", "patch2img_backward", "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn",
-           "vertex_map",
-           "extract_patches", "extract_patches_backward", "class_dispatch", "gather_patches", "gather_patches_backward",
-           "merge_patches", "merge_patches_backward"]
+__all__ = [
+    "patch2img", "patch2img_backward", "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca",
+    "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn", "vertex_map",
+    "extract_patches", "extract_patches_backward", "class_dispatch", "gather_patches",
+    "gather_patches_backward", "merge_patches", "merge_patches_backward"
+]

@@ -13,7 +13,8 @@ def coverage(coords: torch.Tensor, order: torch.Tensor, B: int, H: int, W: int, 
     return paste_add(ones, coords, order, like.new_zeros(B, 1, scale * H, scale * W), scale)
 
 
-def merge_patches(outputs: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, out_size, scale: int) -> torch.Tensor:
+def merge_patches(outputs: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, out_size,
+                  scale: int) -> torch.Tensor:
     """(N, C, sP, sP) in `order` order -> (B, C, sH, sW), each pixel the mean of its covering
     outputs, 0 where none does. out_size = (B, H, W), the LR sizes."""
     B, H, W = out_size

@@ -42,10 +42,10 @@ def _bwd_kernel(src, dst, N, C, H, W, m1, m2, P: tl.constexpr, T: tl.constexpr,
     py = (offs // P) % P
     c = (offs // (P * P)) % C
     bl = offs // (P * P * C)
-    l = bl % (m1 * m2)
+    patch = bl % (m1 * m2)
     b = bl // (m1 * m2)
-    y = T * (l // m2) + py
-    x = T * (l % m2) + px
+    y = T * (patch // m2) + py
+    x = T * (patch % m2) + px
     ny = tl.minimum(m1 - 1, y // T) - tl.where(y < P, 0, (y - P) // T + 1) + 1
     nx = tl.minimum(m2 - 1, x // T) - tl.where(x < P, 0, (x - P) // T + 1) + 1
     g = tl.load(src + ((b * C + c) * H + y) * W + x, mask=live, other=0.0).to(ACC)

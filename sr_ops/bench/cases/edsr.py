@@ -2,8 +2,9 @@
 
 EDSR has no fused sr_ops operator (it is plain 3x3 convs, ReLUs and PixelShuffle), so the
 case has no `sr_ops` row: `pytorch` is the eager model as `sr_ops.models.build` returns it,
-and with `--compile` a `torch.compile` of that model is the one comparison.  Full: 256x256 LR; quick: 64x64.  FLOPs count each conv's
-multiply-adds twice (mean shifts and PixelShuffle left out).
+and with `--compile` a `torch.compile` of that model is the one comparison.  Full: 256x256 LR;
+quick: 64x64.  FLOPs count each conv's multiply-adds twice (mean shifts and PixelShuffle left
+out).
 """
 from __future__ import annotations
 
