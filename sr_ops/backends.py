@@ -225,11 +225,33 @@ def lazy(module: str, name: str) -> Callable:
     return call
 
 
-class BackendTable:
-    """The implementations of one kernel, by backend name; calling it runs the chosen one."""
+def native(schema: str) -> Callable:
+    """The extension's private kernel ``torch.ops.sr_ops.<schema>`` (its CPU or CUDA
+    registration, by the tensors' device), looked up on first call: the extension may load
+    after the op modules."""
+    found: list = []
 
-    def __init__(self, op: str, **impls: Callable):
+    def call(*args):
+        if not found:
+            found.append(getattr(torch.ops.sr_ops, schema))
+        return found[0](*args)
+
+    call.__name__ = schema
+    return call
+
+
+class BackendTable:
+    """The implementations of one kernel, by backend name; calling it runs the chosen one.
+
+    ``native="_<op>_fwd"`` fills the ``cpu`` and ``cuda`` entries not given otherwise with that
+    private schema, called with the table's arguments as they are."""
+
+    def __init__(self, op: str, native: str | None = None, **impls: Callable):
         self.op = op
+        if native is not None:
+            kernel = globals()["native"](native)
+            impls.setdefault("cpu", kernel)
+            impls.setdefault("cuda", kernel)
         self.impls = impls
 
     def __call__(self, device: torch.device, *args, **kwargs):

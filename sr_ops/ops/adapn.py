@@ -32,26 +32,18 @@ def _reference_bwd(grad_out, neighbors, query, eps):
     return gz.to(neighbors.dtype).contiguous(), gq.to(query.dtype).contiguous()
 
 
-def _cpp_fwd(neighbors, query, eps):
-    return torch.ops.sr_ops._adapn_fwd(neighbors, query, eps)
-
-
-def _cpp_bwd(grad_out, neighbors, query, eps):
-    return torch.ops.sr_ops._adapn_bwd(grad_out, neighbors, query, eps)
 
 
 _forward = BackendTable(
     "adapn",
     reference=_reference_fwd,
-    cpu=_cpp_fwd,
-    cuda=_cpp_fwd,
+    native="_adapn_fwd",
     triton=lazy("sr_ops.triton.adapn", "adapn_fwd"),
 )
 _backward = BackendTable(
     "adapn",
     reference=_reference_bwd,
-    cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
+    native="_adapn_bwd",
     triton=lazy("sr_ops.triton.adapn", "adapn_bwd"),
 )
 

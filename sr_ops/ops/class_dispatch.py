@@ -8,11 +8,8 @@ from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops import _validate as v
 
 
-def _cpp_fwd(x, num_classes):
-    return torch.ops.sr_ops._class_dispatch_fwd(x, num_classes)
 
-
-_forward = BackendTable("class_dispatch", reference=reference.class_dispatch, cpu=_cpp_fwd, cuda=_cpp_fwd,
+_forward = BackendTable("class_dispatch", reference=reference.class_dispatch, native="_class_dispatch_fwd",
                         triton=lazy("sr_ops.triton.class_dispatch", "class_dispatch_fwd"))
 
 

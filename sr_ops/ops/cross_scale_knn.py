@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_ops.backends import BackendTable, Kernel, lazy
+from sr_ops.backends import BackendTable, Kernel, lazy, native
 from sr_ops.ops import _validate as v
 
 
@@ -24,12 +24,6 @@ def _reference_bwd(*args):
     return cross_scale_knn_backward(*args)
 
 
-def _cpp_fwd(query, key, k, patch_size, stride, window, scale, window_offset):
-    return torch.ops.sr_ops._cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale, window_offset)
-
-
-def _cpp_bwd(grad_dist, idx, query, key, patch_size, stride):
-    return torch.ops.sr_ops._cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride)
 
 
 CUDA_MAX_K = 32  # sr_cuda::kKnnMaxK (csrc/cuda/cross_scale_knn.cuh): each thread's top-k list
@@ -43,16 +37,16 @@ _forward = BackendTable(
     "cross_scale_knn",
     reference=_reference_fwd,
     # float16/bfloat16 CPU inputs are upcast by the public function, not by the kernel
-    cpu=Kernel(_cpp_fwd, dtypes=(torch.float32, torch.float64)),
-    cuda=Kernel(_cpp_fwd, limits=_cuda_k_limit),
+    cpu=Kernel(native("_cross_scale_knn_fwd"), dtypes=(torch.float32, torch.float64)),
+    cuda=Kernel(native("_cross_scale_knn_fwd"), limits=_cuda_k_limit),
     triton=lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_fwd"),
 )
 # The GPU backwards scatter each distance gradient over the patch pixels with atomics.
 _backward = BackendTable(
     "cross_scale_knn",
     reference=_reference_bwd,
-    cpu=_cpp_bwd,
-    cuda=Kernel(_cpp_bwd, deterministic=False),
+    cpu=native("_cross_scale_knn_bwd"),
+    cuda=Kernel(native("_cross_scale_knn_bwd"), deterministic=False),
     triton=Kernel(lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_bwd"), deterministic=False),
 )
 

@@ -35,26 +35,18 @@ def _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
             (ga.t() @ s).reshape(ca_weight.shape).contiguous(), ga.sum(0))
 
 
-def _cpp_fwd(*args):
-    return torch.ops.sr_ops._dwconv_gate_ca_fwd(*args)
-
-
-def _cpp_bwd(*args):
-    return torch.ops.sr_ops._dwconv_gate_ca_bwd(*args)
 
 
 _forward = BackendTable(
     "dwconv_gate_ca",
     reference=_reference_fwd,
-    cpu=_cpp_fwd,
-    cuda=_cpp_fwd,
+    native="_dwconv_gate_ca_fwd",
     triton=lazy("sr_ops.triton.dwconv_gate_ca", "dwconv_gate_ca_fwd"),
 )
 _backward = BackendTable(
     "dwconv_gate_ca",
     reference=_reference_bwd,
-    cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
+    native="_dwconv_gate_ca_bwd",
     triton=lazy("sr_ops.triton.dwconv_gate_ca", "dwconv_gate_ca_bwd"),
 )
 

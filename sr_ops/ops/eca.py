@@ -31,26 +31,18 @@ def _reference_bwd(grad_out, x, weight):
     return gx.to(x.dtype).contiguous(), gw.to(weight.dtype).contiguous()
 
 
-def _cpp_fwd(x, weight):
-    return torch.ops.sr_ops._eca_fwd(x, weight)
-
-
-def _cpp_bwd(grad_out, x, weight):
-    return torch.ops.sr_ops._eca_bwd(grad_out, x, weight)
 
 
 _forward = BackendTable(
     "eca",
     reference=_reference_fwd,
-    cpu=_cpp_fwd,
-    cuda=_cpp_fwd,
+    native="_eca_fwd",
     triton=lazy("sr_ops.triton.eca", "eca_fwd"),
 )
 _backward = BackendTable(
     "eca",
     reference=_reference_bwd,
-    cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
+    native="_eca_bwd",
     triton=lazy("sr_ops.triton.eca", "eca_bwd"),
 )
 

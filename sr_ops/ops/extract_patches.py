@@ -10,11 +10,8 @@ from sr_ops.ops.gather_patches import gather_backward
 from sr_ops.reference.extract_patches import grid_count
 
 
-def _cpp_fwd(img, patch_size, stride):
-    return torch.ops.sr_ops._extract_patches_fwd(img, patch_size, stride)
 
-
-_forward = BackendTable("extract_patches", reference=reference.extract_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
+_forward = BackendTable("extract_patches", reference=reference.extract_patches, native="_extract_patches_fwd",
                         triton=lazy("sr_ops.triton.extract_patches", "extract_patches_fwd"))
 
 

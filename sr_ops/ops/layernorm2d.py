@@ -49,9 +49,6 @@ def _triton_fwd(x, weight, bias, eps):
     return layernorm2d_fwd(x, weight, bias, eps).contiguous(memory_format=out_format(x))
 
 
-def _cpp_bwd(grad_out, x, weight, bias, eps):
-    return torch.ops.sr_ops._layernorm2d_bwd(grad_out, x, weight, bias, eps)
-
 
 TRITON_MAX_C = 4096  # one program holds a [next_pow2(C), BP] tile of at most 4096 values
 
@@ -72,8 +69,7 @@ _forward = BackendTable(
 _backward = BackendTable(
     "layernorm2d",
     reference=_reference_bwd,
-    cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
+    native="_layernorm2d_bwd",
     triton=Kernel(lazy("sr_ops.triton.layernorm2d", "layernorm2d_bwd"), limits=triton_channel_limit),
 )
 

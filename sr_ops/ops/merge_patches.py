@@ -14,16 +14,13 @@ def _cpp_fwd(outputs, coords, order, out_size, scale):
     return torch.ops.sr_ops._merge_patches_fwd(outputs, coords, order, B, H, W, scale)
 
 
-def _cpp_bwd(grad, coords, order, patch_size, scale):
-    return torch.ops.sr_ops._merge_patches_bwd(grad, coords, order, patch_size, scale)
-
 
 # The GPU forwards paste overlapping outputs with atomic adds.
 _forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd,
                         cuda=Kernel(_cpp_fwd, deterministic=False),
                         triton=Kernel(lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), deterministic=False))
-_backward = BackendTable("merge_patches", reference=reference.merge_patches_backward, cpu=_cpp_bwd,
-                         cuda=_cpp_bwd, triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"))
+_backward = BackendTable("merge_patches", reference=reference.merge_patches_backward,
+                         native="_merge_patches_bwd", triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"))
 
 
 def _check(outputs, coords, order, out_size, scale) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from sr_ops.backends import BackendTable, lazy
+from sr_ops.backends import BackendTable, lazy, native
 from sr_ops.reference.naf_ffn import check as _check_reference
 from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
 
@@ -26,19 +26,13 @@ def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, ga
     return tuple(g.contiguous() for g in vjp(grad))
 
 
-def _cpp_fwd(*args):
-    return torch.ops.sr_ops._naf_ffn_fwd(*args)
-
-
-def _cpp_bwd(*args):
-    return torch.ops.sr_ops._naf_ffn_bwd(*args)
 
 
 # No CUDA kernel yet: CUDA tensors take the Triton forward; the backward on CUDA is the
 # reference (cuBLAS GEMMs, eager elementwise).
-_forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=_cpp_fwd,
+_forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=native("_naf_ffn_fwd"),
                         triton=lazy("sr_ops.triton.naf_ffn", "naf_ffn_fwd"))
-_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=_cpp_bwd,
+_backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=native("_naf_ffn_bwd"),
                          triton=_reference_bwd)  # no Triton backward kernel yet
 
 

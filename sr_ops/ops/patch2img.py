@@ -12,9 +12,6 @@ def _cpp_fwd(patches, out_size, patch_size, stride):
     return torch.ops.sr_ops._patch2img_fwd(patches, out_size[0], out_size[1], stride)
 
 
-def _cpp_bwd(grad_out, patch_size, stride):
-    return torch.ops.sr_ops._patch2img_bwd(grad_out, patch_size, stride)
-
 
 _forward = BackendTable(
     "patch2img",
@@ -26,8 +23,7 @@ _forward = BackendTable(
 _backward = BackendTable(
     "patch2img",
     reference=reference.patch2img_backward,
-    cpu=_cpp_bwd,
-    cuda=_cpp_bwd,
+    native="_patch2img_bwd",
     triton=lazy("sr_ops.triton.patch2img", "patch2img_bwd"),
 )
 
