@@ -5,6 +5,7 @@ import torch
 
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
+from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.adapn import _check as _check_reference
 from sr_ops.reference.adapn import patch_stats
 
@@ -82,34 +83,7 @@ def _(grad_out, neighbors, query, eps):
             torch.empty_like(query, memory_format=torch.contiguous_format))
 
 
-def _setup_ctx(ctx, inputs, output):
-    neighbors, query, ctx.eps = inputs
-    ctx.save_for_backward(neighbors, query)
-
-
-def _grad(ctx, grad):
-    neighbors, query = ctx.saved_tensors
-    gz, gq = _adapn_backward_op(grad, neighbors, query, ctx.eps)
-    return gz, gq, None
-
-
-def _setup_ctx_bwd(ctx, inputs, output):
-    grad_out, neighbors, query, ctx.eps = inputs
-    ctx.save_for_backward(grad_out, neighbors, query)
-
-
-def _grad_bwd(ctx, ggz, ggq):
-    # Second order is rare (gradient penalties): autograd through the closed-form
-    # reference backward serves it on every backend rather than a third kernel.
-    saved = ctx.saved_tensors
-    ggz = torch.zeros_like(saved[1]) if ggz is None else ggz
-    ggq = torch.zeros_like(saved[2]) if ggq is None else ggq
-    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.eps), *saved)
-    return (*vjp((ggz, ggq)), None)
-
-
-_adapn_op.register_autograd(_grad, setup_context=_setup_ctx)
-_adapn_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+register_closed_form_autograd(_adapn_op, _adapn_backward_op, _reference_bwd)
 
 
 def adapn(neighbors: torch.Tensor, query: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from sr_ops.backends import BackendTable, lazy
+from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.dwconv_gate_ca import check as _check_reference
 from sr_ops.reference.dwconv_gate_ca import dwconv_gate_ca as _reference_op
 
@@ -93,30 +94,7 @@ def _(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
                  for t in (x, dw_weight, dw_bias, ca_weight, ca_bias))
 
 
-def _setup_ctx(ctx, inputs, output):
-    *tensors, ctx.gate = inputs
-    ctx.save_for_backward(*tensors)
-
-
-def _grad(ctx, grad):
-    return (*_backward_op(grad, *ctx.saved_tensors, ctx.gate), None)
-
-
-def _setup_ctx_bwd(ctx, inputs, output):
-    *tensors, ctx.gate = inputs
-    ctx.save_for_backward(*tensors)
-
-
-def _grad_bwd(ctx, *grads):
-    # Second order (rare): autograd through the closed-form reference backward.
-    saved = ctx.saved_tensors
-    grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, saved[1:]))
-    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.gate), *saved)
-    return (*vjp(grads), None)
-
-
-_op.register_autograd(_grad, setup_context=_setup_ctx)
-_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+register_closed_form_autograd(_op, _backward_op, _reference_bwd)
 
 
 def dwconv_gate_ca(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor, ca_weight: torch.Tensor,

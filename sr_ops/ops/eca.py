@@ -6,6 +6,7 @@ import torch
 
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
+from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.eca import _check as _check_reference
 
 
@@ -83,29 +84,7 @@ def _(grad_out, x, weight):
             torch.empty_like(weight, memory_format=torch.contiguous_format))
 
 
-def _setup_ctx(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _grad(ctx, grad):
-    x, weight = ctx.saved_tensors
-    return _eca_backward_op(grad, x, weight)
-
-
-def _setup_ctx_bwd(ctx, inputs, output):
-    ctx.save_for_backward(*inputs)
-
-
-def _grad_bwd(ctx, ggx, ggw):
-    # Second order goes through the closed-form reference backward on every backend.
-    saved = ctx.saved_tensors
-    cot = tuple(torch.zeros_like(s) if c is None else c for c, s in zip((ggx, ggw), saved[1:]))
-    _, vjp = torch.func.vjp(_reference_bwd, *saved)
-    return vjp(cot)
-
-
-_eca_op.register_autograd(_grad, setup_context=_setup_ctx)
-_eca_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+register_closed_form_autograd(_eca_op, _eca_backward_op, _reference_bwd)
 
 
 def eca(x: torch.Tensor, conv1d_weight: torch.Tensor) -> torch.Tensor:

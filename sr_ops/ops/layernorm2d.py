@@ -5,6 +5,7 @@ import torch
 
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel, lazy
+from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.layernorm2d import _check as _check_reference
 
 
@@ -109,33 +110,7 @@ def _(grad_out, x, weight, bias, eps):
             torch.empty_like(bias, memory_format=torch.contiguous_format))
 
 
-def _setup_ctx(ctx, inputs, output):
-    x, weight, bias, ctx.eps = inputs
-    ctx.save_for_backward(x, weight, bias)
-
-
-def _grad(ctx, grad):
-    x, weight, bias = ctx.saved_tensors
-    gx, gw, gb = _layernorm2d_backward_op(grad, x, weight, bias, ctx.eps)
-    return gx, gw, gb, None
-
-
-def _setup_ctx_bwd(ctx, inputs, output):
-    grad_out, x, weight, bias, ctx.eps = inputs
-    ctx.save_for_backward(grad_out, x, weight, bias)
-
-
-def _grad_bwd(ctx, ggx, ggw, ggb):
-    # Second order (gradient penalties) goes through the closed-form reference backward
-    # on every backend rather than a third kernel.
-    saved = ctx.saved_tensors
-    cot = tuple(torch.zeros_like(s) if c is None else c for c, s in zip((ggx, ggw, ggb), saved[1:]))
-    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.eps), *saved)
-    return (*vjp(cot), None)
-
-
-_layernorm2d_op.register_autograd(_grad, setup_context=_setup_ctx)
-_layernorm2d_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx_bwd)
+register_closed_form_autograd(_layernorm2d_op, _layernorm2d_backward_op, _reference_bwd)
 
 
 def layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

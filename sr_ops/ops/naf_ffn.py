@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops.backends import BackendTable, lazy, native
+from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.naf_ffn import check as _check_reference
 from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
 
@@ -80,25 +81,7 @@ def _(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
                  for t in (y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma))
 
 
-def _setup_ctx(ctx, inputs, output):
-    *tensors, ctx.eps = inputs
-    ctx.save_for_backward(*tensors)
-
-
-def _grad(ctx, grad):
-    return (*_backward_op(grad, *ctx.saved_tensors, ctx.eps), None)
-
-
-def _grad_bwd(ctx, *grads):
-    # Second order (rare) goes through the reference backward on every backend.
-    saved = ctx.saved_tensors
-    cot = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, saved[1:]))
-    _, vjp = torch.func.vjp(lambda *a: _reference_bwd(*a, ctx.eps), *saved)
-    return (*vjp(cot), None)
-
-
-_op.register_autograd(_grad, setup_context=_setup_ctx)
-_backward_op.register_autograd(_grad_bwd, setup_context=_setup_ctx)
+register_closed_form_autograd(_op, _backward_op, _reference_bwd)
 
 
 def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,
