@@ -95,8 +95,8 @@ def test_three_dim_input_and_progress(seed):
     assert seen == [(k + 1, 4) for k in range(4)]
 
 
-@pytest.mark.skipif(not cpu_peak_supported(), reason="peak RSS is not measurable here (/proc/self/clear_refs)")
-def test_peak_memory_under_max_memory(seed):
+def _peak_under_max_memory(seed: int) -> None:
+    torch.manual_seed(seed)
     net = conv_net(2, width=32)
     x = torch.rand(1, 3, 200, 200)
     budget = 8 * 2**20
@@ -111,6 +111,21 @@ def test_peak_memory_under_max_memory(seed):
     assert peak <= budget, f"peak {peak / 2**20:.1f} MiB over max_memory {budget / 2**20:.1f} MiB"
     assert tiles[-1] > 1
     assert (kept[0] - whole).abs().max().item() < 1e-5
+
+
+@pytest.mark.skipif(not cpu_peak_supported(), reason="peak RSS is not measurable here (/proc/self/clear_refs)")
+def test_peak_memory_under_max_memory(seed):
+    # In a fresh process: the resident-set peak also counts the holes ~2000 earlier tests left
+    # in the heap (CI once read 8.2 MiB here for the 8 MiB budget).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = (f"import sys; sys.path.insert(0, {str(here)!r}); import test_tiled; "
+            f"test_tiled._peak_under_max_memory({seed})")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.cuda
