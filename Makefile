@@ -13,6 +13,10 @@ endif
 NVCC ?= $(shell command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)
 STAMP := build/.ext-stamp
 PYTEST_ARGS ?=
+# pytest-xdist workers for the test runs: one process keeps ~1.1 of 2 cores busy (the Triton
+# interpreter and compiles run on one); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),-p no:xdist,-n $(PYTEST_WORKERS))
 
 .PHONY: demo test env build lint pytest ctest cuda-check cuda-build install-check bench clean
 
@@ -43,7 +47,7 @@ test: build
 env: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install torch==2.13.0
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PYTHON) -m pip install triton
-	$(PYTHON) -m pip install -q numpy pillow pypng tqdm pytest pytest-benchmark hypothesis ninja "setuptools>=64" wheel matplotlib faiss-cpu ruff
+	$(PYTHON) -m pip install -q numpy pillow pypng tqdm pytest pytest-benchmark pytest-xdist hypothesis ninja "setuptools>=64" wheel matplotlib faiss-cpu ruff clang-format
 
 # (Re)build the extension when it does not import or a C++/CUDA source changed.
 build: env
@@ -51,23 +55,36 @@ build: env
 	    && [ -z "$$(find csrc setup.py -newer $(STAMP))" ]; then echo "sr_ops._C is up to date"; \
 	else $(PYTHON) -m pip install -e . --no-build-isolation --no-deps && mkdir -p build && touch $(STAMP); fi
 
-# ruff's rules and line length are in pyproject.toml; a second or two.
+# ruff's rules and line length are in pyproject.toml, clang-format's in .clang-format; a
+# few seconds. `make format` applies both (no behaviour change).
+CLANG_FORMAT ?= $(shell $(PYTHON) -c "import clang_format; print(clang_format.get_executable('clang-format'))" \
+  2>/dev/null || command -v clang-format)
+CXX_SOURCES = $(shell git ls-files -co --exclude-standard 'csrc/*.cpp' 'csrc/*.h' 'csrc/*.cu' 'csrc/*.cuh')
+.PHONY: format
 lint:
 	$(PYTHON) -m ruff check .
+format:
+	$(PYTHON) -m ruff check --fix .
+	$(CLANG_FORMAT) -i $(CXX_SOURCES)
 
 pytest:
-	$(PYTHON) -m pytest python_tests benchmarks --ignore=python_tests/cuda_sim --benchmark-disable -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest python_tests benchmarks --ignore=python_tests/cuda_sim --benchmark-disable -q $(XDIST) $(PYTEST_ARGS)
 
 # The CUDA kernels and glue run on the CPU by the simulator (csrc/testing/cuda_sim), against
 # the CPU kernels; OPS="eca patch2img" keeps those .cu stems. The TSan variant runs the free
 # schedule under ThreadSanitizer (float32 cases), which reports what a missing barrier races.
+# The simulator library is built once before the workers start (they would wait on its lock).
 .PHONY: cuda-sim cuda-sim-tsan
 OPS ?=
+SIM_BUILD = $(PYTHON) -c "import sys; sys.path.insert(0, 'python_tests/cuda_sim'); import _build; _build.ops()"
 cuda-sim: build
-	SR_SIM_OPS="$(OPS)" $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider
+	$(SIM_BUILD)
+	SR_SIM_OPS="$(OPS)" $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider $(XDIST)
+TSAN_ENV = SR_SIM_TSAN=1 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+  LD_PRELOAD=$$($(CXX) -print-file-name=libtsan.so)
 cuda-sim-tsan: build
-	SR_SIM_OPS="$(OPS)" SR_SIM_TSAN=1 OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-	  LD_PRELOAD=$$($(CXX) -print-file-name=libtsan.so) $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider
+	$(TSAN_ENV) $(SIM_BUILD)
+	SR_SIM_OPS="$(OPS)" $(TSAN_ENV) $(PYTHON) -m pytest python_tests/cuda_sim -q -p no:cacheprovider $(XDIST)
 
 # The torch-free kernel code and its C++ unit tests (no torch, no CUDA needed).
 ctest:

@@ -4,8 +4,9 @@ equality check: the shapes match and, with the official weights, the two images 
 within what the smaller branches lose (PSNR between them > 30 dB)."""
 import pytest
 
-from _cases import DEVICE, params
 from sr_ops.metrics import psnr
+
+from _cases import DEVICE, params
 
 
 @pytest.mark.parametrize("impl", ["sr_ops", "pytorch"])

@@ -2,8 +2,9 @@
 with --benchmark-disable); the official size is `python -m sr_ops bench --op ignn`."""
 import pytest
 
-from _cases import run
 from sr_ops.bench.cases import ignn
+
+from _cases import run
 
 TINY = ignn.case(24, n_feats=16, n_resblocks=2)
 

@@ -1,18 +1,11 @@
-// The kernel schemas (csrc/schemas.h) defined in the `sr_ops` library, plus the
-// (binding-free) Python module init.
+// The (binding-free) Python module init of sr_ops._C.
 //
-// These are the backend kernels behind the public ops, which are torch.library
-// custom ops defined in sr_ops/ops/*.py: the public op validates, handles autograd
-// and the fake (meta) kernel, picks a backend, and for the `cpu`/`cuda` backends
-// calls the kernels below (the dispatcher routes them by device).
+// The kernels behind the public ops (torch.library custom ops defined in
+// sr_ops/ops/*.py, which validate, handle autograd and the fake kernel, and pick a
+// backend) are private schemas `sr_ops::_<op>_fwd` / `_<op>_bwd`. Each op's CPU file,
+// csrc/cpu/<op>.cpp, defines its own (TORCH_LIBRARY_FRAGMENT) and registers its CPU
+// kernels; csrc/cuda/<op>_glue.cpp registers the CUDA ones for the same names.
 #include <Python.h>
-#include <torch/library.h>
-
-#include "schemas.h"
-
-TORCH_LIBRARY(sr_ops, m) {
-  for (const char* schema : sr_ops_schemas::kSchemas) m.def(schema);
-}
 
 #ifndef SR_OPS_WITH_CUDA
 #define SR_OPS_WITH_CUDA 0

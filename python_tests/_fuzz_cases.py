@@ -13,7 +13,6 @@ import torch
 from hypothesis import strategies as st
 
 
-
 @dataclass
 class Call:
     args: tuple

@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 # (neighbors shape, query shape)
@@ -162,8 +163,8 @@ Z, Q = torch.randn(2, 5, 3, 6, 6), torch.randn(2, 3, 3, 3)
         ((Z, Q[0, 0]), ValueError, "query must have at least 3 dims"),
         ((Z, Q[:1]), ValueError, "leading dims and C"),
         ((Z, Q[:, :2]), ValueError, "leading dims and C"),
-        ((Z[..., :1, :1], Q), ValueError, "neighbors patches need at least 2 values"),
-        ((Z, Q[..., :1, :1]), ValueError, "query patches need at least 2 values"),
+        ((Z[..., :1, :1], Q), ValueError, "neighbors patches must hold at least 2 values"),
+        ((Z, Q[..., :1, :1]), ValueError, "query patches must hold at least 2 values"),
         ((Z, Q, -1.0), ValueError, "eps must be a finite non-negative number"),
         ((Z, Q, True), ValueError, "eps must be a finite non-negative number"),
         ((Z, Q, "1e-5"), ValueError, "eps must be a finite non-negative number"),
@@ -185,13 +186,13 @@ def test_op_rejects_mixed_dtypes():
 def test_cpp_kernel_rejects_bad_shapes_without_crashing():
     if "cpu" not in sr_ops.available_backends():
         pytest.skip("extension not built")
-    with pytest.raises(RuntimeError, match="leading dims and C"):
+    with pytest.raises(ValueError, match="leading dims and C"):
         torch.ops.sr_ops._adapn_fwd(Z, Q[:1], 1e-5)
-    with pytest.raises(RuntimeError, match="dtypes differ"):
+    with pytest.raises(TypeError, match="neighbors and query must share a dtype"):
         torch.ops.sr_ops._adapn_fwd(Z, Q.double(), 1e-5)
-    with pytest.raises(RuntimeError, match="at least 2 values"):
+    with pytest.raises(ValueError, match="at least 2 values"):
         torch.ops.sr_ops._adapn_fwd(Z[..., :1, :1], Q, 1e-5)
-    with pytest.raises(RuntimeError, match="eps must be non-negative"):
+    with pytest.raises(ValueError, match="eps must be a finite non-negative number"):
         torch.ops.sr_ops._adapn_fwd(Z, Q, -1.0)
-    with pytest.raises(RuntimeError, match="grad_out must have the shape"):
+    with pytest.raises(ValueError, match="grad_out must have neighbors's shape"):
         torch.ops.sr_ops._adapn_bwd(Z[:1], Z, Q, 1e-5)

@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 
@@ -69,8 +70,8 @@ def test_compiles_without_graph_breaks(seed):
 @pytest.mark.parametrize(
     "args, exc, match",
     [
-        ((torch.tensor([0, 1, 3]), 3), ValueError, r"ids must lie in \[0, num_classes=3\)"),
-        ((torch.tensor([0, -1, 2]), 3), ValueError, r"ids must lie in \[0, num_classes=3\)"),
+        ((torch.tensor([0, 1, 3]), 3), ValueError, r"ids values must lie in \[0, 3\) \(num_classes\)"),
+        ((torch.tensor([0, -1, 2]), 3), ValueError, r"ids values must lie in \[0, 3\) \(num_classes\)"),
         ((torch.randn(5, 4), 3), ValueError, "logits must be"),
         ((torch.randn(5), 3), ValueError, "logits must be"),
         ((torch.zeros(5, 1, dtype=torch.int64), 3), ValueError, "ids must be"),

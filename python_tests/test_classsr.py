@@ -3,14 +3,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_carn import _need, _randomise
 
 import sr_ops
 from sr_ops import models
 from sr_ops.io import read_image, to_uint8
 from sr_ops.metrics import psnr
 from sr_ops.models.classsr import ClassSR, fsrcnn_branch_mflops
-
-from test_carn import _need, _randomise
 
 ASSETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "assets"
 CLASSSR = ASSETS / "weights" / "classsr"

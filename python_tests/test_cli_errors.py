@@ -6,10 +6,10 @@ import random
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli_upscale import one_error_line, one_line_of, write_rgb
 
 from sr_ops import io
 from sr_ops.__main__ import main
-from test_cli_upscale import one_error_line, one_line_of, write_rgb
 
 
 def folder_of_three(tmp_path, seed):

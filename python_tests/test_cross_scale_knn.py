@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 import sr_ops
 from sr_ops.reference import cross_scale_knn as ref_knn
+
 from _helpers import device_for
 
 # (B, C, H, W, Hk, Wk, k, P, T, window, scale)
@@ -126,13 +127,13 @@ Q, K = torch.randn(1, 2, 11, 11), torch.randn(1, 2, 7, 7)
 @pytest.mark.parametrize(
     "args, kwargs, exc, match",
     [
-        ((Q, torch.randn(2, 2, 7, 7)), {}, ValueError, "agree in batch and channels"),
-        ((Q, torch.randn(1, 3, 7, 7)), {}, ValueError, "agree in batch and channels"),
-        ((Q, K), {"k": 10, "window": 3}, ValueError, "k=10 is more than the 9"),
+        ((Q, torch.randn(2, 2, 7, 7)), {}, ValueError, "with query's B and C"),
+        ((Q, torch.randn(1, 3, 7, 7)), {}, ValueError, "with query's B and C"),
+        ((Q, K), {"k": 10, "window": 3}, ValueError, "k must be at most the 9 candidate"),
         ((Q, K), {"window": 0}, ValueError, "window must be positive"),
-        ((Q, K), {"patch_size": 9}, ValueError, "patch_size 9 is larger than key"),
+        ((Q, K), {"patch_size": 9}, ValueError, "patch_size must be at most key's height and width"),
         ((Q[0], K), {}, ValueError, "query must have 4 dims"),
-        ((Q, K.double()), {}, TypeError, "share dtype"),
+        ((Q, K.double()), {}, TypeError, "share a dtype"),
         ((Q.long(), K.long()), {}, TypeError, "query must be a floating"),
         ((Q, K), {"k": 0}, ValueError, "k must be positive"),
     ],

@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 # (x shape, k)
@@ -170,13 +171,13 @@ def test_cpp_kernel_rejects_bad_shapes_without_crashing():
     if "cpu" not in sr_ops.available_backends():
         pytest.skip("extension not built")
     w = W.reshape(3)
-    with pytest.raises(RuntimeError, match="k odd"):
+    with pytest.raises(ValueError, match="k odd"):
         torch.ops.sr_ops._eca_fwd(X, torch.randn(4))
-    with pytest.raises(RuntimeError, match="dtypes differ"):
+    with pytest.raises(TypeError, match="x and conv1d_weight must share a dtype"):
         torch.ops.sr_ops._eca_fwd(X, w.double())
-    with pytest.raises(RuntimeError, match=r"x must be \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"x must have 4 dims \(B, C, H, W\)"):
         torch.ops.sr_ops._eca_fwd(X[0], w)
-    with pytest.raises(RuntimeError, match="at least one pixel"):
+    with pytest.raises(ValueError, match="at least one pixel"):
         torch.ops.sr_ops._eca_fwd(X[:, :, :0], w)
-    with pytest.raises(RuntimeError, match="grad_out must have the shape"):
+    with pytest.raises(ValueError, match="grad_out must have x's shape"):
         torch.ops.sr_ops._eca_bwd(X[:1], X, w)

@@ -9,7 +9,6 @@ from sr_ops import models
 from sr_ops.models.edsr import EDSR, MDSR, load_state_dict_strict
 from sr_ops.models.edsr_blocks import DIV2K_RGB_MEAN, MeanShift, ResBlock, Upsampler
 
-
 # ---------------------------------------------------------------- official layout, derived
 # independently of the model classes from EDSR-PyTorch's edsr.py / mdsr.py / common.py
 

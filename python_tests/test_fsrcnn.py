@@ -4,11 +4,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_carn import _need, _randomise, mean_psnr
 
 from sr_ops import models
-from sr_ops.models.fsrcnn import ClassSRFSRCNN, FSRCNN, rgb_to_ycbcr, ycbcr_to_rgb
-
-from test_carn import _need, _randomise, mean_psnr
+from sr_ops.models.fsrcnn import FSRCNN, ClassSRFSRCNN, rgb_to_ycbcr, ycbcr_to_rgb
 
 ASSETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "assets"
 WEIGHTS = ASSETS / "weights" / "fsrcnn"

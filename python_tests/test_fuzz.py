@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import sr_ops  # noqa: E402
+
 from _fuzz_cases import BUILDERS, INTEGER_INPUTS  # noqa: E402
 from _helpers import device_for  # noqa: E402
 

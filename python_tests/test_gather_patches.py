@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 # (B, C, H, W, P, T): odd sizes, B > 1, C = 1 and 3, a single patch, gaps (T > P).
@@ -126,13 +127,13 @@ def _bad(**changes):
          r"coords batch values must lie in \[0, 2\)"),
         (_bad(coords=torch.tensor([[0, 0, -1], [1, 6, 6], [0, 3, 2]])), ValueError, "coords col values"),
         (_bad(order=torch.tensor([3, 0, 1])), ValueError, r"order values must lie in \[0, 3\)"),
-        (_bad(order=torch.tensor([2, 0])), ValueError, "order has 2 entries but coords has N=3"),
+        (_bad(order=torch.tensor([2, 0])), ValueError, "order must have coords' N=3 entries"),
         (_bad(coords=torch.zeros(3, 2, dtype=torch.int64)), ValueError, r"coords must be \(N, 3\)"),
         (_bad(coords=torch.zeros(3, 3)), TypeError, "coords must be an integer tensor"),
         (_bad(order=torch.zeros(3)), TypeError, "order must be an integer tensor"),
         (_bad(img=torch.randint(0, 3, (2, 3, 9, 9))), TypeError, "img must be a floating"),
         (_bad(img=torch.randn(3, 9, 9)), ValueError, "img must have 4 dims"),
-        (_bad(patch_size=10), ValueError, "larger than the image"),
+        (_bad(patch_size=10), ValueError, "patch_size must be at most img's height and width"),
         (_bad(patch_size=0), ValueError, "patch_size must be positive"),
     ],
 )

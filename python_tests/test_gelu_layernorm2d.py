@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 CASES = [
@@ -189,9 +190,9 @@ def test_bad_inputs(backend, args, exc, match):
 def test_cpp_kernel_rejects_bad_arguments_without_crashing():
     if "cpu" not in sr_ops.available_backends():
         pytest.skip("extension not built")
-    with pytest.raises(RuntimeError, match="approximate must be 'none' or 'tanh'"):
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
         torch.ops.sr_ops._gelu_layernorm2d_fwd(X, W, B, 1e-6, "erf")
-    with pytest.raises(RuntimeError, match=r"must be \(C,\)"):
+    with pytest.raises(ValueError, match=r"weight must have shape \(C,\)"):
         torch.ops.sr_ops._gelu_layernorm2d_fwd(X, W[:3], B, 1e-6, "none")
-    with pytest.raises(RuntimeError, match="dtypes differ"):
+    with pytest.raises(TypeError, match="x and weight must share a dtype"):
         torch.ops.sr_ops._gelu_layernorm2d_fwd(X, W.double(), B, 1e-6, "none")

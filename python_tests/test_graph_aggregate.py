@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops.reference.graph_aggregate import graph_aggregate as ref_graph_aggregate
+
 from _helpers import device_for
 
 # (B, C, H, W, Hk, Wk, k, scale, p, t)
@@ -96,7 +97,7 @@ def test_compiles_with_fullgraph(weighted, seed):
     torch._dynamo.reset()
     got = torch.compile(fn, fullgraph=True)(feat, idx, qf, w)
     torch.testing.assert_close(got, fn(feat, idx, qf, w))
-    with pytest.raises(ValueError, match=r"idx must lie in"):  # still checked, inside the op
+    with pytest.raises(ValueError, match=r"idx values must lie in"):  # still checked, inside the op
         torch.compile(fn, fullgraph=True)(feat, idx + 10**6, qf, w)
 
 
@@ -108,12 +109,12 @@ IDX = torch.randint(0, 4, (1, 30, 2))
     "args, kwargs, exc, match",
     [
         ((F, IDX, Q, (6, 5), 2), {}, None, None),
-        ((F, IDX + 4, Q, (6, 5), 2), {}, ValueError, r"idx must lie in \[0, 4\)"),
-        ((F, IDX, Q, (11, 5), 2), {}, ValueError, r"region starts at \(16, 4\), outside feat"),
+        ((F, IDX + 4, Q, (6, 5), 2), {}, ValueError, r"idx values must lie in \[0, 4\)"),
+        ((F, IDX, Q, (11, 5), 2), {}, ValueError, r"start inside feat \(13, 11\), got the last at \(16, 4\)"),
         ((F, IDX[:, :29], Q, (6, 5), 2), {}, ValueError, "idx must be"),
         ((F, IDX, Q[:, :1], (6, 5), 2), {}, ValueError, "query_feat"),
         ((F, IDX.float(), Q, (6, 5), 2), {}, TypeError, "idx must be an integer"),
-        ((F, IDX, Q, (6, 5), 2), {"weights": torch.rand(1, 3, 26, 22)}, ValueError, "weights must be"),
+        ((F, IDX, Q, (6, 5), 2), {"weights": torch.rand(1, 3, 26, 22)}, ValueError, "weights must have shape"),
         ((F, IDX, Q, (6, 5), 2), {"patch_size": 14}, ValueError, "patch_size"),
         ((F, IDX, Q, (6, 5), 0), {}, ValueError, "scale must be positive"),
         ((F[0], IDX, Q, (6, 5), 2), {}, ValueError, "feat must have 4 dims"),

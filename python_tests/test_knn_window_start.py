@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import sr_ops
+
 from _helpers import device_for
 from _knn_oracle import brute_knn
 

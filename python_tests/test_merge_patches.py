@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 # (B, C, H, W, P, T, scale): odd sizes, B > 1, C = 1 and 3, one patch, gaps (T > P).
@@ -165,13 +166,13 @@ def _bad(**changes):
     [
         (_bad(outputs=torch.randn(3, 3, 6, 5)), ValueError, r"outputs must be \(N, C, s\*P, s\*P\)"),
         (_bad(outputs=torch.randn(3, 3, 7, 7)), ValueError, r"outputs must be \(N, C, s\*P, s\*P\)"),
-        (_bad(outputs=torch.randn(4, 3, 6, 6)), ValueError, "outputs has 4 patches but coords and order have N=3"),
-        (_bad(order=torch.tensor([0, 1])), ValueError, "order has 2 entries but coords has N=3"),
+        (_bad(outputs=torch.randn(4, 3, 6, 6)), ValueError, "outputs must have the N=3 patches of coords and order"),
+        (_bad(order=torch.tensor([0, 1])), ValueError, "order must have coords' N=3 entries"),
         (_bad(out_size=(2, 8, 9)), ValueError, r"coords row values must lie in \[0, 6\)"),
         (_bad(out_size=(1, 9, 9)), ValueError, r"coords batch values must lie in \[0, 1\)"),
         (_bad(order=torch.tensor([2, 0, -1])), ValueError, "order values must lie in"),
         (_bad(coords=torch.tensor([[0, 0, 0], [1, 6, 6], [-1, 3, 2]]), out_size=(9, 9)), ValueError, "coords batch"),
-        (_bad(out_size=(2, 2, 9)), ValueError, "larger than out_size"),
+        (_bad(out_size=(2, 2, 9)), ValueError, "must be at most out_size's height and width"),
         (_bad(out_size=(9,)), ValueError, r"out_size must be \(B, H, W\) or \(H, W\)"),
         (_bad(out_size=(2, 0, 9)), ValueError, "out_size must be positive"),
         (_bad(scale=0), ValueError, "scale must be positive"),

@@ -154,7 +154,7 @@ T = make(1, 4, 5, 6, 3)
 
 
 @pytest.mark.parametrize("change, exc, match", [
-    pytest.param(dict(y=T["y"][0]), ValueError, r"y must be \(B, C, H, W\)", id="y-3d"),
+    pytest.param(dict(y=T["y"][0]), ValueError, r"y must have 4 dims \(B, C, H, W\)", id="y-3d"),
     pytest.param(dict(w_in=T["w_in"][:5]), ValueError, r"w_in must be \(2F, C=4, 1, 1\)", id="w_in-odd-rows"),
     pytest.param(dict(w_in=T["w_in"][:, :3]), ValueError, r"w_in must be \(2F, C=4", id="w_in-wrong-C"),
     pytest.param(dict(w_out=T["w_out"][:, :2]), ValueError, r"w_out must have shape \(4, 3, 1, 1\)", id="w_out-F"),

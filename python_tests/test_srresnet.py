@@ -4,11 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_carn import _need, _randomise, mean_psnr
 
 from sr_ops import models
 from sr_ops.models.srresnet import MSRResNet
-
-from test_carn import _need, _randomise, mean_psnr
 
 ASSETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "assets"
 CLASSSR = ASSETS / "weights" / "classsr"

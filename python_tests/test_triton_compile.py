@@ -5,6 +5,11 @@ compiler rejects. sr_ops.triton.compile_check drives each op's Triton wrapper wi
 launches turned into compile-only warm-ups for a fixed GPUTarget, in subprocesses without
 TRITON_INTERPRET and with a fresh Triton cache; one test per case, dtype and arch.
 """
+import fcntl
+import hashlib
+import json
+import os
+
 import pytest
 
 pytest.importorskip("triton")
@@ -24,10 +29,28 @@ def _selection(items):
     return archs, ",".join(sorted({p["case"].id for p in params}))
 
 
+def _run_once(archs, pattern, tmp_path_factory):
+    """compile_check.run_workers, once per test run: under pytest-xdist every worker that gets
+    one of these tests asks, and the first to take the lock compiles while the others wait
+    and read its result (xdist's documented pattern: the workers share basetemp's parent)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return compile_check.run_workers(archs, pattern)
+    key = hashlib.sha1(repr((archs, pattern)).encode()).hexdigest()[:12]
+    root = tmp_path_factory.getbasetemp().parent
+    done = root / f"triton-compile-{key}.json"
+    with open(root / f"triton-compile-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            done.write_text(json.dumps(compile_check.run_workers(archs, pattern)))
+    result = json.loads(done.read_text())
+    result["kernels"] = {int(arch): names for arch, names in result["kernels"].items()}  # JSON keys are str
+    return result
+
+
 @pytest.fixture(scope="module")
-def compiled(request):
+def compiled(request, tmp_path_factory):
     archs, pattern = _selection(request.session.items)
-    result = compile_check.run_workers(archs, pattern)
+    result = _run_once(archs, pattern, tmp_path_factory)
     by_case = {}
     for rec in result["records"]:
         by_case.setdefault((rec["arch"], rec["case"]), []).append(rec)

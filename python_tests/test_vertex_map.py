@@ -4,6 +4,7 @@ import torch
 
 import sr_ops
 from sr_ops import reference
+
 from _helpers import device_for
 
 # (idx shape, key_hw, scale, patch_size, stride)
@@ -89,14 +90,14 @@ IDX = torch.tensor([[0, 3], [15, 8]])  # a 4x4 key grid for (9, 9), p=3, t=2
         ((IDX.float(), (9, 9), 2), TypeError, "idx must be an integer tensor"),
         ((IDX.bool(), (9, 9), 2), TypeError, "idx must be an integer tensor"),
         (([0, 1], (9, 9), 2), TypeError, "idx must be a torch.Tensor"),
-        ((IDX + 1, (9, 9), 2), ValueError, r"idx must lie in \[0, 16\)"),
-        ((IDX - 1, (9, 9), 2), ValueError, r"idx must lie in \[0, 16\)"),
+        ((IDX + 1, (9, 9), 2), ValueError, r"idx values must lie in \[0, 16\)"),
+        ((IDX - 1, (9, 9), 2), ValueError, r"idx values must lie in \[0, 16\)"),
         ((IDX, 9, 2), ValueError, "key_hw must be a pair"),
         ((IDX, (9, 9, 1), 2), ValueError, "key_hw must be a pair"),
         ((IDX, (0, 9), 2), ValueError, "key_hw must be positive"),
         ((IDX, (9, 9), 0), ValueError, "scale must be positive"),
         ((IDX, (9, 9), 2.0), TypeError, "scale must be an int"),
-        ((IDX, (9, 9), 2, 10), ValueError, "patch_size=10 is larger than key_hw"),
+        ((IDX, (9, 9), 2, 10), ValueError, "patch_size must be at most key_hw's"),
         ((IDX, (9, 9), 2, 3, 0), ValueError, "stride must be positive"),
         # Python ints are exact, int64 is not: these once overflowed silently (INT64_MIN) or
         # reported a negative bound.
@@ -113,9 +114,9 @@ def test_bad_inputs(backend, args, exc, match):
 def test_cpp_kernel_rejects_bad_inputs_without_crashing():
     if "cpu" not in sr_ops.available_backends():
         pytest.skip("extension not built")
-    with pytest.raises(RuntimeError, match=r"2 idx values outside \[0, 16\)"):
+    with pytest.raises(ValueError, match=r"idx values must lie in \[0, 16\) \(the key patches\), got \[-1, 16\]"):
         torch.ops.sr_ops._vertex_map_fwd(torch.tensor([0, -1, 16, 3]), 9, 9, 2, 3, 2)
-    with pytest.raises(RuntimeError, match="must be int64"):
+    with pytest.raises(TypeError, match="idx must be an int64 tensor, got torch.int32"):
         torch.ops.sr_ops._vertex_map_fwd(IDX.int(), 9, 9, 2, 3, 2)
-    with pytest.raises(RuntimeError, match="larger than key_hw"):
+    with pytest.raises(ValueError, match="must be at most key_hw's height and width"):
         torch.ops.sr_ops._vertex_map_fwd(IDX, 2, 9, 2, 3, 2)

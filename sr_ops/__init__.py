@@ -10,16 +10,27 @@ from sr_ops import _ext
 _ext.load()  # registers the C++ kernels with the dispatcher before the ops use them
 
 from sr_ops import metrics  # noqa: E402
-from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
-from sr_ops.imresize import imresize  # noqa: E402
-from sr_ops.ops import adapn, cross_scale_knn, graph_aggregate, patch2img, vertex_map  # noqa: E402
-from sr_ops.ops import eca, gelu_layernorm2d, layernorm2d  # noqa: E402
-from sr_ops.ops import dwconv_gate_ca, naf_ffn  # noqa: E402
-from sr_ops.ops import class_dispatch, extract_patches, gather_patches, merge_patches  # noqa: E402
-from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
-from sr_ops.ensemble import self_ensemble  # noqa: E402
-
 from sr_ops._meta import __version__ as __version__  # noqa: E402  (re-exported)
+from sr_ops.backends import BACKENDS, available_backends, use_backend  # noqa: E402
+from sr_ops.ensemble import self_ensemble  # noqa: E402
+from sr_ops.imresize import imresize  # noqa: E402
+from sr_ops.ops import (  # noqa: E402
+    adapn,
+    class_dispatch,
+    cross_scale_knn,
+    dwconv_gate_ca,
+    eca,
+    extract_patches,
+    gather_patches,
+    gelu_layernorm2d,
+    graph_aggregate,
+    layernorm2d,
+    merge_patches,
+    naf_ffn,
+    patch2img,
+    vertex_map,
+)
+from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
 
 # Submodules that `import sr_ops` does not load (models pull in every network definition;
 # bench, io and evaluate their own dependencies), reachable as attributes on first use, as

@@ -12,7 +12,6 @@ import sys
 
 import torch
 
-
 # Kernels that have no CUDA version yet, by design for now, with the reason: CUDA tensors
 # take the op's reference path. Listed here, so that any other gap still fails the check.
 CPU_ONLY = {

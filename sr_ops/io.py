@@ -15,8 +15,8 @@ import struct
 import tempfile
 import time
 import zlib
-from io import BytesIO
 from dataclasses import dataclass
+from io import BytesIO
 from os import PathLike
 from pathlib import Path
 

@@ -9,7 +9,6 @@ computed here are comparable with them.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

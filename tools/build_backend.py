@@ -38,8 +38,9 @@ def _torch_from_target():
             f"SR_OPS_SKIP_EXT=1 for the pure-Python backends only")
     site_dir = found[0]
     sys.path.append(site_dir)  # appended: the build environment's setuptools stays first
-    import torch
     from importlib.metadata import distributions
+
+    import torch
 
     versions = [d.version for d in distributions(path=[site_dir])
                 if (d.metadata["Name"] or "").lower() == "torch"]

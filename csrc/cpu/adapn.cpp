@@ -5,35 +5,13 @@
 
 #include <tuple>
 
+#include "checks/adapn.h"
 #include "cpu/dispatch.h"
 #include "kernels/adapn.h"
 
 namespace {
 
 // neighbors (..., k, C, P1, P2), query (..., C, p1, p2); any P1*P2, p1*p2 >= 2.
-sr::AdapnDims dims_from(const at::Tensor& z, const at::Tensor& q, double eps) {
-  sr_cpu::check_cpu_float(z, "neighbors");
-  sr_cpu::check_cpu_float(q, "query");
-  TORCH_CHECK(z.scalar_type() == q.scalar_type(), "neighbors and query dtypes differ: ",
-              z.scalar_type(), " vs ", q.scalar_type());
-  TORCH_CHECK(z.dim() >= 4 && q.dim() == z.dim() - 1,
-              "neighbors must be (..., k, C, P, P) and query (..., C, p, p), got ", z.sizes(),
-              " and ", q.sizes());
-  TORCH_CHECK(z.sizes().slice(0, z.dim() - 4) == q.sizes().slice(0, q.dim() - 3) &&
-                  z.size(-3) == q.size(-3),
-              "query ", q.sizes(), " must share the leading dims and C of neighbors ", z.sizes());
-  TORCH_CHECK(eps >= 0, "eps must be non-negative, got ", eps);
-  sr::AdapnDims d;
-  d.k = z.size(-4);
-  d.C = z.size(-3);
-  d.PP = z.size(-2) * z.size(-1);
-  d.pp = q.size(-2) * q.size(-1);
-  TORCH_CHECK(d.PP >= 2 && d.pp >= 2, "patches need at least 2 values for an unbiased variance");
-  d.N = 1;
-  for (int64_t i = 0; i < z.dim() - 4; ++i) d.N *= z.size(i);
-  return d;
-}
-
 // The loops live in templates because OpenMP pragmas cannot sit inside the
 // AT_DISPATCH macro's lambda argument.
 template <typename T>
@@ -62,7 +40,8 @@ void bwd_impl(const T* g, const T* z, const T* q, T* gz, T* gq, const sr::AdapnD
 }
 
 at::Tensor adapn_fwd_cpu(const at::Tensor& z_in, const at::Tensor& q_in, double eps) {
-  const auto d = dims_from(z_in, q_in, eps);
+  sr_cpu::check_cpu_float(z_in, "neighbors");
+  const auto d = sr_check::adapn_dims(z_in, q_in, eps);
   const at::Tensor z = z_in.contiguous(), q = q_in.contiguous();
   at::Tensor out = at::empty_like(z);
   SR_DISPATCH_FLOATS(z.scalar_type(), "adapn_fwd_cpu", [&] {
@@ -74,10 +53,8 @@ at::Tensor adapn_fwd_cpu(const at::Tensor& z_in, const at::Tensor& q_in, double 
 
 std::tuple<at::Tensor, at::Tensor> adapn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& z_in,
                                                  const at::Tensor& q_in, double eps) {
-  const auto d = dims_from(z_in, q_in, eps);
-  TORCH_CHECK(grad_in.sizes() == z_in.sizes() && grad_in.device() == z_in.device(),
-              "grad_out must have the shape of neighbors ", z_in.sizes(), " on the CPU, got ",
-              grad_in.sizes(), " on ", grad_in.device());
+  sr_cpu::check_cpu_float(z_in, "neighbors");
+  const auto d = sr_check::adapn_backward_dims(grad_in, z_in, q_in, eps);
   const at::Tensor z = z_in.contiguous(), q = q_in.contiguous();
   const at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
   at::Tensor gz = at::empty_like(z), gq = at::empty_like(q);
@@ -90,6 +67,14 @@ std::tuple<at::Tensor, at::Tensor> adapn_bwd_cpu(const at::Tensor& grad_in, cons
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // neighbors (..., k, C, P, P), query (..., C, p, p) of one dtype.
+  m.def("_adapn_fwd(Tensor neighbors, Tensor query, float eps) -> Tensor");
+  m.def("_adapn_bwd(Tensor grad_out, Tensor neighbors, Tensor query, float eps) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_adapn_fwd", &adapn_fwd_cpu);

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "checks/patch_grids.h"
 #include "cpu/dispatch.h"
 #include "kernels/class_dispatch.h"
 
@@ -17,26 +18,24 @@ void argmax_rows(const T* logits, int64_t N, int64_t K, int64_t* ids) {
 }
 
 std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cpu(const at::Tensor& x_in, int64_t K) {
-  TORCH_CHECK(x_in.device().is_cpu(), "ids_or_logits must be a CPU tensor");
-  TORCH_CHECK(K > 0, "num_classes must be positive");
+  TORCH_CHECK_VALUE(x_in.device().is_cpu(), "ids_or_logits must be a CPU tensor, got ", x_in.device());
+  sr_check::class_dispatch_args(x_in, K);
   const at::Tensor x = x_in.contiguous();
   const int64_t N = x.size(0);
   at::Tensor ids;
   if (at::isFloatingType(x.scalar_type())) {
-    TORCH_CHECK(x.dim() == 2 && x.size(1) == K, "logits must be (N, num_classes)");
     ids = at::empty({N}, x.options().dtype(at::kLong));
     SR_DISPATCH_FLOATS(x.scalar_type(), "class_dispatch_argmax_cpu", [&] {
       argmax_rows<scalar_t>(x.const_data_ptr<scalar_t>(), N, K, ids.mutable_data_ptr<int64_t>());
     });
   } else {
-    TORCH_CHECK(x.dim() == 1 && x.scalar_type() == at::kLong, "ids must be (N,) int64");
     ids = x;
   }
   const int64_t* id = ids.const_data_ptr<int64_t>();
   at::Tensor counts = at::zeros({K}, x.options().dtype(at::kLong));
   int64_t* cnt = counts.mutable_data_ptr<int64_t>();
   for (int64_t i = 0; i < N; ++i) {
-    TORCH_CHECK(id[i] >= 0 && id[i] < K, "ids[", i, "] = ", id[i], " is not in [0, ", K, ")");
+    if (id[i] < 0 || id[i] >= K) sr_check::index_range(ids, K, "ids", "num_classes");  // raises
     ++cnt[id[i]];
   }
   std::vector<int64_t> next(K, 0);
@@ -48,5 +47,11 @@ std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cpu(const at::Tensor& x_in
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_class_dispatch_fwd(Tensor ids_or_logits, int num_classes) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_class_dispatch_fwd", &class_dispatch_fwd_cpu); }

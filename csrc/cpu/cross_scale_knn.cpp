@@ -31,7 +31,7 @@
 #include <tuple>
 #include <vector>
 
-#include "cpu/cross_scale_knn_check.h"
+#include "checks/cross_scale_knn.h"
 #include "cpu/cross_scale_knn_pixels.h"
 #include "cpu/dispatch.h"
 #include "kernels/cross_scale_knn.h"
@@ -316,11 +316,9 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cpu(const at::Tensor& query_in, const
                                                int64_t patch_size, int64_t stride, int64_t window, int64_t scale,
                                                int64_t window_offset) {
   sr_cpu::check_cpu_float(query_in, "query");
-  sr_cpu::check_cpu_float(key_in, "key");
-  TORCH_CHECK(query_in.scalar_type() == key_in.scalar_type(), "query and key dtypes differ");
-  TORCH_CHECK(query_in.scalar_type() == at::kFloat || query_in.scalar_type() == at::kDouble,
-              "the CPU kernel takes float32 or float64");
-  const auto d = sr_cpu::knn_check_dims(query_in, key_in, k, patch_size, stride, window, scale, window_offset);
+  const auto d = sr_check::knn_dims(query_in, key_in, k, patch_size, stride, window, scale, window_offset);
+  TORCH_CHECK_TYPE(query_in.scalar_type() == at::kFloat || query_in.scalar_type() == at::kDouble,
+                   "query must be float32 or float64 (the CPU kernel), got ", query_in.scalar_type());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   at::Tensor dist = at::empty({d.B, d.m1 * d.m2, k}, query.options());
   at::Tensor idx = at::empty({d.B, d.m1 * d.m2, k}, query.options().dtype(at::kLong));
@@ -333,5 +331,13 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cpu(const at::Tensor& query_in, const
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // window <= 0: every key patch is a candidate.
+  m.def("_cross_scale_knn_fwd(Tensor query, Tensor key, int k, int patch_size, int stride, int window, "
+        "int scale, int window_offset=-1) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_cross_scale_knn_fwd", &knn_fwd_cpu); }

@@ -5,7 +5,7 @@
 
 #include <tuple>
 
-#include "cpu/cross_scale_knn_check.h"
+#include "checks/cross_scale_knn.h"
 #include "cpu/dispatch.h"
 #include "kernels/cross_scale_knn.h"
 
@@ -46,14 +46,8 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cpu(const at::Tensor& grad_dist,
                                                const at::Tensor& key_in, int64_t patch_size,
                                                int64_t stride) {
   sr_cpu::check_cpu_float(query_in, "query");
-  const auto d = sr_cpu::knn_check_dims(query_in, key_in, 1, patch_size, stride, -1, 1);
+  const auto d = sr_check::knn_backward_dims(grad_dist, idx_in, query_in, key_in, patch_size, stride);
   const int64_t k = idx_in.size(-1);
-  TORCH_CHECK(idx_in.sizes() == at::IntArrayRef({d.B, d.m1 * d.m2, k}) &&
-                  grad_dist.sizes() == idx_in.sizes(),
-              "grad_dist and idx must be (B, m, k)");
-  TORCH_CHECK(idx_in.numel() == 0 ||
-                  (idx_in.min().item<int64_t>() >= 0 && idx_in.max().item<int64_t>() < d.n1 * d.n2),
-              "idx out of range of the key grid");
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   const at::Tensor g = grad_dist.to(query.scalar_type()).contiguous(), idx = idx_in.contiguous();
   at::Tensor gq = at::zeros_like(query), gk = at::zeros_like(key);
@@ -66,5 +60,12 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cpu(const at::Tensor& grad_dist,
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, int patch_size, "
+        "int stride) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_cross_scale_knn_bwd", &knn_bwd_cpu); }

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "check.h"
 #include "kernels/common.h"
 
 // float32/float64 for exactness tests, and float16/bfloat16 with float accumulation.
@@ -16,9 +17,8 @@
 namespace sr_cpu {
 
 inline void check_cpu_float(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
-  TORCH_CHECK(at::isFloatingType(t.scalar_type()), name,
-              " must be a floating-point tensor, got ", t.scalar_type());
+  TORCH_CHECK_VALUE(t.device().is_cpu(), name, " must be a CPU tensor, got ", t.device());
+  sr_check::floating(t, name);
 }
 
 // Coverage counts along one axis: how many grid windows contain each coordinate.

@@ -7,32 +7,11 @@
 #include <tuple>
 #include <vector>
 
+#include "checks/dwconv_gate_ca.h"
 #include "cpu/dispatch.h"
 #include "kernels/dwconv_gate_ca.h"
 
 namespace {
-
-sr::DgcDims dims_from(const at::Tensor& x, const at::Tensor& dw, const at::Tensor& db,
-                      const at::Tensor& cw, const at::Tensor& cb, bool gate) {
-  sr_cpu::check_cpu_float(x, "x");
-  for (const auto* t : {&dw, &db, &cw, &cb}) {
-    TORCH_CHECK(t->device().is_cpu() && t->scalar_type() == x.scalar_type(),
-                "weights must be CPU tensors of x's dtype ", x.scalar_type());
-  }
-  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
-  sr::DgcDims d{x.size(0), x.size(1), x.size(2), x.size(3), 0, gate};
-  TORCH_CHECK(dw.dim() == 4 && dw.size(0) == d.C && dw.size(1) == 1 && dw.size(2) == dw.size(3) &&
-                  dw.size(2) % 2 == 1,
-              "dw_weight must be (C, 1, k, k) with odd k and C = ", d.C, ", got ", dw.sizes());
-  d.k = dw.size(2);
-  TORCH_CHECK(db.dim() == 1 && db.size(0) == d.C, "dw_bias must be (C,), got ", db.sizes());
-  TORCH_CHECK(!gate || d.C % 2 == 0, "C must be even with the gate, got ", d.C);
-  const int64_t Cg = sr::dgc_out_channels(d);
-  TORCH_CHECK(cw.numel() == Cg * Cg && cw.dim() == 4 && cw.size(0) == Cg && cw.size(1) == Cg,
-              "ca_weight must be (C', C', 1, 1) with C' = ", Cg, ", got ", cw.sizes());
-  TORCH_CHECK(cb.dim() == 1 && cb.size(0) == Cg, "ca_bias must be (C',), got ", cb.sizes());
-  return d;
-}
 
 // Pass 1 of both directions: the gated map of group (b, c') row by row, handed to f(h, y_row).
 template <typename T, typename Acc, typename F>
@@ -208,7 +187,8 @@ void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, 
 
 at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Tensor& db_in,
                    const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
-  const auto d = dims_from(x_in, dw_in, db_in, cw_in, cb_in, gate);
+  sr_cpu::check_cpu_float(x_in, "x");
+  const auto d = sr_check::dgc_dims(x_in, dw_in, db_in, cw_in, cb_in, gate);
   const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
                    cw = cw_in.contiguous(), cb = cb_in.contiguous();
   at::Tensor out = at::empty({d.B, sr::dgc_out_channels(d), d.H, d.W}, x.options());
@@ -224,11 +204,8 @@ at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Te
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cpu(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& dw_in,
     const at::Tensor& db_in, const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
-  const auto d = dims_from(x_in, dw_in, db_in, cw_in, cb_in, gate);
-  TORCH_CHECK(grad_in.device().is_cpu() && grad_in.dim() == 4 && grad_in.size(0) == d.B &&
-                  grad_in.size(1) == sr::dgc_out_channels(d) && grad_in.size(2) == d.H &&
-                  grad_in.size(3) == d.W,
-              "grad_out must be the output's shape (B, C', H, W) on the CPU, got ", grad_in.sizes());
+  sr_cpu::check_cpu_float(x_in, "x");
+  const auto d = sr_check::dgc_backward_dims(grad_in, x_in, dw_in, db_in, cw_in, cb_in, gate);
   const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
                    cw = cw_in.contiguous(), cb = cb_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
@@ -247,6 +224,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cpu(
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // x (B, C, H, W), dw_weight (C, 1, k, k), dw_bias (C,), ca_weight (C', C', 1, 1), ca_bias (C',),
+  // one dtype; C' = C/2 with the gate. backward -> grads of x and the four weights.
+  m.def("_dwconv_gate_ca_fwd(Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, Tensor ca_bias, "
+        "bool gate) -> Tensor");
+  m.def("_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, "
+        "Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_dwconv_gate_ca_fwd", &fwd_cpu);

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks/eca.h"
 #include "cpu/clones.h"
 #include "cpu/dispatch.h"
 #include "cpu/simd.h"
@@ -94,13 +95,7 @@ struct EcaDims {
 
 EcaDims dims_from(const at::Tensor& x, const at::Tensor& w) {
   sr_cpu::check_cpu_float(x, "x");
-  sr_cpu::check_cpu_float(w, "weight");
-  TORCH_CHECK(x.scalar_type() == w.scalar_type(), "x and weight dtypes differ: ",
-              x.scalar_type(), " vs ", w.scalar_type());
-  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
-  TORCH_CHECK(w.dim() == 1 && w.size(0) % 2 == 1, "weight must be (k,) with k odd, got ",
-              w.sizes());
-  TORCH_CHECK(x.size(2) * x.size(3) > 0, "x must have at least one pixel, got ", x.sizes());
+  sr_check::eca_args(x, w);
   return {x.size(0), x.size(1), x.size(2) * x.size(3), w.size(0)};
 }
 
@@ -158,9 +153,7 @@ at::Tensor eca_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in) {
 std::tuple<at::Tensor, at::Tensor> eca_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
                                                const at::Tensor& w_in) {
   const auto d = dims_from(x_in, w_in);
-  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
-              "grad_out must have the shape of x ", x_in.sizes(), " on the CPU, got ",
-              grad_in.sizes(), " on ", grad_in.device());
+  sr_check::eca_backward_args(grad_in, x_in, w_in);
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w);
@@ -173,6 +166,14 @@ std::tuple<at::Tensor, at::Tensor> eca_bwd_cpu(const at::Tensor& grad_in, const 
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // x (B, C, H, W), weight (k,) with k odd, one dtype; backward -> (grad_x, grad_weight).
+  m.def("_eca_fwd(Tensor x, Tensor weight) -> Tensor");
+  m.def("_eca_bwd(Tensor grad_out, Tensor x, Tensor weight) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_eca_fwd", &eca_fwd_cpu);

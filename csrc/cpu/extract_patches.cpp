@@ -4,6 +4,7 @@
 
 #include <numeric>
 
+#include "checks/patch_grids.h"
 #include "cpu/patch_windows.h"
 #include "kernels/extract_patches.h"
 
@@ -12,11 +13,9 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cpu(const at::Tensor& img_in, int64_t patch_size,
                                                            int64_t stride) {
   sr_cpu::check_cpu_float(img_in, "img");
-  TORCH_CHECK(img_in.dim() == 4, "img must be (B, C, H, W)");
-  TORCH_CHECK(patch_size > 0 && stride > 0, "patch_size and stride must be positive");
+  sr_check::extract_patches_args(img_in, patch_size, stride);
   const at::Tensor img = img_in.contiguous();
   const int64_t B = img.size(0), C = img.size(1), H = img.size(2), W = img.size(3);
-  TORCH_CHECK(patch_size <= H && patch_size <= W, "patch_size ", patch_size, " is larger than the image");
   const auto d = sr::extract_dims(B, H, W, patch_size, stride);
   at::Tensor coords = at::empty({d.N, 3}, img.options().dtype(at::kLong));
   int64_t* c = coords.mutable_data_ptr<int64_t>();
@@ -32,5 +31,13 @@ std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cpu(const at::Tensor& img
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // ClassSR patch dispatch. coords (N, 3) int64 (batch, row, col), order (N,) int64;
+  // window i is coords[order[i]] (times scale for merge's HR side).
+  m.def("_extract_patches_fwd(Tensor img, int patch_size, int stride) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_extract_patches_fwd", &extract_patches_fwd_cpu); }

@@ -1,17 +1,18 @@
 // CPU kernels for gather_patches: crop windows by dispatch order; backward pastes back.
 #include <torch/library.h>
 
+#include "checks/class_windows.h"
 #include "cpu/patch_windows.h"
 
 namespace {
 
-at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& coords,
-                                  const at::Tensor& order, int64_t patch_size) {
+at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& coords_in,
+                                  const at::Tensor& order_in, int64_t patch_size) {
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(img_in, "img");
-  TORCH_CHECK(img_in.dim() == 4, "img must be (B, C, H, W)");
+  sr_check::gather_args(img_in, coords, order, patch_size);
   const at::Tensor img = img_in.contiguous();
   const int64_t B = img.size(0), C = img.size(1), H = img.size(2), W = img.size(3);
-  sr_cpu::check_windows(coords, order, B, H, W, patch_size, 1);
   const int64_t N = order.size(0);
   at::Tensor out = sr_cpu::empty_large({N, C, patch_size, patch_size}, img.options());
   SR_DISPATCH_FLOATS(img.scalar_type(), "gather_patches_fwd_cpu", [&] {
@@ -22,14 +23,13 @@ at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& co
   return out;
 }
 
-at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords,
-                                  const at::Tensor& order, int64_t B, int64_t H, int64_t W) {
+at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords_in,
+                                  const at::Tensor& order_in, int64_t B, int64_t H, int64_t W) {
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(grad_in, "grad");
-  TORCH_CHECK(grad_in.dim() == 4 && grad_in.size(2) == grad_in.size(3), "grad must be (N, C, P, P)");
+  sr_check::gather_backward_args(grad_in, coords, order, B, H, W);
   const at::Tensor grad = grad_in.contiguous();
   const int64_t C = grad.size(1), P = grad.size(2);
-  sr_cpu::check_windows(coords, order, B, H, W, P, 1);
-  TORCH_CHECK(grad.size(0) == order.size(0), "grad and order disagree on N");
   const int64_t* c = coords.const_data_ptr<int64_t>();
   const int64_t* o = order.const_data_ptr<int64_t>();
   const auto groups = sr_cpu::group_by_batch(c, o, order.size(0), B);
@@ -42,6 +42,13 @@ at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& c
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_gather_patches_fwd(Tensor img, Tensor coords, Tensor order, int patch_size) -> Tensor");
+  m.def("_gather_patches_bwd(Tensor grad, Tensor coords, Tensor order, int B, int H, int W) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_gather_patches_fwd", &gather_patches_fwd_cpu);

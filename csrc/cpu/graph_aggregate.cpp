@@ -19,6 +19,7 @@
 #include <tuple>
 #include <vector>
 
+#include "checks/graph_aggregate.h"
 #include "cpu/dispatch.h"
 #include "kernels/graph_aggregate.h"
 
@@ -126,27 +127,14 @@ Args prepare(const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& qf
              const c10::optional<at::Tensor>& weights, int64_t Hk, int64_t Wk, int64_t scale,
              int64_t p, int64_t t) {
   sr_cpu::check_cpu_float(feat, "feat");
-  sr_cpu::check_cpu_float(qf, "query_feat");
-  TORCH_CHECK(feat.dim() == 4 && qf.sizes() == feat.sizes(), "feat and query_feat must be (B, C, H, W)");
-  TORCH_CHECK(feat.scalar_type() == qf.scalar_type(), "feat and query_feat dtypes differ");
-  TORCH_CHECK(scale > 0 && p > 1 && t > 0, "scale, stride must be positive and patch_size > 1");
-  TORCH_CHECK(p <= Hk && p <= Wk, "key_hw must hold a patch");
+  sr_check::graph_aggregate_args(feat, idx, qf, weights, Hk, Wk, scale, p, t);
   Args a;
   a.d = sr::graph_agg_dims(feat.size(0), feat.size(1), feat.size(2), feat.size(3),
                            idx.size(-1), Wk, scale, p, t);
-  TORCH_CHECK(sr::regions_start_inside(a.d, Hk), "key_hw (", Hk, ", ", Wk, ") at scale=", scale,
-              ": the last neighbour regions start outside feat ", feat.sizes());
-  TORCH_CHECK(idx.dim() == 3 && idx.size(0) == a.d.B && idx.size(1) == a.d.m1 * a.d.m2,
-              "idx must be (B, m, k)");
-  const int64_t n = sr::grid_len(Hk, p, t) * a.d.n2;
-  TORCH_CHECK(idx.numel() == 0 || (idx.min().item<int64_t>() >= 0 && idx.max().item<int64_t>() < n),
-              "idx out of range of the key grid");
   a.feat = feat.contiguous();
   a.qf = qf.contiguous();
   a.idx = idx.to(at::kLong).contiguous();
   if (weights.has_value()) {
-    TORCH_CHECK(weights->sizes() == at::IntArrayRef({a.d.B, a.d.k, a.d.HH, a.d.WW}),
-                "weights must be (B, k, sH, sW)");
     a.weights = weights->to(feat.scalar_type()).contiguous();
   }
   return a;
@@ -320,11 +308,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cpu(
     const at::Tensor& query_feat, const c10::optional<at::Tensor>& weights, int64_t Hk,
     int64_t Wk, int64_t scale, int64_t patch_size, int64_t stride, bool adapn, double eps) {
   const Args a = prepare(feat, idx, query_feat, weights, Hk, Wk, scale, patch_size, stride);
+  sr_check::graph_aggregate_grad(grad_out, feat, idx, weights, scale);
   const Dims& d = a.d;
   const at::Tensor grad = grad_out.to(a.feat.scalar_type()).contiguous();
-  TORCH_CHECK(weights.has_value() ? grad.sizes() == at::IntArrayRef({d.B, d.C, d.HH, d.WW})
-                                  : grad.sizes() == at::IntArrayRef({d.B, d.k, d.C, d.HH, d.WW}),
-              "grad_out has the wrong shape");
   at::Tensor g_feat = at::empty_like(a.feat), g_qf = at::zeros_like(a.qf);
   at::Tensor g_w = weights.has_value() ? at::empty_like(*a.weights) : at::empty({0}, a.feat.options());
   AT_DISPATCH_FLOATING_TYPES(a.feat.scalar_type(), "graph_aggregate_bwd_cpu", [&] {
@@ -339,6 +325,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cpu(
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // weights given: (B, C, sH, sW) output and a grad_weights; else (B, k, C, sH, sW)
+  // and an empty grad_weights.
+  m.def("_graph_aggregate_fwd(Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, int Hk, int Wk, "
+        "int scale, int patch_size, int stride, bool adapn, float eps) -> Tensor");
+  m.def("_graph_aggregate_bwd(Tensor grad_out, Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, "
+        "int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, float eps) -> (Tensor, Tensor, "
+        "Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_graph_aggregate_fwd", &graph_aggregate_fwd_cpu);

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks/layernorm2d.h"
 #include "cpu/clones.h"
 #include "cpu/dispatch.h"
 #include "cpu/simd.h"
@@ -24,16 +25,7 @@ struct Ln2dDims {
 
 Ln2dDims dims_from(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
   sr_cpu::check_cpu_float(x, "x");
-  sr_cpu::check_cpu_float(w, "weight");
-  sr_cpu::check_cpu_float(b, "bias");
-  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(),
-              "x, weight and bias dtypes differ: ", x.scalar_type(), ", ", w.scalar_type(),
-              ", ", b.scalar_type());
-  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
-  TORCH_CHECK(w.dim() == 1 && w.size(0) == x.size(1) && b.dim() == 1 && b.size(0) == x.size(1),
-              "weight and bias must be (C,) with C = ", x.size(1), ", got ", w.sizes(), " and ",
-              b.sizes());
-  TORCH_CHECK(eps >= 0, "eps must be non-negative, got ", eps);
+  sr_check::layernorm2d_args(x, w, b, eps);
   return {x.size(0), x.size(1), x.size(2) * x.size(3)};
 }
 
@@ -228,8 +220,7 @@ at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_
                                     const at::Tensor& b_in, double eps,
                                     c10::string_view approximate) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
-  TORCH_CHECK(approximate == "none" || approximate == "tanh",
-              "approximate must be 'none' or 'tanh', got '", approximate, "'");
+  sr_check::gelu_approximate(approximate);
   const bool tanh_approx = approximate == "tanh";
   const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
   if (channels_last(x_in)) {
@@ -255,9 +246,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
     const at::Tensor& b_in, double eps) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
-  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
-              "grad_out must have the shape of x ", x_in.sizes(), " on the CPU, got ",
-              grad_in.sizes(), " on ", grad_in.device());
+  sr_check::layernorm2d_backward_args(grad_in, x_in, w_in, b_in, eps);
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w), gb = at::empty_like(w);
@@ -270,6 +259,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // x (B, C, H, W), weight / bias (C,), one dtype; backward -> (grad_x, grad_weight, grad_bias).
+  m.def("_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps) -> Tensor");
+  m.def("_layernorm2d_bwd(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, float eps) -> (Tensor, Tensor, "
+        "Tensor)");
+  // layernorm2d(gelu(x)); approximate "none" (erf) or "tanh", as F.gelu. Its backward is
+  // _layernorm2d_bwd at gelu(x), then GELU's derivative (sr_ops/ops/gelu_layernorm2d.py).
+  m.def("_gelu_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps, str approximate) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_layernorm2d_fwd", &layernorm2d_fwd_cpu);

@@ -2,21 +2,18 @@
 // backward crops the gradient and divides by the same coverage.
 #include <torch/library.h>
 
+#include "checks/class_windows.h"
 #include "cpu/patch_windows.h"
 
 namespace {
 
-at::Tensor merge_patches_fwd_cpu(const at::Tensor& outputs_in, const at::Tensor& coords,
-                                 const at::Tensor& order, int64_t B, int64_t H, int64_t W, int64_t scale) {
+at::Tensor merge_patches_fwd_cpu(const at::Tensor& outputs_in, const at::Tensor& coords_in,
+                                 const at::Tensor& order_in, int64_t B, int64_t H, int64_t W, int64_t scale) {
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(outputs_in, "outputs");
-  TORCH_CHECK(scale > 0, "scale must be positive");
-  TORCH_CHECK(outputs_in.dim() == 4 && outputs_in.size(2) == outputs_in.size(3) &&
-                  outputs_in.size(2) % scale == 0,
-              "outputs must be (N, C, s*P, s*P)");
+  sr_check::merge_args(outputs_in, coords, order, B, H, W, scale);
   const at::Tensor outputs = outputs_in.contiguous();
   const int64_t C = outputs.size(1), Q = outputs.size(2), HH = scale * H, WW = scale * W;
-  sr_cpu::check_windows(coords, order, B, HH, WW, Q, scale);
-  TORCH_CHECK(outputs.size(0) == order.size(0), "outputs and order disagree on N");
   const int64_t* c = coords.const_data_ptr<int64_t>();
   const int64_t* o = order.const_data_ptr<int64_t>();
   const auto groups = sr_cpu::group_by_batch(c, o, order.size(0), B);
@@ -28,15 +25,14 @@ at::Tensor merge_patches_fwd_cpu(const at::Tensor& outputs_in, const at::Tensor&
   return out;
 }
 
-at::Tensor merge_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords,
-                                 const at::Tensor& order, int64_t patch_size, int64_t scale) {
+at::Tensor merge_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords_in,
+                                 const at::Tensor& order_in, int64_t patch_size, int64_t scale) {
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(grad_in, "grad");
-  TORCH_CHECK(grad_in.dim() == 4, "grad must be (B, C, s*H, s*W)");
-  TORCH_CHECK(scale > 0 && patch_size > 0, "patch_size and scale must be positive");
+  sr_check::merge_backward_args(grad_in, coords, order, patch_size, scale);
   const at::Tensor grad = grad_in.contiguous();
   const int64_t B = grad.size(0), C = grad.size(1), HH = grad.size(2), WW = grad.size(3);
   const int64_t Q = scale * patch_size, N = order.size(0);
-  sr_cpu::check_windows(coords, order, B, HH, WW, Q, scale);
   const int64_t* c = coords.const_data_ptr<int64_t>();
   const int64_t* o = order.const_data_ptr<int64_t>();
   const auto groups = sr_cpu::group_by_batch(c, o, N, B);
@@ -49,6 +45,14 @@ at::Tensor merge_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& co
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_merge_patches_fwd(Tensor outputs, Tensor coords, Tensor order, int B, int H, int W, "
+        "int scale) -> Tensor");
+  m.def("_merge_patches_bwd(Tensor grad, Tensor coords, Tensor order, int patch_size, int scale) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_merge_patches_fwd", &merge_patches_fwd_cpu);

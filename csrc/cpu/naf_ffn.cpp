@@ -75,4 +75,13 @@ at::Tensor naf_ffn_fwd_cpu(const at::Tensor& y_in, const at::Tensor& nw_in, cons
 
 }  // namespace
 
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // NAFNet's FFN half: y (B, C, H, W), w_in (2F, C), w_out (C, F), the vectors (C,) or
+  // (2F,), one dtype. CPU only so far (sr_ops/_build_check.py lists it).
+  m.def("_naf_ffn_fwd(Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, Tensor w_out, "
+        "Tensor b_out, Tensor gamma, float eps) -> Tensor");
+}
+
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_naf_ffn_fwd", &naf_ffn_fwd_cpu); }

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "check.h"
 #include "cpu/dispatch.h"
 
 #include <algorithm>
@@ -57,26 +58,22 @@ inline void check_args(const at::Tensor& y_in, const at::Tensor& nw_in, const at
                        const at::Tensor& w_in_in, const at::Tensor& b_in_in, const at::Tensor& w_out_in,
                        const at::Tensor& b_out_in, const at::Tensor& gamma_in, double eps) {
   sr_cpu::check_cpu_float(y_in, "y");
-  TORCH_CHECK(y_in.dim() == 4 && y_in.size(1) > 0, "y must be (B, C, H, W) with C >= 1, got ", y_in.sizes());
+  sr_check::dims(y_in, "y", 4, "(B, C, H, W)");
+  SR_CHECK_SHAPE(y_in.size(1) > 0, y_in, "y", "(B, C, H, W) with C >= 1");
+  sr_check::same_dtype_device(y_in, "y", {{&nw_in, "norm_weight"}, {&nb_in, "norm_bias"}, {&w_in_in, "w_in"},
+                                          {&b_in_in, "b_in"}, {&w_out_in, "w_out"}, {&b_out_in, "b_out"},
+                                          {&gamma_in, "gamma"}});
   const int64_t C = y_in.size(1);
-  TORCH_CHECK(w_in_in.dim() == 2 && w_in_in.size(1) == C && w_in_in.size(0) > 0 && w_in_in.size(0) % 2 == 0,
-              "w_in must be (2F, C=", C, "), got ", w_in_in.sizes());
+  SR_CHECK_SHAPE(w_in_in.dim() == 2 && w_in_in.size(1) == C && w_in_in.size(0) > 0 && w_in_in.size(0) % 2 == 0,
+                 w_in_in, "w_in", "(2F, C) with y's C and F >= 1");
   const int64_t F = w_in_in.size(0) / 2;
-  TORCH_CHECK(w_out_in.dim() == 2 && w_out_in.size(0) == C && w_out_in.size(1) == F, "w_out must be (C=", C,
-              ", F=", F, "), got ", w_out_in.sizes());
-  auto vector = [](const at::Tensor& v, const char* name, int64_t len) {
-    TORCH_CHECK(v.dim() == 1 && v.size(0) == len, name, " must be (", len, ",), got ", v.sizes());
-  };
-  vector(nw_in, "norm_weight", C);
-  vector(nb_in, "norm_bias", C);
-  vector(b_in_in, "b_in", 2 * F);
-  vector(b_out_in, "b_out", C);
-  vector(gamma_in, "gamma", C);
-  for (const at::Tensor* t : {&nw_in, &nb_in, &w_in_in, &b_in_in, &w_out_in, &b_out_in, &gamma_in})
-    TORCH_CHECK(t->scalar_type() == y_in.scalar_type() && t->device().is_cpu(),
-                "every naf_ffn tensor must be a CPU tensor of y's dtype ", y_in.scalar_type(), ", got ",
-                t->scalar_type(), " on ", t->device());
-  TORCH_CHECK(std::isfinite(eps) && eps >= 0, "eps must be finite and non-negative, got ", eps);
+  sr_check::shape_is(w_out_in, "w_out", {C, F}, "(C, F)");
+  sr_check::shape_is(nw_in, "norm_weight", {C}, "(C,)");
+  sr_check::shape_is(nb_in, "norm_bias", {C}, "(C,)");
+  sr_check::shape_is(b_in_in, "b_in", {2 * F}, "(2F,)");
+  sr_check::shape_is(b_out_in, "b_out", {C}, "(C,)");
+  sr_check::shape_is(gamma_in, "gamma", {C}, "(C,)");
+  sr_check::eps(eps);
 }
 
 // c (m, n) = op(a) . op(b), row-major blocks; op transposes when asked. BLAS through

@@ -142,8 +142,8 @@ naf_ffn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& y_in, const at::Ten
                 const at::Tensor& w_in_in, const at::Tensor& b_in_in, const at::Tensor& w_out_in,
                 const at::Tensor& b_out_in, const at::Tensor& gamma_in, double eps) {
   sr_naf::check_args(y_in, nw_in, nb_in, w_in_in, b_in_in, w_out_in, b_out_in, gamma_in, eps);
-  TORCH_CHECK(grad_in.sizes() == y_in.sizes() && grad_in.device().is_cpu(), "grad must be a CPU tensor of y's shape ",
-              y_in.sizes(), ", got ", grad_in.sizes(), " on ", grad_in.device());
+  sr_check::same_device(grad_in, "grad", y_in, "y");
+  sr_check::shape_like(grad_in, "grad", y_in.sizes(), "y");
   const at::Tensor y = y_in.contiguous(), G = grad_in.to(y.scalar_type()).contiguous();
   const at::Tensor nw = nw_in.contiguous(), nb = nb_in.contiguous(), w_in = w_in_in.contiguous();
   const at::Tensor b_in = b_in_in.contiguous(), w_out = w_out_in.contiguous(), b_out = b_out_in.contiguous();
@@ -166,5 +166,13 @@ naf_ffn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& y_in, const at::Ten
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_naf_ffn_bwd(Tensor grad, Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, "
+        "Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> (Tensor, Tensor, Tensor, Tensor, Tensor, "
+        "Tensor, Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_naf_ffn_bwd", &naf_ffn_bwd_cpu); }

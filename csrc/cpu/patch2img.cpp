@@ -4,24 +4,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "checks/patch_grids.h"
 #include "cpu/dispatch.h"
 #include "kernels/patch2img.h"
 
 namespace {
-
-sr::Patch2ImgDims dims_from(const at::Tensor& patches, int64_t H, int64_t W,
-                            int64_t stride) {
-  TORCH_CHECK(patches.dim() == 5, "patches must be (B, L, C, P, P), got ",
-              patches.dim(), " dims");
-  TORCH_CHECK(stride > 0, "stride must be positive, got ", stride);
-  const int64_t P = patches.size(3);
-  TORCH_CHECK(patches.size(4) == P, "patches must be square");
-  TORCH_CHECK(P <= H && P <= W, "patch_size ", P, " larger than out_size (", H, ", ", W, ")");
-  auto d = sr::patch2img_dims(patches.size(0), patches.size(2), H, W, P, stride);
-  TORCH_CHECK(d.L == patches.size(1), "patches has L=", patches.size(1),
-              " but the grid has ", d.m1, "x", d.m2, "=", d.L, " patches");
-  return d;
-}
 
 // The loops live in templates because OpenMP pragmas cannot sit inside the
 // AT_DISPATCH macro's lambda argument.
@@ -91,7 +78,7 @@ void bwd_impl(const T* src, T* dst, const sr::Patch2ImgDims d) {
 at::Tensor patch2img_fwd_cpu(const at::Tensor& patches_in, int64_t H, int64_t W,
                              int64_t stride) {
   sr_cpu::check_cpu_float(patches_in, "patches");
-  const auto d = dims_from(patches_in, H, W, stride);
+  const auto d = sr_check::patch2img_dims(patches_in, H, W, stride);
   const at::Tensor patches = patches_in.contiguous();
   at::Tensor out = at::empty({d.B, d.C, H, W}, patches.options());
   SR_DISPATCH_FLOATS(patches.scalar_type(), "patch2img_fwd_cpu", [&] {
@@ -103,12 +90,8 @@ at::Tensor patch2img_fwd_cpu(const at::Tensor& patches_in, int64_t H, int64_t W,
 at::Tensor patch2img_bwd_cpu(const at::Tensor& grad_in, int64_t patch_size,
                              int64_t stride) {
   sr_cpu::check_cpu_float(grad_in, "grad_out");
-  TORCH_CHECK(grad_in.dim() == 4, "grad_out must be (B, C, H, W)");
-  TORCH_CHECK(stride > 0 && patch_size > 0, "patch_size and stride must be positive");
+  const auto d = sr_check::patch2img_backward_dims(grad_in, patch_size, stride);
   const at::Tensor grad = grad_in.contiguous();
-  const auto d = sr::patch2img_dims(grad.size(0), grad.size(1), grad.size(2),
-                                    grad.size(3), patch_size, stride);
-  TORCH_CHECK(d.L > 0, "patch_size ", patch_size, " larger than grad_out");
   at::Tensor out = at::empty({d.B, d.L, d.C, d.P, d.P}, grad.options());
   SR_DISPATCH_FLOATS(grad.scalar_type(), "patch2img_bwd_cpu", [&] {
     bwd_impl<scalar_t>(grad.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d);
@@ -117,6 +100,13 @@ at::Tensor patch2img_bwd_cpu(const at::Tensor& grad_in, int64_t patch_size,
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  m.def("_patch2img_fwd(Tensor patches, int H, int W, int stride) -> Tensor");
+  m.def("_patch2img_bwd(Tensor grad_out, int patch_size, int stride) -> Tensor");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_patch2img_fwd", &patch2img_fwd_cpu);

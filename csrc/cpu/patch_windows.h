@@ -45,27 +45,6 @@ inline at::Tensor empty_large(at::IntArrayRef sizes, const at::TensorOptions& op
   return t;
 }
 
-inline void check_index(const at::Tensor& t, const char* name, int64_t dim) {
-  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kLong && t.dim() == dim && t.is_contiguous(),
-              name, " must be a contiguous CPU int64 tensor with ", dim, " dims");
-}
-
-// Every window of (coords, order), scaled, lies inside a (B, H, W) image with Q x Q windows.
-inline void check_windows(const at::Tensor& coords, const at::Tensor& order, int64_t B, int64_t H,
-                          int64_t W, int64_t Q, int64_t scale) {
-  check_index(coords, "coords", 2);
-  check_index(order, "order", 1);
-  const int64_t N = coords.size(0);
-  TORCH_CHECK(coords.size(1) == 3 && order.size(0) == N, "coords must be (N, 3) and order (N,)");
-  const int64_t *c = coords.const_data_ptr<int64_t>(), *o = order.const_data_ptr<int64_t>();
-  for (int64_t i = 0; i < N; ++i) {
-    TORCH_CHECK(o[i] >= 0 && o[i] < N, "order[", i, "] = ", o[i], " is not in [0, ", N, ")");
-    const sr::Window w = sr::window_of(c, o, i, scale);
-    TORCH_CHECK(w.b >= 0 && w.b < B && w.y >= 0 && w.x >= 0 && w.y + Q <= H && w.x + Q <= W,
-                "window of coords[", o[i], "] does not fit the (", B, ", ", H, ", ", W, ") image");
-  }
-}
-
 // Sequence positions i grouped by batch, each batch's sorted by window row (then by i),
 // with those rows beside them: a band then finds the windows crossing it by binary search
 // instead of scanning them all.

@@ -3,6 +3,7 @@
 
 #include <tuple>
 
+#include "checks/patch_grids.h"
 #include "cpu/dispatch.h"
 #include "kernels/vertex_map.h"
 
@@ -24,21 +25,24 @@ int64_t map_impl(const int64_t* idx, int64_t* rows, int64_t* cols, int64_t n,
 std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cpu(const at::Tensor& idx_in, int64_t Hk,
                                                       int64_t Wk, int64_t scale,
                                                       int64_t patch_size, int64_t stride) {
-  TORCH_CHECK(idx_in.device().is_cpu(), "idx must be a CPU tensor, got ", idx_in.device());
-  TORCH_CHECK(idx_in.scalar_type() == at::kLong, "idx must be int64, got ", idx_in.scalar_type());
-  TORCH_CHECK(scale > 0 && patch_size > 0 && stride > 0,
-              "scale, patch_size and stride must be positive");
-  TORCH_CHECK(patch_size <= Hk && patch_size <= Wk, "patch_size ", patch_size,
-              " larger than key_hw (", Hk, ", ", Wk, ")");
+  TORCH_CHECK_VALUE(idx_in.device().is_cpu(), "idx must be a CPU tensor, got ", idx_in.device());
+  sr_check::vertex_map_args(idx_in, Hk, Wk, scale, patch_size, stride);
   const auto d = sr::vertex_map_dims(Hk, Wk, scale, patch_size, stride);
   const at::Tensor idx = idx_in.contiguous();
   at::Tensor rows = at::empty_like(idx), cols = at::empty_like(idx);
   const int64_t bad = map_impl(idx.const_data_ptr<int64_t>(), rows.mutable_data_ptr<int64_t>(),
                                cols.mutable_data_ptr<int64_t>(), idx.numel(), d);
-  TORCH_CHECK(bad == 0, bad, " idx values outside [0, ", d.n1 * d.n2, ") (the key patches)");
+  if (bad) sr_check::index_range(idx, d.n1 * d.n2, "idx", "the key patches");  // raises
   return {rows, cols};
 }
 
 }  // namespace
+
+// The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
+// the same names for CUDA tensors).
+TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
+  // idx int64 of any shape -> (rows, cols) like it; values must lie in the key grid.
+  m.def("_vertex_map_fwd(Tensor idx, int Hk, int Wk, int scale, int patch_size, int stride) -> (Tensor, Tensor)");
+}
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_vertex_map_fwd", &vertex_map_fwd_cpu); }

@@ -2,23 +2,18 @@
 // checked that integer ids lie in [0, num_classes).
 #include <torch/library.h>
 
+#include "checks/patch_grids.h"
 #include "cuda/glue.h"
 #include "cuda/class_dispatch.cuh"
 
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_in, int64_t K) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(x_in), "ids_or_logits must be a CUDA tensor");
-  TORCH_CHECK(K > 0, "num_classes must be positive");
+  sr_cuda::check_device(x_in, "ids_or_logits");
+  const bool logits = sr_check::class_dispatch_args(x_in, K);
+  if (!logits) sr_check::index_range(x_in, K, "ids", "num_classes");
   const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();
-  const bool logits = at::isFloatingType(x.scalar_type());
-  if (logits) {
-    TORCH_CHECK(x.dim() == 2 && x.size(1) == K, "logits must be (N, num_classes)");
-  } else {
-    TORCH_CHECK(x.dim() == 1 && x.scalar_type() == at::kLong, "ids must be (N,) int64");
-    sr_cuda::check_index_range(x, K, "ids");
-  }
   const int64_t N = x.size(0);
   const auto idx = x.options().dtype(at::kLong);
   at::Tensor ids = at::empty({N}, idx), next = at::empty({K}, idx);

@@ -3,6 +3,7 @@
 
 #include <tuple>
 
+#include "checks/cross_scale_knn.h"
 #include "cuda/cross_scale_knn.cuh"
 #include "cuda/glue.h"
 
@@ -15,17 +16,13 @@ at::ScalarType acc_type(const at::Tensor& t) {
 std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t k, int64_t patch_size, int64_t stride,
                                                 int64_t window, int64_t scale, int64_t window_offset) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(query_in) && sr_cuda::is_kernel_device(key_in), "query and key must be CUDA tensors");
-  sr_cuda::check_same_device(key_in, "key", query_in, "query");
-  TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4, "query and key must be (B, C, H, W)");
-  TORCH_CHECK(query_in.size(0) == key_in.size(0) && query_in.size(1) == key_in.size(1),
-              "query and key must agree on B and C, got ", query_in.sizes(), " and ", key_in.sizes());
-  TORCH_CHECK(query_in.scalar_type() == key_in.scalar_type(), "query and key dtypes differ");
-  TORCH_CHECK(k > 0 && k <= sr_cuda::kKnnMaxK, "the CUDA kernel takes 1 <= k <= ", sr_cuda::kKnnMaxK);
+  sr_cuda::check_device(query_in, "query");
+  const auto d = sr_check::knn_dims(query_in, key_in, k, patch_size, stride, window, scale, window_offset);
+  TORCH_CHECK_VALUE(k <= sr_cuda::kKnnMaxK, "k must be at most ", sr_cuda::kKnnMaxK,
+                    " on the CUDA kernel (each thread's top-k list), got k=", k);
   const sr_cuda::DeviceGuard guard(query_in.device());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
-  const int64_t B = query.size(0), C = query.size(1), H = query.size(2), W = query.size(3);
-  const int64_t m = ((H - patch_size) / stride + 1) * ((W - patch_size) / stride + 1);
+  const int64_t B = d.B, C = d.C, H = d.H, W = d.W, m = d.m1 * d.m2;
   at::Tensor dist = at::empty({B, m, k}, query.options().dtype(acc_type(query)));
   at::Tensor idx = at::empty({B, m, k}, query.options().dtype(at::kLong));
   sr_cuda::check_status(
@@ -40,23 +37,8 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, cons
 std::tuple<at::Tensor, at::Tensor> knn_bwd_cuda(const at::Tensor& grad_dist, const at::Tensor& idx_in,
                                                 const at::Tensor& query_in, const at::Tensor& key_in,
                                                 int64_t patch_size, int64_t stride) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(query_in), "query must be a CUDA tensor");
-  sr_cuda::check_same_device(key_in, "key", query_in, "query");
-  sr_cuda::check_same_device(idx_in, "idx", query_in, "query");
-  sr_cuda::check_same_device(grad_dist, "grad_dist", query_in, "query");
-  TORCH_CHECK(query_in.dim() == 4 && key_in.dim() == 4 && query_in.size(0) == key_in.size(0) &&
-                  query_in.size(1) == key_in.size(1) && query_in.scalar_type() == key_in.scalar_type(),
-              "query and key must be (B, C, H, W) of one dtype, got ", query_in.sizes(), " and ", key_in.sizes());
-  TORCH_CHECK(patch_size > 0 && stride > 0 && patch_size <= query_in.size(2) && patch_size <= query_in.size(3) &&
-                  patch_size <= key_in.size(2) && patch_size <= key_in.size(3),
-              "patch_size must be positive and fit both maps");
-  const int64_t m = ((query_in.size(2) - patch_size) / stride + 1) * ((query_in.size(3) - patch_size) / stride + 1);
-  const int64_t n = ((key_in.size(2) - patch_size) / stride + 1) * ((key_in.size(3) - patch_size) / stride + 1);
-  TORCH_CHECK(idx_in.scalar_type() == at::kLong && idx_in.dim() == 3 && idx_in.size(0) == query_in.size(0) &&
-                  idx_in.size(1) == m && grad_dist.sizes() == idx_in.sizes(),
-              "idx must be (B, m, k) int64 with m = ", m, " and grad_dist shaped like it, got ", idx_in.sizes(),
-              " and ", grad_dist.sizes());
-  sr_cuda::check_index_range(idx_in, n, "idx");
+  sr_cuda::check_device(query_in, "query");
+  sr_check::knn_backward_dims(grad_dist, idx_in, query_in, key_in, patch_size, stride);
   const sr_cuda::DeviceGuard guard(query_in.device());
   const at::Tensor query = query_in.contiguous(), key = key_in.contiguous();
   const at::Tensor idx = idx_in.contiguous();

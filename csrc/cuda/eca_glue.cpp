@@ -3,25 +3,19 @@
 
 #include <tuple>
 
+#include "checks/eca.h"
 #include "cuda/eca.cuh"
 #include "cuda/glue.h"
 
 namespace {
-
-void check_args(const at::Tensor& x, const at::Tensor& w) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(x) && w.device() == x.device(), "x and weight must be CUDA tensors on one device");
-  TORCH_CHECK(x.scalar_type() == w.scalar_type(), "x and weight dtypes differ");
-  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
-  TORCH_CHECK(w.dim() == 1 && w.size(0) % 2 == 1, "weight must be (k,) with k odd, got ", w.sizes());
-  TORCH_CHECK(x.size(2) * x.size(3) > 0, "x must have at least one pixel, got ", x.sizes());
-}
 
 at::ScalarType acc_type(const at::Tensor& x) {
   return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
 at::Tensor eca_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in) {
-  check_args(x_in, w_in);
+  sr_cuda::check_device(x_in, "x");
+  sr_check::eca_args(x_in, w_in);
   const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), k = w.size(0);
@@ -37,9 +31,8 @@ at::Tensor eca_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in) {
 
 std::tuple<at::Tensor, at::Tensor> eca_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& x_in,
                                                 const at::Tensor& w_in) {
-  check_args(x_in, w_in);
-  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
-              "grad_out must be shaped like x, on its device");
+  sr_cuda::check_device(x_in, "x");
+  sr_check::eca_backward_args(grad_in, x_in, w_in);
   const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();

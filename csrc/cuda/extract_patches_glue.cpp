@@ -1,6 +1,7 @@
 // Registers the extract_patches CUDA launcher for CUDA tensors.
 #include <torch/library.h>
 
+#include "checks/patch_grids.h"
 #include "cuda/glue.h"
 #include "cuda/extract_patches.cuh"
 #include "kernels/extract_patches.h"
@@ -9,9 +10,8 @@ namespace {
 
 std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cuda(const at::Tensor& img_in, int64_t patch_size,
                                                             int64_t stride) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(img_in) && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
-  TORCH_CHECK(patch_size > 0 && stride > 0, "patch_size and stride must be positive");
-  TORCH_CHECK(patch_size <= img_in.size(2) && patch_size <= img_in.size(3), "patch_size is larger than the image");
+  sr_cuda::check_device(img_in, "img");
+  sr_check::extract_patches_args(img_in, patch_size, stride);
   const sr_cuda::DeviceGuard guard(img_in.device());
   const at::Tensor img = img_in.contiguous();
   const int64_t B = img.size(0), C = img.size(1), H = img.size(2), W = img.size(3);

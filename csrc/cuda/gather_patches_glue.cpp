@@ -1,28 +1,17 @@
-// Registers the gather_patches CUDA launchers for CUDA tensors. The public op has
-// already checked that every window fits (values live on the device).
+// Registers the gather_patches CUDA launchers for CUDA tensors.
 #include <torch/library.h>
 
+#include "checks/class_windows.h"
 #include "cuda/glue.h"
 #include "cuda/gather_patches.cuh"
 
 namespace {
 
-void check_index_cuda(const at::Tensor& coords, const at::Tensor& order, const at::Tensor& like) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(coords) && sr_cuda::is_kernel_device(order) && coords.device() == like.device() &&
-                  order.device() == like.device(),
-              "coords and order must be on the same CUDA device as the data");
-  TORCH_CHECK(coords.scalar_type() == at::kLong && order.scalar_type() == at::kLong && coords.dim() == 2 &&
-                  coords.size(1) == 3 && order.dim() == 1 && order.size(0) == coords.size(0) &&
-                  coords.is_contiguous() && order.is_contiguous(),
-              "coords must be contiguous (N, 3) int64 and order contiguous (N,) int64");
-}
-
-at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& coords, const at::Tensor& order,
+at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& coords_in, const at::Tensor& order_in,
                                    int64_t patch_size) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(img_in) && img_in.dim() == 4, "img must be a CUDA (B, C, H, W) tensor");
-  check_index_cuda(coords, order, img_in);
-  TORCH_CHECK(patch_size > 0 && patch_size <= img_in.size(2) && patch_size <= img_in.size(3),
-              "patch_size must be in [1, min(H, W)]");
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
+  sr_cuda::check_device(img_in, "img");
+  sr_check::gather_args(img_in, coords, order, patch_size);
   const sr_cuda::DeviceGuard guard(img_in.device());
   const at::Tensor img = img_in.contiguous();
   const int64_t N = order.size(0), C = img.size(1);
@@ -35,11 +24,11 @@ at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& c
   return out;
 }
 
-at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords, const at::Tensor& order,
+at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords_in, const at::Tensor& order_in,
                                    int64_t B, int64_t H, int64_t W) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(grad_in) && grad_in.dim() == 4, "grad must be a CUDA (N, C, P, P) tensor");
-  check_index_cuda(coords, order, grad_in);
-  TORCH_CHECK(grad_in.size(0) == order.size(0), "grad and order disagree on N");
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
+  sr_cuda::check_device(grad_in, "grad");
+  sr_check::gather_backward_args(grad_in, coords, order, B, H, W);
   const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = grad.size(0), C = grad.size(1), P = grad.size(2);

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "check.h"
 #include "cuda/launch.h"
 
 #if defined(SR_CUDA_SIM)
@@ -24,11 +25,9 @@ namespace sr_cuda {
 struct DeviceGuard {
   explicit DeviceGuard(const c10::Device&) {}
 };
-inline bool is_kernel_device(const at::Tensor& t) { return t.is_cpu(); }
 inline cudaStream_t stream_of(const at::Tensor&) { return nullptr; }
 #else
 using DeviceGuard = c10::cuda::CUDAGuard;
-inline bool is_kernel_device(const at::Tensor& t) { return t.is_cuda(); }
 inline cudaStream_t stream_of(const at::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
@@ -40,25 +39,26 @@ inline DType dtype_of(const at::Tensor& t) {
     case at::kDouble: return DType::kFloat64;
     case at::kHalf: return DType::kFloat16;
     case at::kBFloat16: return DType::kBFloat16;
-    default: TORCH_CHECK(false, "unsupported dtype ", t.scalar_type());
+    default:
+      TORCH_CHECK_TYPE(false, "the CUDA kernels take float32, float64, float16 or bfloat16, got ",
+                       sr_check::dtype_name(t.scalar_type()));
   }
 }
 
-// Every tensor of a call on its first input's device: one on another GPU (another device
-// index) would be read through the wrong context.
-inline void check_same_device(const at::Tensor& t, const char* name, const at::Tensor& like,
-                              const char* like_name) {
-  TORCH_CHECK(t.device() == like.device(), name, " is on ", t.device(), " but ", like_name,
-              " is on ", like.device());
+// The device the glue's kernels run on: CUDA (CPU under the simulator).
+inline void check_device(const at::Tensor& t, const char* name) {
+#if defined(SR_CUDA_SIM)
+  TORCH_CHECK_VALUE(t.is_cpu(), name, " must be a CPU tensor (the CUDA simulator), got ", t.device());
+#else
+  TORCH_CHECK_VALUE(t.is_cuda(), name, " must be a CUDA tensor, got ", t.device());
+#endif
 }
 
-// Index values the kernels use as offsets (gathers, atomics): one outside [0, n) would read
-// or write out of bounds, so it is an error, as on the CPU. Costs one small reduction.
-inline void check_index_range(const at::Tensor& idx, int64_t n, const char* name) {
-  if (idx.numel() == 0) return;
-  const auto [lo, hi] = at::aminmax(idx);
-  const int64_t l = lo.item<int64_t>(), h = hi.item<int64_t>();
-  TORCH_CHECK(l >= 0 && h < n, name, " values must lie in [0, ", n, "), got [", l, ", ", h, "]");
+// check_device on `like`, and every other tensor of one call on its device with its dtype.
+inline void check_inputs(const at::Tensor& like, const char* like_name,
+                         std::initializer_list<std::pair<const at::Tensor*, const char*>> others = {}) {
+  check_device(like, like_name);
+  sr_check::same_dtype_device(like, like_name, others);
 }
 
 inline void check_status(Status s, const char* what) {

@@ -3,6 +3,7 @@
 
 #include <tuple>
 
+#include "checks/graph_aggregate.h"
 #include "cuda/glue.h"
 #include "cuda/graph_aggregate.cuh"
 
@@ -14,22 +15,7 @@ at::ScalarType acc_type(const at::Tensor& t) {
 
 sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, int64_t Hk, int64_t Wk,
                                 int64_t scale, int64_t p, int64_t t) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(feat) && feat.dim() == 4, "feat must be a CUDA (B, C, H, W) tensor");
-  TORCH_CHECK(idx.dim() == 3 && idx.scalar_type() == at::kLong, "idx must be (B, m, k) int64");
-  sr_cuda::check_same_device(idx, "idx", feat, "feat");
-  TORCH_CHECK(p > 0 && t > 0 && p <= Hk && p <= Wk, "patch_size must be positive and fit key_hw");
-  sr_cuda::check_index_range(idx, ((Hk - p) / t + 1) * ((Wk - p) / t + 1), "idx");
-  // Regions may overhang feat (that part reads 0) but must start inside it.
-  const int64_t last_y = scale * t * ((Hk - p) / t), last_x = scale * t * ((Wk - p) / t);
-  TORCH_CHECK(scale > 0 && last_y < feat.size(2) && last_x < feat.size(3), "key_hw (", Hk, ", ", Wk,
-              ") at scale=", scale, ": the last neighbour region starts at (", last_y, ", ", last_x,
-              "), outside feat (", feat.size(2), ", ", feat.size(3), ")");
   return {feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(2), Hk, Wk, scale, p, t};
-}
-
-void check_devices(const at::Tensor& feat, const at::Tensor& qf, const c10::optional<at::Tensor>& w) {
-  sr_cuda::check_same_device(qf, "query_feat", feat, "feat");
-  if (w.has_value()) sr_cuda::check_same_device(*w, "weights", feat, "feat");
 }
 
 c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& w) {
@@ -40,7 +26,8 @@ at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor&
                                     const at::Tensor& qf_in, const c10::optional<at::Tensor>& weights_in,
                                     int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
                                     int64_t stride, bool adapn, double eps) {
-  check_devices(feat_in, qf_in, weights_in);
+  sr_cuda::check_device(feat_in, "feat");
+  sr_check::graph_aggregate_args(feat_in, idx_in, qf_in, weights_in, Hk, Wk, scale, patch_size, stride);
   const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const auto weights = contiguous(weights_in);
@@ -62,8 +49,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
     const at::Tensor& grad_in, const at::Tensor& feat_in, const at::Tensor& idx_in, const at::Tensor& qf_in,
     const c10::optional<at::Tensor>& weights_in, int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
     int64_t stride, bool adapn, double eps) {
-  sr_cuda::check_same_device(grad_in, "grad_out", feat_in, "feat");
-  check_devices(feat_in, qf_in, weights_in);
+  sr_cuda::check_device(feat_in, "feat");
+  sr_check::graph_aggregate_args(feat_in, idx_in, qf_in, weights_in, Hk, Wk, scale, patch_size, stride);
+  sr_check::graph_aggregate_grad(grad_in, feat_in, idx_in, weights_in, scale);
   const sr_cuda::DeviceGuard guard(feat_in.device());
   const at::Tensor feat = feat_in.contiguous(), idx = idx_in.contiguous(), qf = qf_in.contiguous();
   const at::Tensor grad = grad_in.to(feat.scalar_type()).contiguous();

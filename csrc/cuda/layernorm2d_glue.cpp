@@ -3,20 +3,15 @@
 
 #include <tuple>
 
+#include "checks/layernorm2d.h"
 #include "cuda/glue.h"
 #include "cuda/layernorm2d.cuh"
 
 namespace {
 
 void check_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(x) && w.device() == x.device() && b.device() == x.device(),
-              "x, weight and bias must be CUDA tensors on one device");
-  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.scalar_type() == b.scalar_type(),
-              "x, weight and bias dtypes differ");
-  TORCH_CHECK(x.dim() == 4, "x must be (B, C, H, W), got ", x.sizes());
-  TORCH_CHECK(w.dim() == 1 && w.size(0) == x.size(1) && b.dim() == 1 && b.size(0) == x.size(1),
-              "weight and bias must be (C,) with C = ", x.size(1));
-  TORCH_CHECK(eps >= 0, "eps must be non-negative");
+  sr_cuda::check_device(x, "x");
+  sr_check::layernorm2d_args(x, w, b, eps);
 }
 
 at::Tensor layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in,
@@ -37,8 +32,7 @@ at::Tensor gelu_layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w
                                      const at::Tensor& b_in, double eps,
                                      c10::string_view approximate) {
   check_args(x_in, w_in, b_in, eps);
-  TORCH_CHECK(approximate == "none" || approximate == "tanh",
-              "approximate must be 'none' or 'tanh', got '", approximate, "'");
+  sr_check::gelu_approximate(approximate);
   const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
   at::Tensor y = at::empty_like(x);
@@ -54,9 +48,8 @@ at::Tensor gelu_layernorm2d_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w
 std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(
     const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
     const at::Tensor& b_in, double eps) {
-  check_args(x_in, w_in, b_in, eps);
-  TORCH_CHECK(grad_in.sizes() == x_in.sizes() && grad_in.device() == x_in.device(),
-              "grad_out must be shaped like x, on its device");
+  sr_cuda::check_device(x_in, "x");
+  sr_check::layernorm2d_backward_args(grad_in, x_in, w_in, b_in, eps);
   const sr_cuda::DeviceGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();

@@ -1,30 +1,22 @@
 // Registers the merge_patches CUDA launchers for CUDA tensors (scratch buffers come from
-// torch's caching allocator). The public op has already checked every window fits.
+// torch's caching allocator).
 #include <torch/library.h>
 
+#include "checks/class_windows.h"
 #include "cuda/glue.h"
 #include "cuda/merge_patches.cuh"
 
 namespace {
 
-void check_index_cuda(const at::Tensor& coords, const at::Tensor& order, const at::Tensor& like) {
-  TORCH_CHECK(coords.device() == like.device() && order.device() == like.device() &&
-                  coords.scalar_type() == at::kLong && order.scalar_type() == at::kLong && coords.dim() == 2 &&
-                  coords.size(1) == 3 && order.dim() == 1 && order.size(0) == coords.size(0) &&
-                  coords.is_contiguous() && order.is_contiguous(),
-              "coords (N, 3) and order (N,) must be contiguous int64 on the data's CUDA device");
-}
-
 at::Tensor zeros_int(const at::Tensor& like, int64_t B, int64_t H, int64_t W) {
   return at::zeros({B, H, W}, like.options().dtype(at::kInt));
 }
 
-at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor& coords, const at::Tensor& order,
+at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor& coords_in, const at::Tensor& order_in,
                                   int64_t B, int64_t H, int64_t W, int64_t scale) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(outputs_in) && outputs_in.dim() == 4, "outputs must be a CUDA (N, C, s*P, s*P) tensor");
-  TORCH_CHECK(scale > 0 && outputs_in.size(2) % scale == 0, "outputs must be (N, C, s*P, s*P)");
-  check_index_cuda(coords, order, outputs_in);
-  TORCH_CHECK(outputs_in.size(0) == order.size(0), "outputs and order disagree on N");
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
+  sr_cuda::check_device(outputs_in, "outputs");
+  sr_check::merge_args(outputs_in, coords, order, B, H, W, scale);
   const sr_cuda::DeviceGuard guard(outputs_in.device());
   const at::Tensor outputs = outputs_in.contiguous();
   const int64_t N = outputs.size(0), C = outputs.size(1), Q = outputs.size(2), HH = scale * H, WW = scale * W;
@@ -41,11 +33,11 @@ at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor
   return out;
 }
 
-at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords, const at::Tensor& order,
+at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& coords_in, const at::Tensor& order_in,
                                   int64_t patch_size, int64_t scale) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(grad_in) && grad_in.dim() == 4, "grad must be a CUDA (B, C, s*H, s*W) tensor");
-  TORCH_CHECK(scale > 0 && patch_size > 0, "patch_size and scale must be positive");
-  check_index_cuda(coords, order, grad_in);
+  const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
+  sr_cuda::check_device(grad_in, "grad");
+  sr_check::merge_backward_args(grad_in, coords, order, patch_size, scale);
   const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = order.size(0), B = grad.size(0), C = grad.size(1), HH = grad.size(2), WW = grad.size(3);

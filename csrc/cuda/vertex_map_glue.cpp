@@ -3,6 +3,7 @@
 
 #include <tuple>
 
+#include "checks/patch_grids.h"
 #include "cuda/glue.h"
 #include "cuda/vertex_map.cuh"
 
@@ -11,13 +12,9 @@ namespace {
 std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in, int64_t Hk,
                                                        int64_t Wk, int64_t scale,
                                                        int64_t patch_size, int64_t stride) {
-  TORCH_CHECK(sr_cuda::is_kernel_device(idx_in) && idx_in.scalar_type() == at::kLong,
-              "idx must be a CUDA int64 tensor");
-  TORCH_CHECK(scale > 0 && patch_size > 0 && stride > 0,
-              "scale, patch_size and stride must be positive");
-  TORCH_CHECK(patch_size <= Hk && patch_size <= Wk, "patch_size larger than key_hw");
-  sr_cuda::check_index_range(idx_in, ((Hk - patch_size) / stride + 1) * ((Wk - patch_size) / stride + 1),
-                             "idx (key patch numbers)");
+  sr_cuda::check_device(idx_in, "idx");
+  const int64_t n = sr_check::vertex_map_args(idx_in, Hk, Wk, scale, patch_size, stride);
+  sr_check::index_range(idx_in, n, "idx", "the key patches");
   const sr_cuda::DeviceGuard guard(idx_in.device());
   const at::Tensor idx = idx_in.contiguous();
   at::Tensor rows = at::empty_like(idx), cols = at::empty_like(idx);

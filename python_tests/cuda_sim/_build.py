@@ -2,8 +2,9 @@
 
 Every csrc/cuda/*.cu file is compiled as host C++ with -DSR_CUDA_SIM against the
 stand-in CUDA headers, together with the unchanged *_glue.cpp files; the result is a
-torch library `sr_ops_cudasim` holding the same schemas as `sr_ops`, whose CPU kernels are
-the CUDA glue and kernels. Built once into build/cuda_sim[-tsan] with ninja (incremental).
+torch library `sr_ops_cudasim` holding the same kernel schemas as `sr_ops` (copied from the
+extension's, each defined by its csrc/cpu/<op>.cpp), whose CPU kernels are the CUDA glue and
+kernels. Built once into build/cuda_sim[-tsan] with ninja (incremental).
 """
 from __future__ import annotations
 
@@ -77,7 +78,29 @@ def build(tsan: bool = False) -> str:
     return name
 
 
+_SCHEMAS: dict[str, torch.library.Library] = {}  # kept alive: a Library's definitions die with it
+
+
+def define_kernel_schemas(name: str) -> int:
+    """Defines in library `name` every kernel schema (`sr_ops::_*`) of the extension, so the
+    glue registered there is called exactly as sr_ops's kernels are. Returns their count."""
+    import sr_ops  # noqa: F401  (loads sr_ops._C, whose CPU files define the schemas)
+
+    if name in _SCHEMAS:
+        return -1
+    lib = _SCHEMAS[name] = torch.library.Library(name, "FRAGMENT")
+    count = 0
+    for op in sorted(torch._C._dispatch_get_all_op_names()):
+        ns, _, short = op.partition("::")
+        if ns == "sr_ops" and short.startswith("_"):
+            schema = str(getattr(torch.ops.sr_ops, short).default._schema)
+            lib.define(schema.split("::", 1)[1])
+            count += 1
+    return count
+
+
 def ops():
     """torch.ops.sr_ops_cudasim, after building."""
     build(tsan=os.environ.get("SR_SIM_TSAN") == "1")
+    define_kernel_schemas("sr_ops_cudasim")  # the library's name in both builds
     return torch.ops.sr_ops_cudasim

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import sr_ops  # noqa: F401  (loads sr_ops._C, the CPU kernels compared against)
+
 from _build import ops as sim_ops
 from _cases import CASES, cpu_ops
 

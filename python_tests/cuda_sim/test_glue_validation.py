@@ -1,6 +1,6 @@
 """The CUDA entry points (glue + kernels, run by the simulator) reject what the CPU kernels
-reject — above all index values that would become out-of-bounds offsets in a kernel — and
-take non-contiguous inputs."""
+reject, with the same error (both call csrc/checks/) — above all index values that would
+become out-of-bounds offsets in a kernel — and take non-contiguous inputs."""
 from __future__ import annotations
 
 import pytest
@@ -59,18 +59,38 @@ BAD = {
     "graph-aggregate-idx-too-large": _graph_agg_bad_idx,
     "graph-aggregate-region-outside": _graph_agg_region_outside,
     "eca-even-kernel": lambda: ("_eca_fwd", (torch.randn(1, 4, 3, 3), torch.randn(2))),
+    "layernorm2d-weight-shape": lambda: ("_layernorm2d_fwd", (torch.randn(1, 4, 3, 3), torch.randn(3),
+                                                              torch.randn(4), 1e-6)),
+    "dwconv-even-kernel": lambda: ("_dwconv_gate_ca_fwd", (torch.randn(1, 4, 5, 5), torch.randn(4, 1, 2, 2),
+                                                           torch.randn(4), torch.randn(2, 2, 1, 1), torch.randn(2),
+                                                           True)),
+    "adapn-one-value-patches": lambda: ("_adapn_fwd", (torch.randn(1, 2, 3, 1, 1), torch.randn(1, 3, 2, 2), 1e-5)),
+    "patch2img-patch-count": lambda: ("_patch2img_fwd", (torch.randn(1, 15, 2, 3, 3), 9, 9, 2)),
+    "extract-patch-too-large": lambda: ("_extract_patches_fwd", (torch.randn(1, 2, 4, 6), 5, 1)),
+    # Windows outside the image: the GPU kernels would read them, or paste into them with atomics.
+    "gather-window-outside": lambda: ("_gather_patches_fwd", (torch.randn(1, 2, 6, 6), torch.tensor([[0, 4, 0]]),
+                                                              torch.tensor([0]), 3)),
+    "gather-bwd-order-too-large": lambda: ("_gather_patches_bwd", (torch.randn(1, 2, 3, 3), torch.tensor([[0, 0, 0]]),
+                                                                   torch.tensor([1]), 1, 6, 6)),
+    "gather-bwd-batch-too-large": lambda: ("_gather_patches_bwd", (torch.randn(1, 2, 3, 3), torch.tensor([[1, 0, 0]]),
+                                                                   torch.tensor([0]), 1, 6, 6)),
+    "merge-window-outside": lambda: ("_merge_patches_fwd", (torch.randn(1, 2, 6, 6), torch.tensor([[0, 0, 2]]),
+                                                            torch.tensor([0]), 1, 4, 4, 2)),
+    "merge-bwd-order-negative": lambda: ("_merge_patches_bwd", (torch.randn(1, 2, 8, 8), torch.tensor([[0, 0, 0]]),
+                                                                torch.tensor([-1]), 3, 2)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_rejected_like_the_cpu_kernel(sim, name):
     op, args = BAD[name]()
-    with pytest.raises(RuntimeError):
+    with pytest.raises((TypeError, ValueError)) as cpu_error:
         getattr(cpu_ops, op)(*args)
     launches = sim._sim_launch_count()
-    with pytest.raises(RuntimeError):
+    with pytest.raises((TypeError, ValueError)) as sim_error:
         getattr(sim, op)(*args)
     assert sim._sim_launch_count() == launches, "a kernel ran on rejected input"
+    assert (type(sim_error.value), str(sim_error.value)) == (type(cpu_error.value), str(cpu_error.value))
 
 
 def _noncontig(t):

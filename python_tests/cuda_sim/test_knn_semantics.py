@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import sr_ops  # noqa: F401  (the CPU kernels, for _cross_scale_knn_fwd's schema)
+
 from _build import ops as sim_ops
 
 sys.path.insert(0, str(Path(__file__).parents[1]))

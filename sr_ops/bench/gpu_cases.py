@@ -82,8 +82,12 @@ def _vertex_run(fn, d):
 
 
 def op_items(dry: bool) -> list[Item]:
-    from sr_ops.bench.cases import adapn, cross_scale_knn as knn, eca, graph_aggregate as ga, layernorm2d as ln
-    from sr_ops.bench.cases import nafblock, patch2img as p2i, patch_dispatch as pd
+    from sr_ops.bench.cases import adapn, eca, nafblock
+    from sr_ops.bench.cases import cross_scale_knn as knn
+    from sr_ops.bench.cases import graph_aggregate as ga
+    from sr_ops.bench.cases import layernorm2d as ln
+    from sr_ops.bench.cases import patch2img as p2i
+    from sr_ops.bench.cases import patch_dispatch as pd
 
     hr = (1, 4, 22, 22, 6, 4) if dry else (5, 64, 254, 254, 6, 4)
     knn_c, knn_h = (4, 16) if dry else (64, 384)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from pathlib import Path
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 

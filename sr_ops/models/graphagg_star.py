@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sr_ops
+from sr_ops._validate import grid
 from sr_ops.imresize import imresize
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb
@@ -62,7 +63,7 @@ class GraphAggStar(nn.Module):
         ph, pw = grid_pad(H, p, t), grid_pad(W, p, t)
         xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
         query, key = (self.embed(xp), self.embed(son)) if self.embed is not None else (xp, son)
-        n1, n2 = (hk - p) // t + 1, (wk - p) // t + 1
+        n1, n2 = grid(hk, p, t), grid(wk, p, t)
         if n1 * n2 < self.k:
             raise ValueError(f"x ({H}x{W}) is too small: {n1 * n2} key patches, fewer than k={self.k}")
         _, idx = sr_ops.cross_scale_knn(query, key, self.k, p, t, knn_window(self.window, n1, n2), s)

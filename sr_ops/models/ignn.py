@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 from sr_ops.imresize import imresize
-from sr_ops.tiled import tiled
 from sr_ops.models import register
 from sr_ops.models._checkpoints import check_rgb, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
-from sr_ops.models.ignn_graph import GCNBlock, conv, construct_graph, knn_window_start
+from sr_ops.models.ignn_graph import GCNBlock, construct_graph, conv, knn_window_start
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
+from sr_ops.tiled import tiled
 
 __all__ = ["IGNN", "build_ignn", "load_official"]
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import sr_ops
+from sr_ops._validate import grid
 from sr_ops.models.edsr_blocks import ResBlock
 
 __all__ = ["GCNBlock", "WINDOW_RULES", "construct_graph", "grid_pad", "knn_window", "knn_window_start",
@@ -35,10 +36,6 @@ __all__ = ["GCNBlock", "WINDOW_RULES", "construct_graph", "grid_pad", "knn_windo
 def grid_pad(n: int, patch_size: int, stride: int) -> int:
     """Rows (or columns) to add at the end so that (n + pad - p) % t == 0."""
     return (-(n - patch_size)) % stride
-
-
-def _grid(n: int, patch_size: int, stride: int) -> int:
-    return (n - patch_size) // stride + 1
 
 
 def _pad_to_grid(x: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
@@ -122,7 +119,7 @@ def construct_graph(query_emb: torch.Tensor, key_emb: torch.Tensor, scale: int, 
     if min(Hk, Wk) < patch_size:
         raise ValueError(f"the ×1/{scale} key map ({Hk}x{Wk}) is smaller than a {patch_size}x{patch_size} "
                          f"patch: the LR image is too small for the graph")
-    n1, n2 = _grid(Hk, patch_size, stride), _grid(Wk, patch_size, stride)
+    n1, n2 = grid(Hk, patch_size, stride), grid(Wk, patch_size, stride)
     if n1 * n2 < k:
         raise ValueError(f"the key grid has {n1}x{n2} patches, fewer than k={k}: the LR image "
                          f"({H}x{W}) is too small for the graph")

@@ -1,18 +1,18 @@
 """Public ops: each a torch.library custom op with validation, a fake kernel and autograd."""
 from sr_ops.ops.adapn import adapn
+from sr_ops.ops.class_dispatch import class_dispatch
 from sr_ops.ops.cross_scale_knn import cross_scale_knn
-from sr_ops.ops.eca import eca
 from sr_ops.ops.dwconv_gate_ca import dwconv_gate_ca
+from sr_ops.ops.eca import eca
+from sr_ops.ops.extract_patches import extract_patches
+from sr_ops.ops.gather_patches import gather_patches
+from sr_ops.ops.gelu_layernorm2d import gelu_layernorm2d
 from sr_ops.ops.graph_aggregate import graph_aggregate
 from sr_ops.ops.layernorm2d import layernorm2d
-from sr_ops.ops.gelu_layernorm2d import gelu_layernorm2d
+from sr_ops.ops.merge_patches import merge_patches
 from sr_ops.ops.naf_ffn import naf_ffn
 from sr_ops.ops.patch2img import patch2img
 from sr_ops.ops.vertex_map import vertex_map
-from sr_ops.ops.extract_patches import extract_patches
-from sr_ops.ops.class_dispatch import class_dispatch
-from sr_ops.ops.gather_patches import gather_patches
-from sr_ops.ops.merge_patches import merge_patches
 
 __all__ = [
     "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d",

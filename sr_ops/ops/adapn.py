@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops._autograd import register_closed_form_autograd
@@ -52,8 +53,7 @@ _backward = BackendTable(
 def _check(neighbors, query, eps):
     """The reference's checks, plus one dtype: the public function promotes before the op."""
     _check_reference(neighbors, query, eps)
-    if neighbors.dtype != query.dtype:
-        raise TypeError(f"neighbors and query must share a dtype, got {neighbors.dtype} and {query.dtype}")
+    v.same_dtype(neighbors=neighbors, query=query)
 
 
 @torch.library.custom_op("sr_ops::adapn", mutates_args=())
@@ -72,8 +72,7 @@ def _(neighbors, query, eps):
 def _adapn_backward_op(grad_out: torch.Tensor, neighbors: torch.Tensor, query: torch.Tensor,
                        eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     _check(neighbors, query, eps)
-    if grad_out.shape != neighbors.shape:
-        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have neighbors' shape {tuple(neighbors.shape)}")
+    v.shape_like(grad_out, "grad_out", neighbors.shape, "neighbors")
     return _backward(neighbors.device, grad_out, neighbors, query, eps)
 
 

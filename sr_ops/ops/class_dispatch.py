@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
-from sr_ops.ops import _validate as v
-
-
 
 _forward = BackendTable("class_dispatch", reference=reference.class_dispatch, native="_class_dispatch_fwd",
                         triton=lazy("sr_ops.triton.class_dispatch", "class_dispatch_fwd"))
@@ -27,9 +25,7 @@ def _check(x, num_classes) -> None:
 
 
 def _check_ids(ids, num_classes) -> None:
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= num_classes):
-        raise ValueError(f"ids must lie in [0, num_classes={num_classes}), got range "
-                         f"[{int(ids.min())}, {int(ids.max())}]")
+    v.index_range(ids, num_classes, "ids", "num_classes")
 
 
 @torch.library.custom_op("sr_ops::class_dispatch", mutates_args=())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops.backends import BackendTable, Kernel, lazy, native
-from sr_ops.ops import _validate as v
+from sr_ops.reference.cross_scale_knn import _window_rule, check, check_backward
 
 
 # Below the public function, `scale` is the window rule's divisor (the only use of the
@@ -51,45 +51,17 @@ _backward = BackendTable(
 )
 
 
-def _grids(query, key, k, patch_size, stride, window, scale):
-    """Validates the arguments; returns (m, n) = numbers of query and key patches."""
-    v.tensor(query, "query", dim=4, shape_doc="(B, C, H, W)")
-    v.tensor(key, "key", dim=4, shape_doc="(B, C, Hk, Wk)")
-    for name, val in (("k", k), ("patch_size", patch_size), ("stride", stride), ("scale", scale)):
-        v.positive_int(val, name)
-    if window is not None:
-        v.positive_int(window, "window")
-    if query.shape[1] == 0:
-        raise ValueError(f"query has no channels (shape {tuple(query.shape)}); cross_scale_knn needs C >= 1")
-    if query.shape[:2] != key.shape[:2]:
-        raise ValueError(f"query and key must agree in batch and channels, got {tuple(query.shape)} "
-                         f"and {tuple(key.shape)}")
-    if query.dtype != key.dtype or query.device != key.device:
-        raise TypeError(f"query and key must share dtype and device, got {query.dtype}/{query.device} "
-                        f"and {key.dtype}/{key.device}")
-    for name, t in (("query", query), ("key", key)):
-        if patch_size > min(t.shape[-2:]):
-            raise ValueError(f"patch_size {patch_size} is larger than {name}'s map {tuple(t.shape[-2:])}")
-    m1, m2 = v.grid(query.shape[2], patch_size, stride), v.grid(query.shape[3], patch_size, stride)
-    n1, n2 = v.grid(key.shape[2], patch_size, stride), v.grid(key.shape[3], patch_size, stride)
-    cand = (n1 * n2) if window is None else min(window, n1) * min(window, n2)
-    if k > cand:
-        raise ValueError(f"k={k} is more than the {cand} candidate key patches in a window "
-                         f"(key grid {n1}x{n2}, window={window})")
-    return m1 * m2, n1 * n2
-
-
 @torch.library.custom_op("sr_ops::cross_scale_knn", mutates_args=())
 def _knn_op(query: torch.Tensor, key: torch.Tensor, k: int, patch_size: int, stride: int,
             window: int, scale: int, window_offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+    check(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
     return _forward(query.device, query.contiguous(), key.contiguous(), k, patch_size, stride, window, scale,
                     window_offset)
 
 
 @_knn_op.register_fake
 def _(query, key, k, patch_size, stride, window, scale, window_offset):
-    m, _ = _grids(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
+    m, _ = check(query, key, k, patch_size, stride, None if window <= 0 else window, scale)
     B = query.shape[0]
     return query.new_empty(B, m, k), query.new_empty(B, m, k, dtype=torch.int64)
 
@@ -97,12 +69,14 @@ def _(query, key, k, patch_size, stride, window, scale, window_offset):
 @torch.library.custom_op("sr_ops::cross_scale_knn_backward", mutates_args=())
 def _knn_backward_op(grad_dist: torch.Tensor, idx: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
                      patch_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    check_backward(grad_dist, idx, query, key, patch_size, stride)  # the kernels write at idx
     return _backward(query.device, grad_dist.contiguous(), idx.contiguous(), query.contiguous(),
                      key.contiguous(), patch_size, stride)
 
 
 @_knn_backward_op.register_fake
 def _(grad_dist, idx, query, key, patch_size, stride):
+    check_backward(grad_dist, idx, query, key, patch_size, stride, values=False)
     return torch.empty_like(query), torch.empty_like(key)
 
 
@@ -145,11 +119,9 @@ def cross_scale_knn(query: torch.Tensor, key: torch.Tensor, k: int = 5, patch_si
     The fused backends tile the queries and never build the m×n distance matrix or the
     unfolded patches.
     """
-    _grids(query, key, k, patch_size, stride, window, scale)
+    check(query, key, k, patch_size, stride, window, scale)
     divisor, offset = scale, -1
     if window_start is not None:
-        from sr_ops.reference.cross_scale_knn import _window_rule
-
         divisor, offset = _window_rule(window_start)
     if query.dtype in (torch.float16, torch.bfloat16) and query.device.type == "cpu":
         query, key = query.float(), key.float()

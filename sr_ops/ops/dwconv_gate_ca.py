@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.dwconv_gate_ca import check as _check_reference
@@ -55,9 +56,7 @@ _backward = BackendTable(
 def _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     """The reference's checks, plus one dtype: the public function promotes before the op."""
     _check_reference(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    for t, name in [(dw_weight, "dw_weight"), (dw_bias, "dw_bias"), (ca_weight, "ca_weight"), (ca_bias, "ca_bias")]:
-        if t.dtype != x.dtype:
-            raise TypeError(f"{name} must have x's dtype {x.dtype}, got {t.dtype}")
+    v.same_dtype(x=x, dw_weight=dw_weight, dw_bias=dw_bias, ca_weight=ca_weight, ca_bias=ca_bias)
 
 
 def _out_shape(x, gate):
@@ -83,8 +82,7 @@ def _backward_op(grad_out: torch.Tensor, x: torch.Tensor, dw_weight: torch.Tenso
                  ca_weight: torch.Tensor, ca_bias: torch.Tensor,
                  gate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    if tuple(grad_out.shape) != _out_shape(x, gate):
-        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have the output's shape {_out_shape(x, gate)}")
+    v.shape_like(grad_out, "grad_out", _out_shape(x, gate), "the output")
     return _backward(x.device, grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
 
 

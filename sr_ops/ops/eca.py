@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops._autograd import register_closed_form_autograd
@@ -53,8 +54,7 @@ def _check(x, weight):
     _check_reference(x, weight)
     if weight.dim() != 1:
         raise ValueError(f"the op takes conv1d_weight flattened to (k,), got {tuple(weight.shape)}")
-    if x.dtype != weight.dtype:
-        raise TypeError(f"x and conv1d_weight must share a dtype, got {x.dtype} and {weight.dtype}")
+    v.same_dtype(x=x, conv1d_weight=weight)
 
 
 @torch.library.custom_op("sr_ops::eca", mutates_args=())
@@ -73,8 +73,7 @@ def _(x, weight):
 def _eca_backward_op(grad_out: torch.Tensor, x: torch.Tensor,
                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     _check(x, weight)
-    if grad_out.shape != x.shape:
-        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have x's shape {tuple(x.shape)}")
+    v.shape_like(grad_out, "grad_out", x.shape, "x")
     return _backward(x.device, grad_out, x, weight)
 
 

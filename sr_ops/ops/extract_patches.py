@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
-from sr_ops.ops import _validate as v
 from sr_ops.ops.gather_patches import gather_backward
 from sr_ops.reference.extract_patches import grid_count
-
-
 
 _forward = BackendTable("extract_patches", reference=reference.extract_patches, native="_extract_patches_fwd",
                         triton=lazy("sr_ops.triton.extract_patches", "extract_patches_fwd"))
@@ -17,12 +15,11 @@ _forward = BackendTable("extract_patches", reference=reference.extract_patches, 
 
 def _check(img, patch_size, stride) -> int:
     """Returns N, the number of patches."""
-    v.tensor(img, "img", dim=4, shape_doc="(B, C, H, W)")
+    v.tensor(img, "img", dims=4, doc="(B, C, H, W)")
     v.positive_int(patch_size, "patch_size")
     v.positive_int(stride, "stride")
     B, _, H, W = img.shape
-    if patch_size > H or patch_size > W:
-        raise ValueError(f"patch_size {patch_size} is larger than the image ({H}, {W})")
+    v.patch_fits(patch_size, (H, W), "img")
     return B * grid_count(H, patch_size, stride) * grid_count(W, patch_size, stride)
 
 

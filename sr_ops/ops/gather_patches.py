@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel, lazy
-from sr_ops.ops import _validate as v
 
 
 def _cpp_fwd(img, coords, order, patch_size):
@@ -24,29 +24,18 @@ _backward = BackendTable("gather_patches", reference=reference.gather_patches_ba
                          triton=Kernel(lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), deterministic=False))
 
 
-def index_tensor(x, name: str, dim: int, shape_doc: str):
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got {x.dtype}")
-    if x.dim() != dim:
-        raise ValueError(f"{name} must have {dim} dims {shape_doc}, got shape {tuple(x.shape)}")
-    return x
-
-
 def check_coords_order(coords, order, n_name: str | None = None, n: int | None = None) -> int:
     """Shapes and dtypes of coords (N, 3) and order (N,); also N == n when given. Returns N."""
-    index_tensor(coords, "coords", 2, "(N, 3)")
-    index_tensor(order, "order", 1, "(N,)")
+    v.tensor(coords, "coords", kind="int", dims=2, doc="(N, 3)")
+    v.tensor(order, "order", kind="int", dims=1, doc="(N,)")
     if coords.shape[1] != 3:
         raise ValueError(f"coords must be (N, 3) (batch, row, col), got shape {tuple(coords.shape)}")
     N = coords.shape[0]
     if order.shape[0] != N:
-        raise ValueError(f"order has {order.shape[0]} entries but coords has N={N} patches")
+        raise ValueError(f"order must have coords' N={N} entries, got shape {tuple(order.shape)}")
     if n is not None and n != N:
-        raise ValueError(f"{n_name} has {n} patches but coords and order have N={N}")
-    if coords.device != order.device:
-        raise ValueError(f"coords ({coords.device}) and order ({order.device}) must be on the same device")
+        raise ValueError(f"{n_name} must have the N={N} patches of coords and order, got {n}")
+    v.same_device(order, "order", coords, "coords")
     return N
 
 
@@ -54,9 +43,7 @@ def check_coords_values(coords, order, B: int | None, H: int, W: int, P: int) ->
     """Values (real tensors only): every order entry indexes coords, every window fits."""
     if coords.shape[0] == 0:
         return
-    o_lo, o_hi = int(order.min()), int(order.max())
-    if o_lo < 0 or o_hi >= coords.shape[0]:
-        raise ValueError(f"order values must lie in [0, {coords.shape[0]}), got range [{o_lo}, {o_hi}]")
+    v.index_range(order, coords.shape[0], "order", "the rows of coords")
     # amin/amax: min(dim=0) on a tall (N, 3) int64 tensor is orders of magnitude slower.
     lo, hi = coords.amin(0).tolist(), coords.amax(0).tolist()
     limits = (("batch", B), ("row", H - P + 1), ("col", W - P + 1))
@@ -68,14 +55,11 @@ def check_coords_values(coords, order, B: int | None, H: int, W: int, P: int) ->
 
 
 def _check(img, coords, order, patch_size):
-    v.tensor(img, "img", dim=4, shape_doc="(B, C, H, W)")
+    v.tensor(img, "img", dims=4, doc="(B, C, H, W)")
     v.positive_int(patch_size, "patch_size")
     check_coords_order(coords, order)
-    if coords.device != img.device:
-        raise ValueError(f"coords ({coords.device}) must be on img's device ({img.device})")
-    B, _, H, W = img.shape
-    if patch_size > H or patch_size > W:
-        raise ValueError(f"patch_size {patch_size} is larger than the image ({H}, {W})")
+    v.same_device(coords, "coords", img, "img")
+    v.patch_fits(patch_size, img.shape[-2:], "img")
 
 
 @torch.library.custom_op("sr_ops::gather_patches", mutates_args=())
@@ -92,15 +76,30 @@ def _(img, coords, order, patch_size):
     return img.new_empty(order.shape[0], img.shape[1], patch_size, patch_size)
 
 
+def _check_backward(grad, coords, order, img_size):
+    """grad (N, C, P, P) patch gradients, img_size (B, C, H, W) of the image they came from."""
+    v.tensor(grad, "grad", dims=4, doc="(N, C, P, P)")
+    check_coords_order(coords, order, "grad", grad.shape[0])
+    v.same_device(coords, "coords", grad, "grad")
+    if len(img_size) != 4 or img_size[1] != grad.shape[1]:
+        raise ValueError(f"img_size must be (B, C, H, W) with grad's C={grad.shape[1]}, got {tuple(img_size)}")
+    if grad.shape[-1] != grad.shape[-2]:
+        raise ValueError(f"grad must hold square patches (N, C, P, P), got shape {tuple(grad.shape)}")
+    v.patch_fits(grad.shape[-1], img_size[-2:], "img_size", "the patch size")
+
+
 @torch.library.custom_op("sr_ops::gather_patches_backward", mutates_args=())
 def _gather_backward_op(grad: torch.Tensor, coords: torch.Tensor, order: torch.Tensor,
                         img_size: list[int]) -> torch.Tensor:
+    _check_backward(grad, coords, order, img_size)
+    check_coords_values(coords, order, img_size[0], img_size[2], img_size[3], grad.shape[-1])  # written at
     return _backward(grad.device, grad.contiguous(), coords.long().contiguous(), order.long().contiguous(),
                      img_size)
 
 
 @_gather_backward_op.register_fake
 def _(grad, coords, order, img_size):
+    _check_backward(grad, coords, order, img_size)
     return grad.new_empty(img_size)
 
 

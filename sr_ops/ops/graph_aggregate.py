@@ -1,14 +1,13 @@
 """graph_aggregate: IGNN's GraphAgg data path (vertex map + gather + AdaPN + patch2img) fused."""
 from __future__ import annotations
 
-import math
-
 import torch
 
+from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.reference.graph_aggregate import _check as _check_shapes
 from sr_ops.reference.graph_aggregate import graph_aggregate as _reference
-from sr_ops.reference.vertex_map import check_indices, key_grid
+from sr_ops.reference.vertex_map import key_grid
 
 
 def _reference_fwd(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, adapn, eps):
@@ -55,22 +54,17 @@ _backward = BackendTable(
 
 def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=True):
     _check_shapes(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights)
-    if feat.shape[1] == 0:
-        raise ValueError(f"feat has no channels (shape {tuple(feat.shape)}); graph_aggregate needs C >= 1")
+    v.channels(feat, "feat", "graph_aggregate")
     if patch_size < 2:
         raise ValueError(f"patch_size must be at least 2 (AdaPN needs a variance), got {patch_size}")
-    if weights is not None and (weights.dtype != feat.dtype or weights.device != feat.device):
-        raise TypeError(f"weights ({weights.dtype} on {weights.device}) must match feat "
-                        f"({feat.dtype} on {feat.device})")
-    if feat.dtype != query_feat.dtype:
-        raise TypeError(f"query_feat ({query_feat.dtype}) must have feat's dtype ({feat.dtype})")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    if weights is None:
+        v.same_dtype(feat=feat, query_feat=query_feat)
+    else:
+        v.same_dtype(feat=feat, query_feat=query_feat, weights=weights)
+    v.eps(eps)
     n1, n2 = key_grid(key_hw, patch_size, stride)
     if values:
-        check_indices(idx, n1 * n2)
-    elif idx.is_floating_point():
-        raise TypeError(f"idx must be an integer tensor, got {idx.dtype}")
+        v.index_range(idx, n1 * n2, "idx", "the key patches")
 
 
 @torch.library.custom_op("sr_ops::graph_aggregate", mutates_args=())

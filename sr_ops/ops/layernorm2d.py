@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel, lazy
 from sr_ops.ops._autograd import register_closed_form_autograd
@@ -78,8 +79,7 @@ _backward = BackendTable(
 def _check(x, weight, bias, eps):
     """The reference's checks, plus one dtype: the public function promotes before the op."""
     _check_reference(x, weight, bias, eps)
-    if not (x.dtype == weight.dtype == bias.dtype):
-        raise TypeError(f"x, weight and bias must share a dtype, got {x.dtype}, {weight.dtype} and {bias.dtype}")
+    v.same_dtype(x=x, weight=weight, bias=bias)
 
 
 @torch.library.custom_op("sr_ops::layernorm2d", mutates_args=())
@@ -98,8 +98,7 @@ def _(x, weight, bias, eps):
 def _layernorm2d_backward_op(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                              eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     _check(x, weight, bias, eps)
-    if grad_out.shape != x.shape:
-        raise ValueError(f"grad_out {tuple(grad_out.shape)} must have x's shape {tuple(x.shape)}")
+    v.shape_like(grad_out, "grad_out", x.shape, "x")
     return _backward(x.device, grad_out, x, weight, bias, eps)
 
 

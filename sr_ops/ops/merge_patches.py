@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel, lazy
-from sr_ops.ops import _validate as v
 from sr_ops.ops.gather_patches import check_coords_order, check_coords_values
 
 
@@ -25,11 +25,10 @@ _backward = BackendTable("merge_patches", reference=reference.merge_patches_back
 
 def _check(outputs, coords, order, out_size, scale) -> int:
     """Everything but the values of coords/order; returns the LR patch size P."""
-    v.tensor(outputs, "outputs", dim=4, shape_doc="(N, C, s*P, s*P)")
+    v.tensor(outputs, "outputs", dims=4, doc="(N, C, s*P, s*P)")
     v.positive_int(scale, "scale")
     check_coords_order(coords, order, "outputs", outputs.shape[0])
-    if coords.device != outputs.device:
-        raise ValueError(f"coords ({coords.device}) must be on outputs' device ({outputs.device})")
+    v.same_device(coords, "coords", outputs, "outputs")
     if not isinstance(out_size, (tuple, list, torch.Size)) or len(out_size) not in (2, 3):
         raise ValueError(f"out_size must be (B, H, W) or (H, W) LR sizes, got {out_size!r}")
     for n in out_size:
@@ -40,8 +39,7 @@ def _check(outputs, coords, order, out_size, scale) -> int:
                          f"got shape {tuple(outputs.shape)}")
     P = Q // scale
     H, W = out_size[-2:]
-    if P > H or P > W:
-        raise ValueError(f"patch size {P} (outputs {Q} / scale {scale}) is larger than out_size {(H, W)}")
+    v.patch_fits(P, (H, W), "out_size", f"the LR patch size (outputs' {Q} / scale {scale})")
     return P
 
 
@@ -65,15 +63,29 @@ def _(outputs, coords, order, out_size, scale):
     return outputs.new_empty(B, outputs.shape[1], scale * out_size[-2], scale * out_size[-1])
 
 
+def _check_backward(grad, coords, order, patch_size, scale):
+    """grad (B, C, s*H, s*W), the gradient of the merged HR image."""
+    v.tensor(grad, "grad", dims=4, doc="(B, C, s*H, s*W)")
+    v.positive_int(patch_size, "patch_size")
+    v.positive_int(scale, "scale")
+    check_coords_order(coords, order)
+    v.same_device(coords, "coords", grad, "grad")
+    v.patch_fits(scale * patch_size, grad.shape[-2:], "grad", "scale * patch_size")
+
+
 @torch.library.custom_op("sr_ops::merge_patches_backward", mutates_args=())
 def _merge_backward_op(grad: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, patch_size: int,
                        scale: int) -> torch.Tensor:
+    _check_backward(grad, coords, order, patch_size, scale)
+    B, _, H, W = grad.shape
+    check_coords_values(coords, order, B, H // scale, W // scale, patch_size)  # read at
     return _backward(grad.device, grad.contiguous(), coords.long().contiguous(), order.long().contiguous(),
                      patch_size, scale)
 
 
 @_merge_backward_op.register_fake
 def _(grad, coords, order, patch_size, scale):
+    _check_backward(grad, coords, order, patch_size, scale)
     Q = scale * patch_size
     return grad.new_empty(order.shape[0], grad.shape[1], Q, Q)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, lazy, native
 from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.reference.naf_ffn import check as _check_reference
@@ -39,16 +40,12 @@ _backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=native("_naf_f
 
 def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
     """The op's arguments: w_in (2F, C), w_out (C, F), gamma (C,), all of y's dtype."""
-    for t, name in [(w_in, "w_in"), (w_out, "w_out"), (gamma, "gamma")]:
-        if not isinstance(t, torch.Tensor) or t.dim() != (1 if name == "gamma" else 2):
-            raise ValueError(f"sr_ops::naf_ffn takes {name} flattened ((2F, C), (C, F), (C,)), "
-                             f"got {tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__}")
+    for t, name, dims in [(w_in, "w_in", 2), (w_out, "w_out", 2), (gamma, "gamma", 1)]:
+        v.tensor(t, name, dims=dims, doc="(sr_ops::naf_ffn takes w_in (2F, C), w_out (C, F), gamma (C,))")
     _check_reference(y, norm_weight, norm_bias, w_in[:, :, None, None], b_in, w_out[:, :, None, None], b_out,
                      gamma, eps)
-    for t, name in [(norm_weight, "norm_weight"), (norm_bias, "norm_bias"), (w_in, "w_in"), (b_in, "b_in"),
-                    (w_out, "w_out"), (b_out, "b_out"), (gamma, "gamma")]:
-        if t.dtype != y.dtype:
-            raise TypeError(f"{name} must have y's dtype {y.dtype}, got {t.dtype}")
+    v.same_dtype(y=y, norm_weight=norm_weight, norm_bias=norm_bias, w_in=w_in, b_in=b_in, w_out=w_out,
+                 b_out=b_out, gamma=gamma)
 
 
 @torch.library.custom_op("sr_ops::naf_ffn", mutates_args=())
@@ -70,8 +67,7 @@ def _backward_op(grad: torch.Tensor, y: torch.Tensor, norm_weight: torch.Tensor,
                  gamma: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                             torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
-    if grad.shape != y.shape:
-        raise ValueError(f"grad {tuple(grad.shape)} must have y's shape {tuple(y.shape)}")
+    v.shape_like(grad, "grad", y.shape, "y")
     return _backward(y.device, grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
-from sr_ops.ops import _validate as v
 
 
 def _cpp_fwd(patches, out_size, patch_size, stride):
@@ -29,25 +29,27 @@ _backward = BackendTable(
 
 
 def _check(patches, out_size, patch_size, stride):
-    v.tensor(patches, "patches", dim=5, shape_doc="(B, L, C, P, P)")
+    v.tensor(patches, "patches", dims=5, doc="(B, L, C, P, P)")
     H, W = v.int_pair(out_size, "out_size")
     v.positive_int(patch_size, "patch_size")
     v.positive_int(stride, "stride")
     B, L, C, P, P2 = patches.shape
-    if C == 0:
-        raise ValueError(f"patches have no channels (shape {tuple(patches.shape)}); patch2img needs C >= 1")
+    v.channels(patches, "patches", "patch2img", dim=2)
     if P != patch_size or P2 != patch_size:
         raise ValueError(f"patches must be (B, L, C, {patch_size}, {patch_size}) for patch_size={patch_size}, "
                          f"got shape {tuple(patches.shape)}")
-    if patch_size > H or patch_size > W:
-        raise ValueError(f"patch_size {patch_size} is larger than out_size {(H, W)}")
+    v.patch_fits(patch_size, (H, W), "out_size")
     m1, m2 = v.grid(H, patch_size, stride), v.grid(W, patch_size, stride)
     if L != m1 * m2:
-        raise ValueError(
-            f"patches has L={L} patches but out_size {(H, W)} with patch_size={patch_size}, "
-            f"stride={stride} gives a {m1}x{m2} grid ({m1 * m2} patches)"
-        )
+        raise ValueError(f"patches must hold the {m1}x{m2} = {m1 * m2} patches of the grid, got L={L}")
     return H, W
+
+
+def _check_backward(grad_out, patch_size, stride):
+    v.tensor(grad_out, "grad_out", dims=4, doc="(B, C, H, W)")
+    v.positive_int(patch_size, "patch_size")
+    v.positive_int(stride, "stride")
+    v.patch_fits(patch_size, grad_out.shape[-2:], "grad_out")
 
 
 @torch.library.custom_op("sr_ops::patch2img", mutates_args=())
@@ -64,12 +66,13 @@ def _(patches, out_size, patch_size, stride):
 
 @torch.library.custom_op("sr_ops::patch2img_backward", mutates_args=())
 def _patch2img_backward_op(grad_out: torch.Tensor, patch_size: int, stride: int) -> torch.Tensor:
-    v.tensor(grad_out, "grad_out", dim=4, shape_doc="(B, C, H, W)")
+    _check_backward(grad_out, patch_size, stride)
     return _backward(grad_out.device, grad_out.contiguous(), patch_size, stride)
 
 
 @_patch2img_backward_op.register_fake
 def _(grad_out, patch_size, stride):
+    _check_backward(grad_out, patch_size, stride)
     B, C, H, W = grad_out.shape
     L = v.grid(H, patch_size, stride) * v.grid(W, patch_size, stride)
     return grad_out.new_empty(B, L, C, patch_size, patch_size)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops import reference
 from sr_ops.backends import BackendTable, lazy
-from sr_ops.ops import _validate as v
 from sr_ops.reference.vertex_map import check_indices, key_grid
 
 
@@ -19,10 +19,7 @@ _forward = BackendTable("vertex_map", reference=reference.vertex_map, cpu=_cpp_f
 
 def _check(idx, key_hw, scale, patch_size, stride) -> int:
     """Everything but idx's values (a fake tensor has none); returns the number of key patches."""
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"idx must be a torch.Tensor, got {type(idx).__name__}")
-    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
-        raise TypeError(f"idx must be an integer tensor, got {idx.dtype}")
+    v.tensor(idx, "idx", kind="int")
     n1, n2 = key_grid(key_hw, patch_size, stride)
     v.positive_int(scale, "scale")
     # Python ints are exact; the kernels compute in int64.

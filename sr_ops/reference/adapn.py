@@ -1,9 +1,9 @@
 """AdaPN (adaptive patch normalisation): give each neighbour its query's per-channel statistics."""
 from __future__ import annotations
 
-import math
-
 import torch
+
+from sr_ops import _validate as v
 
 
 def patch_stats(x: torch.Tensor):
@@ -12,23 +12,16 @@ def patch_stats(x: torch.Tensor):
 
 
 def _check(neighbors, query, eps):
-    for x, name, dim, doc in [(neighbors, "neighbors", 4, "(..., k, C, P, P)"), (query, "query", 3, "(..., C, p, p)")]:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-        if x.dim() < dim:
-            raise ValueError(f"{name} must have at least {dim} dims {doc}, got shape {tuple(x.shape)}")
+    for x, name, dims, doc in [(neighbors, "neighbors", 4, "(..., k, C, P, P)"), (query, "query", 3, "(..., C, p, p)")]:
+        v.tensor(x, name, min_dims=dims, doc=doc)
         if x.shape[-1] * x.shape[-2] < 2:
-            raise ValueError(f"{name} patches need at least 2 values for an unbiased variance, "
+            raise ValueError(f"{name} patches must hold at least 2 values (an unbiased variance), "
                              f"got shape {tuple(x.shape)}")
     if neighbors.shape[:-4] != query.shape[:-3] or neighbors.shape[-3] != query.shape[-3]:
-        raise ValueError(f"query {tuple(query.shape)} must be (..., C, p, p) with the leading dims and C "
-                         f"of neighbors {tuple(neighbors.shape)}")
-    if neighbors.device != query.device:
-        raise ValueError(f"query is on {query.device} but neighbors on {neighbors.device}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+        raise ValueError(f"query must be (..., C, p, p) with the leading dims and C of neighbors "
+                         f"{tuple(neighbors.shape)}, got {tuple(query.shape)}")
+    v.same_device(query, "query", neighbors, "neighbors")
+    v.eps(eps)
 
 
 def adapn(neighbors: torch.Tensor, query: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -11,10 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def grid(n: int, patch_size: int, stride: int) -> int:
-    """Patches along one axis of length n (no padding)."""
-    return (n - patch_size) // stride + 1
+from sr_ops import _validate as v
+from sr_ops._validate import grid, positive_int  # noqa: F401  (also imported from here)
 
 
 def window_start(i, scale: int, window: int, n: int, w: int, offset: int | None = None):
@@ -45,25 +43,6 @@ def window_mask(q: torch.Tensor, m2: int, n1: int, n2: int, scale: int, window: 
     return (rows_in[:, :, None] & cols_in[:, None, :]).reshape(len(q), n1 * n2)
 
 
-def positive_int(v, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v <= 0:
-        raise ValueError(f"{name} must be positive, got {v}")
-    return v
-
-
-def feature_map(x, name: str) -> torch.Tensor:
-    """Checks that `x` is a floating (B, C, H, W) tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
-    return x
-
-
 def _window_rule(window_start) -> tuple[int, int]:
     """(divisor, offset) of a window_start argument: a positive and a non-negative int."""
     if not isinstance(window_start, (tuple, list)) or len(window_start) != 2:
@@ -75,29 +54,59 @@ def _window_rule(window_start) -> tuple[int, int]:
     return divisor, offset
 
 
-def _check(query, key, k, patch_size, stride, window, scale, chunk_size):
-    feature_map(query, "query")
-    feature_map(key, "key")
-    for v, name in [(k, "k"), (patch_size, "patch_size"), (stride, "stride"), (scale, "scale"),
-                    (chunk_size, "chunk_size")]:
-        positive_int(v, name)
+def check(query, key, k, patch_size, stride, window, scale) -> tuple[int, int]:
+    """The arguments' checks, shared with the public op; returns (m, n), the numbers of
+    query and key patches. window None: every key patch is a candidate."""
+    v.tensor(query, "query", dims=4, doc="(B, C, H, W)")
+    v.tensor(key, "key", dims=4, doc="(B, C, Hk, Wk)")
+    for val, name in [(k, "k"), (patch_size, "patch_size"), (stride, "stride"), (scale, "scale")]:
+        positive_int(val, name)
     if window is not None:
         positive_int(window, "window")
-    if query.shape[1] == 0:
-        raise ValueError(f"query has no channels (shape {tuple(query.shape)}); cross_scale_knn needs C >= 1")
-    if key.shape[0] != query.shape[0] or key.shape[1] != query.shape[1]:
-        raise ValueError(f"key (B, C) = {tuple(key.shape[:2])} must match query (B, C) = {tuple(query.shape[:2])}")
-    if key.device != query.device or key.dtype != query.dtype:
-        raise ValueError(f"key ({key.dtype} on {key.device}) must have query's dtype and device "
-                         f"({query.dtype} on {query.device})")
-    for x, name in [(query, "query"), (key, "key")]:
-        if patch_size > min(x.shape[-2:]):
-            raise ValueError(f"patch_size={patch_size} is larger than {name} ({x.shape[-2]}, {x.shape[-1]})")
+    v.channels(query, "query", "cross_scale_knn")
+    if key.shape[:2] != query.shape[:2]:
+        raise ValueError(f"key must be (B, C, Hk, Wk) with query's B and C, got shape {tuple(key.shape)}")
+    v.same_dtype(query=query, key=key)
+    v.same_device(key, "key", query, "query")
+    v.patch_fits(patch_size, query.shape[-2:], "query")
+    v.patch_fits(patch_size, key.shape[-2:], "key")
+    m1, m2 = grid(query.shape[-2], patch_size, stride), grid(query.shape[-1], patch_size, stride)
     n1, n2 = grid(key.shape[-2], patch_size, stride), grid(key.shape[-1], patch_size, stride)
     count = n1 * n2 if window is None else min(window, n1) * min(window, n2)
     if k > count:
-        raise ValueError(f"k={k} is larger than the {count} candidate key patches of each query "
-                         f"(key grid {n1}x{n2}, window={window})")
+        raise ValueError(f"k must be at most the {count} candidate key patches of each query "
+                         f"(key grid {n1}x{n2}, window={window}), got k={k}")
+    return m1 * m2, n1 * n2
+
+
+def check_backward(grad_dist, idx, query, key, patch_size, stride, values: bool = True) -> None:
+    """The backward's arguments: idx (B, m, k) int64 key-patch numbers, grad_dist like it.
+    values: also check idx's range (reads the data; not under fake tensors)."""
+    v.tensor(query, "query", dims=4, doc="(B, C, H, W)")
+    v.tensor(key, "key", dims=4, doc="(B, C, Hk, Wk)")
+    positive_int(patch_size, "patch_size")
+    positive_int(stride, "stride")
+    v.same_dtype(query=query, key=key)
+    v.same_device(key, "key", query, "query")
+    v.patch_fits(patch_size, query.shape[-2:], "query")
+    v.patch_fits(patch_size, key.shape[-2:], "key")
+    m = grid(query.shape[-2], patch_size, stride) * grid(query.shape[-1], patch_size, stride)
+    n = grid(key.shape[-2], patch_size, stride) * grid(key.shape[-1], patch_size, stride)
+    v.tensor(idx, "idx", kind="int", dims=3, doc="(B, m, k)")
+    if idx.shape[:2] != (query.shape[0], m):
+        raise ValueError(f"idx must be (B, m, k) = ({query.shape[0]}, {m}, k) for query {tuple(query.shape)}, "
+                         f"got shape {tuple(idx.shape)}")
+    v.tensor(grad_dist, "grad_dist")
+    v.shape_like(grad_dist, "grad_dist", idx.shape, "idx")
+    v.same_device(idx, "idx", query, "query")
+    v.same_device(grad_dist, "grad_dist", query, "query")
+    if values:
+        v.index_range(idx, n, "idx", "the key patches")
+
+
+def _check(query, key, k, patch_size, stride, window, scale, chunk_size):
+    check(query, key, k, patch_size, stride, window, scale)
+    positive_int(chunk_size, "chunk_size")
 
 
 def _nearest(q: torch.Tensor, u: torch.Tensor, inv: torch.Tensor, inside: torch.Tensor, k: int,

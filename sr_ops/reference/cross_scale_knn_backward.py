@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops.reference.cross_scale_knn import check_backward
+
 
 def cross_scale_knn_backward(grad_dist: torch.Tensor, idx: torch.Tensor, query: torch.Tensor,
                              key: torch.Tensor, patch_size: int = 3, stride: int = 2):
@@ -11,6 +13,7 @@ def cross_scale_knn_backward(grad_dist: torch.Tensor, idx: torch.Tensor, query: 
     scattered back over the patch pixels (overlapping patches add up).
 
     grad_dist, idx: (B, m, k); query (B, C, H, W); key (B, C, Hk, Wk) -> (grad_query, grad_key)."""
+    check_backward(grad_dist, idx, query, key, patch_size, stride)
     P, T = patch_size, stride
     Q = F.unfold(query, P, stride=T)  # (B, D, m)
     K = F.unfold(key, P, stride=T)  # (B, D, n)

@@ -4,22 +4,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
+
 
 def check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     """Argument checks shared with the public op; every message names its argument."""
     names = ("x", "dw_weight", "dw_bias", "ca_weight", "ca_bias")
     args = (x, dw_weight, dw_bias, ca_weight, ca_bias)
     for t, name in zip(args, names):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-        if t.device != x.device:
-            raise ValueError(f"{name} is on {t.device} but x on {x.device}")
+        v.tensor(t, name)
+        v.same_device(t, name, x, "x")
     if not isinstance(gate, bool):
         raise TypeError(f"gate must be a bool, got {type(gate).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
+    v.tensor(x, "x", dims=4, doc="(B, C, H, W)")
     C = x.shape[1]
     if dw_weight.dim() != 4 or dw_weight.shape[0] != C or dw_weight.shape[1] != 1 \
             or dw_weight.shape[2] != dw_weight.shape[3]:
@@ -28,16 +25,14 @@ def check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     k = dw_weight.shape[2]
     if k % 2 == 0:
         raise ValueError(f"dw_weight's kernel size must be odd (zero padding k//2 keeps the size), got k = {k}")
-    if tuple(dw_bias.shape) != (C,):
-        raise ValueError(f"dw_bias must be (C,) = ({C},), got shape {tuple(dw_bias.shape)}")
+    v.shape(dw_bias, "dw_bias", (C,), "(C,)")
     if gate and C % 2:
-        raise ValueError(f"x must have an even number of channels when gate=True (SimpleGate halves them), got C = {C}")
+        raise ValueError(f"x must have an even number of channels when gate=True, got shape {tuple(x.shape)}")
     Cg = C // 2 if gate else C
     if tuple(ca_weight.shape) != (Cg, Cg, 1, 1):
         raise ValueError(f"ca_weight must be (C', C', 1, 1) with C' = {Cg} (channels after the gate), "
                          f"got shape {tuple(ca_weight.shape)}")
-    if tuple(ca_bias.shape) != (Cg,):
-        raise ValueError(f"ca_bias must be (C',) = ({Cg},), got shape {tuple(ca_bias.shape)}")
+    v.shape(ca_bias, "ca_bias", (Cg,), "(C',)")
     return k, Cg
 
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
+
 
 def _check(x, weight):
-    for t, name in [(x, "x"), (weight, "conv1d_weight")]:
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"x must have 4 dims (B, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] == 0:
-        raise ValueError(f"x has no channels (shape {tuple(x.shape)}); eca needs C >= 1")
+    v.tensor(x, "x", dims=4, doc="(B, C, H, W)")
+    v.tensor(weight, "conv1d_weight")
+    v.channels(x, "x", "eca")
     if not (weight.dim() == 1 or (weight.dim() == 3 and weight.shape[:2] == (1, 1))):
         raise ValueError(f"conv1d_weight must have shape (1, 1, k) or (k,), got {tuple(weight.shape)}")
     k = weight.shape[-1]
@@ -23,8 +19,7 @@ def _check(x, weight):
         raise ValueError(f"conv1d_weight's kernel size k must be odd, got {k}")
     if x.shape[2] * x.shape[3] == 0:
         raise ValueError(f"x must have at least one pixel to pool, got shape {tuple(x.shape)}")
-    if weight.device != x.device:
-        raise ValueError(f"conv1d_weight is on {weight.device} but x on {x.device}")
+    v.same_device(weight, "conv1d_weight", x, "x")
 
 
 def eca(x: torch.Tensor, conv1d_weight: torch.Tensor) -> torch.Tensor:

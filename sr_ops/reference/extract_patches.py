@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops._validate import grid
 from sr_ops.reference.gather_patches import gather_patches, gather_patches_backward
 
 
@@ -17,7 +18,7 @@ def grid_positions(n: int, patch_size: int, stride: int) -> list[int]:
 
 def grid_count(n, patch_size: int, stride: int):
     """len(grid_positions(n, patch_size, stride)), also for symbolic n."""
-    m = (n - patch_size) // stride + 1
+    m = grid(n, patch_size, stride)
     return m if (n - patch_size) % stride == 0 else m + 1
 
 

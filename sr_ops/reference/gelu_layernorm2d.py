@@ -4,14 +4,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
 from sr_ops.reference.layernorm2d import _check as _check_layernorm2d
 from sr_ops.reference.layernorm2d import layernorm2d
 
 
 def _check(x, weight, bias, eps, approximate):
     _check_layernorm2d(x, weight, bias, eps)
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate must be 'none' or 'tanh' (as F.gelu), got {approximate!r}")
+    v.choice(approximate, "approximate", ("none", "tanh"), "as F.gelu")
 
 
 def gelu_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-6,

@@ -5,40 +5,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
 from sr_ops.reference.adapn import adapn as adapn_patches
-from sr_ops.reference.cross_scale_knn import feature_map, grid, positive_int
 from sr_ops.reference.patch2img import patch2img
 from sr_ops.reference.vertex_map import key_grid, vertex_map
 
 
 def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights):
-    feature_map(feat, "feat")
-    feature_map(query_feat, "query_feat")
-    positive_int(scale, "scale")
+    v.tensor(feat, "feat", dims=4, doc="(B, C, H, W)")
+    v.tensor(query_feat, "query_feat", dims=4, doc="(B, C, H, W)")
+    v.positive_int(scale, "scale")
     n1, n2 = key_grid(key_hw, patch_size, stride)  # checks key_hw, patch_size, stride
     B, C, H, W = feat.shape
-    if query_feat.shape != feat.shape:
-        raise ValueError(f"query_feat {tuple(query_feat.shape)} must have feat's shape {tuple(feat.shape)}")
-    if query_feat.device != feat.device:
-        raise ValueError(f"query_feat is on {query_feat.device} but feat on {feat.device}")
+    v.shape_like(query_feat, "query_feat", feat.shape, "feat")
+    v.same_device(query_feat, "query_feat", feat, "feat")
     last = (scale * stride * (n1 - 1), scale * stride * (n2 - 1))  # the last region's top-left
     if last[0] >= H or last[1] >= W:
-        raise ValueError(f"key_hw {tuple(key_hw)} at scale={scale}: the last neighbour region starts at "
-                         f"{last}, outside feat ({H}, {W}); regions may overhang feat but must start in it")
-    if patch_size > min(H, W):
-        raise ValueError(f"patch_size={patch_size} is larger than feat ({H}, {W})")
-    m = grid(H, patch_size, stride) * grid(W, patch_size, stride)
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 3 or idx.shape[0] != B or idx.shape[1] != m \
-            or idx.shape[2] == 0:
-        shape = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise ValueError(f"idx must be (B={B}, m={m}, k>0) for feat {tuple(feat.shape)}, got {shape}")
+        raise ValueError(f"key_hw {tuple(key_hw)} at scale={scale} must put every neighbour region's start inside "
+                         f"feat {(H, W)}, got the last at {last}")
+    v.patch_fits(patch_size, (H, W), "feat")
+    m = v.grid(H, patch_size, stride) * v.grid(W, patch_size, stride)
+    v.tensor(idx, "idx", kind="int")
+    if idx.dim() != 3 or idx.shape[0] != B or idx.shape[1] != m or idx.shape[2] == 0:
+        raise ValueError(f"idx must be (B={B}, m={m}, k>0) for feat {tuple(feat.shape)}, got shape {tuple(idx.shape)}")
     if weights is not None:
         k = idx.shape[2]
-        if not isinstance(weights, torch.Tensor) or not weights.is_floating_point():
-            raise TypeError("weights must be a floating-point torch.Tensor or None")
-        if tuple(weights.shape) != (B, k, scale * H, scale * W):
-            raise ValueError(f"weights must be (B, k, sH, sW) = {(B, k, scale * H, scale * W)}, "
-                             f"got {tuple(weights.shape)}")
+        v.tensor(weights, "weights")
+        v.shape(weights, "weights", (B, k, scale * H, scale * W), "(B, k, sH, sW)")
+        v.same_device(weights, "weights", feat, "feat")
 
 
 def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Tensor, key_hw, scale: int,
@@ -71,7 +65,7 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
     Hp, Wp = max(H, T * (n1 - 1) + P), max(W, T * (n2 - 1) + P)
     padded = F.pad(feat.to(dtype), (0, Wp - W, 0, Hp - H))
     regions = F.unfold(padded, P, stride=T).transpose(1, 2)  # (B, L1*L2, C*P*P)
-    L2 = grid(Wp, P, T)
+    L2 = v.grid(Wp, P, T)
     rows, cols = vertex_map(idx, key_hw, s, p, t)
     column = (rows // T) * L2 + cols // T  # (B, m, k)
     batch = torch.arange(B, device=feat.device)[:, None, None]

@@ -2,26 +2,20 @@
 * gamma + residual), composed from plain PyTorch ops: the baseline and the oracle."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
+from sr_ops import _validate as v
 from sr_ops.reference.layernorm2d import layernorm2d
 
 
 def check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
     for t, name in [(y, "y"), (norm_weight, "norm_weight"), (norm_bias, "norm_bias"), (w_in, "w_in"),
                     (b_in, "b_in"), (w_out, "w_out"), (b_out, "b_out"), (gamma, "gamma")]:
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-        if t.device != y.device:
-            raise ValueError(f"{name} is on {t.device} but y on {y.device}")
-    if y.dim() != 4 or y.shape[1] == 0:
-        raise ValueError(f"y must be (B, C, H, W) with C >= 1, got shape {tuple(y.shape)}")
-    C = y.shape[1]
+        v.tensor(t, name)
+        v.same_device(t, name, y, "y")
+    v.tensor(y, "y", dims=4, doc="(B, C, H, W)")
+    C = v.channels(y, "y", "naf_ffn")
     if w_in.dim() != 4 or w_in.shape[1:] != (C, 1, 1) or w_in.shape[0] == 0 or w_in.shape[0] % 2:
         raise ValueError(f"w_in must be (2F, C={C}, 1, 1) with F >= 1 (the 1x1 conv before SimpleGate), "
                          f"got {tuple(w_in.shape)}")
@@ -34,8 +28,7 @@ def check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
                              f"{tuple(w_in.shape)}, got {tuple(t.shape)}")
     if gamma.numel() != C or gamma.dim() not in (1, 4) or (gamma.dim() == 4 and gamma.shape[1] != C):
         raise ValueError(f"gamma must be (C,) or (1, C, 1, 1) with C={C}, got {tuple(gamma.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    v.eps(eps)
 
 
 def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,

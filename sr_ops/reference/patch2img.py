@@ -4,11 +4,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sr_ops._validate import grid
+
 
 def coverage(out_size, patch_size: int, stride: int, like: torch.Tensor) -> torch.Tensor:
     """(1, 1, H, W): how many patches of the grid cover each output pixel."""
     H, W = out_size
-    m = ((H - patch_size) // stride + 1) * ((W - patch_size) // stride + 1)
+    m = grid(H, patch_size, stride) * grid(W, patch_size, stride)
     ones = like.new_ones(1, patch_size * patch_size, m)
     return F.fold(ones, (H, W), patch_size, stride=stride)
 

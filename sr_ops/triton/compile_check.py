@@ -128,8 +128,9 @@ def all_kernels() -> list[str]:
     import importlib
     import pkgutil
 
-    import sr_ops.triton as pkg
     from triton.runtime.jit import JITFunction
+
+    import sr_ops.triton as pkg
 
     names = []
     for info in pkgutil.iter_modules(pkg.__path__):

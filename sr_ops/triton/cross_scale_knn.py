@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops._validate import grid
 from sr_ops.triton._util import acc_dtype
 
 # A constexpr global: the real compiler (unlike the interpreter) refuses plain globals in a kernel.
@@ -293,8 +294,8 @@ def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale, window
 def cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride):
     query, key = query.contiguous(), key.contiguous()
     B, C, H, W = query.shape
-    n2 = (key.shape[3] - patch_size) // stride + 1
-    m2 = (W - patch_size) // stride + 1
+    n2 = grid(key.shape[3], patch_size, stride)
+    m2 = grid(W, patch_size, stride)
     k = idx.shape[-1]
     acc = torch.float64 if query.dtype == torch.float64 else torch.float32
     gq = torch.zeros(query.shape, device=query.device, dtype=acc)

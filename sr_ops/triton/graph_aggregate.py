@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops._validate import grid
 from sr_ops.triton._util import acc_dtype, launch_grid
 
 _BLOCK = 128
@@ -249,8 +250,8 @@ def _weight_grad_kernel(grad, feat, idx, gc, out, N, C, H, W, HH, WW, m1, m2, n2
 
 def _dims(feat, idx, key_hw, scale, p, t):
     B, C, H, W = feat.shape
-    m1, m2 = (H - p) // t + 1, (W - p) // t + 1
-    n2 = (key_hw[1] - p) // t + 1
+    m1, m2 = grid(H, p, t), grid(W, p, t)
+    n2 = grid(key_hw[1], p, t)
     return B, C, H, W, idx.shape[-1], m1, m2, n2
 
 

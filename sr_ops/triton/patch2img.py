@@ -5,6 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops._validate import grid
 from sr_ops.triton._util import acc_dtype, launch_grid
 
 
@@ -59,7 +60,7 @@ def patch2img_fwd(patches: torch.Tensor, out_size, patch_size: int, stride: int)
     patches = patches.contiguous()
     B, L, C, P, _ = patches.shape
     H, W = out_size
-    m1, m2 = (H - P) // stride + 1, (W - P) // stride + 1
+    m1, m2 = grid(H, P, stride), grid(W, P, stride)
     out = patches.new_empty(B, C, H, W)
     n = out.numel()
     if n:
@@ -74,7 +75,7 @@ def patch2img_bwd(grad_out: torch.Tensor, patch_size: int, stride: int) -> torch
     grad_out = grad_out.contiguous()
     B, C, H, W = grad_out.shape
     P = patch_size
-    m1, m2 = (H - P) // stride + 1, (W - P) // stride + 1
+    m1, m2 = grid(H, P, stride), grid(W, P, stride)
     out = grad_out.new_empty(B, m1 * m2, C, P, P)
     n = out.numel()
     if n:

@@ -5,6 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops._validate import grid
 from sr_ops.triton._util import launch_grid
 
 
@@ -23,7 +24,7 @@ _BLOCK = 1024
 
 def vertex_map_fwd(idx: torch.Tensor, key_hw, scale: int, patch_size: int, stride: int):
     idx = idx.contiguous()
-    n2 = (key_hw[1] - patch_size) // stride + 1
+    n2 = grid(key_hw[1], patch_size, stride)
     rows, cols = torch.empty_like(idx), torch.empty_like(idx)
     if idx.numel():
         _map_kernel[launch_grid(idx.numel(), _BLOCK)](idx, rows, cols, idx.numel(), n2, scale * stride,

@@ -1,11 +1,10 @@
-// The `sr_ops_cudasim` library: the extension's kernel schemas (csrc/schemas.h), whose CPU
-// implementations are the CUDA glue and kernels run by the simulator, plus two controls.
+// The `sr_ops_cudasim` library's controls. Its kernel schemas are sr_ops's own, defined from
+// Python when the library loads (python_tests/cuda_sim/_build.py); their CPU implementations
+// are the CUDA glue and kernels run by the simulator.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <string>
-
-#include "schemas.h"
 
 // From sim.h, which is not included: its CUDA keyword macros are for the kernels' files.
 namespace sr_sim {
@@ -39,7 +38,6 @@ at::Tensor selftest(c10::string_view which, const at::Tensor& x) {
 }  // namespace
 
 TORCH_LIBRARY(sr_ops_cudasim, m) {
-  for (const char* schema : sr_ops_schemas::kSchemas) m.def(schema);
   m.def("_sim_set_schedule(int schedule) -> ()", &set_schedule);
   m.def("_sim_launch_count() -> int", &launch_count);
   m.def("_sim_selftest(str which, Tensor x) -> Tensor", &selftest);

@@ -26,12 +26,20 @@ class Case:
 
 
 def all_cases() -> list[Case]:
-    from sr_ops.bench.cases import (adapn, cross_scale_knn, eca, graph_aggregate, layernorm2d, nafblock,
-                                    patch2img, rt4ksr)
-    from sr_ops.bench.cases import ignn
-    from sr_ops.bench.cases import edsr
-    from sr_ops.bench.cases import classsr
-    from sr_ops.bench.cases import patch_dispatch
+    from sr_ops.bench.cases import (
+        adapn,
+        classsr,
+        cross_scale_knn,
+        eca,
+        edsr,
+        graph_aggregate,
+        ignn,
+        layernorm2d,
+        nafblock,
+        patch2img,
+        patch_dispatch,
+        rt4ksr,
+    )
 
     return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases(),
             *layernorm2d.cases(), *eca.cases(), *nafblock.cases(), *rt4ksr.cases(),
