@@ -63,9 +63,12 @@ CXX_SOURCES = $(shell git ls-files -co --exclude-standard 'csrc/*.cpp' 'csrc/*.h
 .PHONY: format
 lint:
 	$(PYTHON) -m ruff check .
+	@echo "clang-format --dry-run --Werror ($(words $(CXX_SOURCES)) C++/CUDA files)"
+	@$(CLANG_FORMAT) --dry-run --Werror $(CXX_SOURCES)
 format:
 	$(PYTHON) -m ruff check --fix .
-	$(CLANG_FORMAT) -i $(CXX_SOURCES)
+	@echo "clang-format -i ($(words $(CXX_SOURCES)) C++/CUDA files)"
+	@$(CLANG_FORMAT) -i $(CXX_SOURCES)
 
 pytest:
 	$(PYTHON) -m pytest python_tests benchmarks --ignore=python_tests/cuda_sim --benchmark-disable -q $(XDIST) $(PYTEST_ARGS)

@@ -57,8 +57,7 @@ inline void dims(const at::Tensor& t, const char* name, int64_t n, const char* d
 }
 
 inline void dims_at_least(const at::Tensor& t, const char* name, int64_t n, const char* doc) {
-  TORCH_CHECK_VALUE(t.dim() >= n, name, " must have at least ", n, " dims ", doc, ", got shape ",
-                    shape(t.sizes()));
+  TORCH_CHECK_VALUE(t.dim() >= n, name, " must have at least ", n, " dims ", doc, ", got shape ", shape(t.sizes()));
 }
 
 inline void shape_is(const at::Tensor& t, const char* name, at::IntArrayRef expected, const char* doc) {
@@ -78,8 +77,8 @@ inline void same_dtype(const at::Tensor& t, const char* name, const at::Tensor& 
 // Every tensor of a call on its first input's device: on another GPU it would be read
 // through the wrong context.
 inline void same_device(const at::Tensor& t, const char* name, const at::Tensor& like, const char* like_name) {
-  TORCH_CHECK_VALUE(t.device() == like.device(), name, " must be on ", like_name, "'s device ", like.device(),
-                    ", got ", t.device());
+  TORCH_CHECK_VALUE(t.device() == like.device(), name, " must be on ", like_name, "'s device ", like.device(), ", got ",
+                    t.device());
 }
 
 // `like` and every tensor after it: one dtype and one device.
@@ -91,9 +90,7 @@ inline void same_dtype_device(const at::Tensor& like, const char* like_name,
   }
 }
 
-inline void positive(int64_t v, const char* name) {
-  TORCH_CHECK_VALUE(v > 0, name, " must be positive, got ", v);
-}
+inline void positive(int64_t v, const char* name) { TORCH_CHECK_VALUE(v > 0, name, " must be positive, got ", v); }
 
 inline void eps(double v, const char* name = "eps") {
   TORCH_CHECK_VALUE(std::isfinite(v) && v >= 0, name, " must be a finite non-negative number, got ", v);
@@ -101,8 +98,8 @@ inline void eps(double v, const char* name = "eps") {
 
 // A p x p window fits an H x W map (what names the map).
 inline void patch_fits(int64_t p, int64_t H, int64_t W, const char* what, const char* name = "patch_size") {
-  TORCH_CHECK_VALUE(p <= H && p <= W, name, " must be at most ", what, "'s height and width (", H, ", ", W,
-                    "), got ", p);
+  TORCH_CHECK_VALUE(p <= H && p <= W, name, " must be at most ", what, "'s height and width (", H, ", ", W, "), got ",
+                    p);
 }
 
 // Positions of p-wide windows t apart along an axis of length n >= p.
@@ -144,11 +141,11 @@ inline void windows(const at::Tensor& coords, const at::Tensor& order, int64_t B
   TORCH_CHECK_VALUE(l[0] >= 0 && h[0] < B, "coords batch values must lie in [0, ", B, "), got [", l[0], ", ", h[0],
                     "]");
   TORCH_CHECK_VALUE(l[1] >= 0 && h[1] * scale + Q <= H, "coords row values must lie in [0, ", (H - Q) / scale + 1,
-                    ") for ", Q, " x ", Q, " windows of a height-", H, " image at scale ", scale, ", got [", l[1],
-                    ", ", h[1], "]");
+                    ") for ", Q, " x ", Q, " windows of a height-", H, " image at scale ", scale, ", got [", l[1], ", ",
+                    h[1], "]");
   TORCH_CHECK_VALUE(l[2] >= 0 && h[2] * scale + Q <= W, "coords col values must lie in [0, ", (W - Q) / scale + 1,
-                    ") for ", Q, " x ", Q, " windows of a width-", W, " image at scale ", scale, ", got [", l[2],
-                    ", ", h[2], "]");
+                    ") for ", Q, " x ", Q, " windows of a width-", W, " image at scale ", scale, ", got [", l[2], ", ",
+                    h[2], "]");
 }
 
 }  // namespace sr_check

@@ -13,8 +13,7 @@
 
 // A module with no bindings: importing it loads the library, whose static
 // initialisers register the ops above with the dispatcher.
-static struct PyModuleDef sr_ops_module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1,
-                                           nullptr};
+static struct PyModuleDef sr_ops_module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
 
 PyMODINIT_FUNC PyInit__C(void) {
   PyObject* mod = PyModule_Create(&sr_ops_module);

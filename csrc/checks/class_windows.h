@@ -18,8 +18,8 @@ inline void gather_args(const at::Tensor& img, const at::Tensor& coords, const a
 }
 
 // grad (N, C, P, P) of the gathered windows of a (B, C, H, W) image.
-inline void gather_backward_args(const at::Tensor& grad, const at::Tensor& coords, const at::Tensor& order,
-                                 int64_t B, int64_t H, int64_t W) {
+inline void gather_backward_args(const at::Tensor& grad, const at::Tensor& coords, const at::Tensor& order, int64_t B,
+                                 int64_t H, int64_t W) {
   dims(grad, "grad", 4, "(N, C, P, P)");
   floating(grad, "grad");
   SR_CHECK_SHAPE(grad.size(2) == grad.size(3) && grad.size(0) == order.size(0), grad, "grad",

@@ -8,8 +8,8 @@
 namespace sr_check {
 
 // query (B, C, H, W) and key (B, C, Hk, Wk) of one dtype and device; the grids and window.
-inline sr::KnnDims knn_dims(const at::Tensor& q, const at::Tensor& key, int64_t k, int64_t P, int64_t T,
-                            int64_t window, int64_t S, int64_t offset = -1) {
+inline sr::KnnDims knn_dims(const at::Tensor& q, const at::Tensor& key, int64_t k, int64_t P, int64_t T, int64_t window,
+                            int64_t S, int64_t offset = -1) {
   dims(q, "query", 4, "(B, C, H, W)");
   dims(key, "key", 4, "(B, C, Hk, Wk)");
   floating(q, "query");
@@ -24,11 +24,10 @@ inline sr::KnnDims knn_dims(const at::Tensor& q, const at::Tensor& key, int64_t 
   positive(S, "scale");
   patch_fits(P, q.size(2), q.size(3), "query");
   patch_fits(P, key.size(2), key.size(3), "key");
-  auto d = sr::knn_dims(q.size(0), q.size(1), q.size(2), q.size(3), key.size(2), key.size(3), P, T, S, window,
-                        offset);
+  auto d = sr::knn_dims(q.size(0), q.size(1), q.size(2), q.size(3), key.size(2), key.size(3), P, T, S, window, offset);
   TORCH_CHECK_VALUE(k <= d.w1 * d.w2, "k must be at most the ", d.w1 * d.w2,
-                    " candidate key patches of each query (key grid ", d.n1, "x", d.n2, ", window=",
-                    window > 0 ? std::to_string(window) : std::string("None"), "), got k=", k);
+                    " candidate key patches of each query (key grid ", d.n1, "x", d.n2,
+                    ", window=", window > 0 ? std::to_string(window) : std::string("None"), "), got k=", k);
   return d;
 }
 

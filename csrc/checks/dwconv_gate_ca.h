@@ -14,9 +14,9 @@ inline sr::DgcDims dgc_dims(const at::Tensor& x, const at::Tensor& dw, const at:
   floating(x, "x");
   same_dtype_device(x, "x", {{&dw, "dw_weight"}, {&db, "dw_bias"}, {&cw, "ca_weight"}, {&cb, "ca_bias"}});
   sr::DgcDims d{x.size(0), x.size(1), x.size(2), x.size(3), 0, gate};
-  SR_CHECK_SHAPE(dw.dim() == 4 && dw.size(0) == d.C && dw.size(1) == 1 && dw.size(2) == dw.size(3) &&
-                     dw.size(2) % 2 == 1,
-                 dw, "dw_weight", "(C, 1, k, k) with x's C and k odd");
+  SR_CHECK_SHAPE(
+      dw.dim() == 4 && dw.size(0) == d.C && dw.size(1) == 1 && dw.size(2) == dw.size(3) && dw.size(2) % 2 == 1, dw,
+      "dw_weight", "(C, 1, k, k) with x's C and k odd");
   d.k = dw.size(2);
   shape_is(db, "dw_bias", {d.C}, "(C,)");
   TORCH_CHECK_VALUE(!gate || d.C % 2 == 0, "x must have an even number of channels when gate=True, got shape ",

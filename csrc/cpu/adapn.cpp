@@ -21,21 +21,19 @@ void fwd_impl(const T* z, const T* q, T* out, const sr::AdapnDims d, double eps)
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.N * d.k * stride))
   for (int64_t g = 0; g < sr::adapn_groups(d); ++g) {
     const int64_t off = sr::adapn_neighbor_offset(d, g, 0);
-    sr::adapn_group_fwd<T, Acc>(z + off, q + sr::adapn_query_offset(d, g), out + off, d.k,
-                                stride, d.PP, d.pp, Acc(eps));
+    sr::adapn_group_fwd<T, Acc>(z + off, q + sr::adapn_query_offset(d, g), out + off, d.k, stride, d.PP, d.pp,
+                                Acc(eps));
   }
 }
 
 template <typename T>
-void bwd_impl(const T* g, const T* z, const T* q, T* gz, T* gq, const sr::AdapnDims d,
-              double eps) {
+void bwd_impl(const T* g, const T* z, const T* q, T* gz, T* gq, const sr::AdapnDims d, double eps) {
   using Acc = at::opmath_type<T>;
   const int64_t stride = d.C * d.PP;
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.N * d.k * stride))
   for (int64_t grp = 0; grp < sr::adapn_groups(d); ++grp) {
     const int64_t off = sr::adapn_neighbor_offset(d, grp, 0), qoff = sr::adapn_query_offset(d, grp);
-    sr::adapn_group_bwd<T, Acc>(g + off, z + off, q + qoff, gz + off, gq + qoff, d.k, stride,
-                                d.PP, d.pp, Acc(eps));
+    sr::adapn_group_bwd<T, Acc>(g + off, z + off, q + qoff, gz + off, gq + qoff, d.k, stride, d.PP, d.pp, Acc(eps));
   }
 }
 
@@ -45,8 +43,8 @@ at::Tensor adapn_fwd_cpu(const at::Tensor& z_in, const at::Tensor& q_in, double 
   const at::Tensor z = z_in.contiguous(), q = q_in.contiguous();
   at::Tensor out = at::empty_like(z);
   SR_DISPATCH_FLOATS(z.scalar_type(), "adapn_fwd_cpu", [&] {
-    fwd_impl<scalar_t>(z.const_data_ptr<scalar_t>(), q.const_data_ptr<scalar_t>(),
-                       out.mutable_data_ptr<scalar_t>(), d, eps);
+    fwd_impl<scalar_t>(z.const_data_ptr<scalar_t>(), q.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d,
+                       eps);
   });
   return out;
 }
@@ -59,9 +57,8 @@ std::tuple<at::Tensor, at::Tensor> adapn_bwd_cpu(const at::Tensor& grad_in, cons
   const at::Tensor g = grad_in.to(z.scalar_type()).contiguous();
   at::Tensor gz = at::empty_like(z), gq = at::empty_like(q);
   SR_DISPATCH_FLOATS(z.scalar_type(), "adapn_bwd_cpu", [&] {
-    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), z.const_data_ptr<scalar_t>(),
-                       q.const_data_ptr<scalar_t>(), gz.mutable_data_ptr<scalar_t>(),
-                       gq.mutable_data_ptr<scalar_t>(), d, eps);
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), z.const_data_ptr<scalar_t>(), q.const_data_ptr<scalar_t>(),
+                       gz.mutable_data_ptr<scalar_t>(), gq.mutable_data_ptr<scalar_t>(), d, eps);
   });
   return {gz, gq};
 }

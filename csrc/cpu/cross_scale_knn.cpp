@@ -50,15 +50,15 @@ constexpr int64_t kChunkBytes = 4 << 20;
 
 template <typename T>
 struct Workspace {
-  std::vector<T> kpix, knorm, kn;    // band: key pixels, their norms (per class); patch norms
-  std::vector<T> qband, qbnorm;      // band: query pixels and norms (per class)
-  std::vector<T> qpix, qnorm, qn;    // tile: query pixels and norms (per class); patch norms
+  std::vector<T> kpix, knorm, kn;  // band: key pixels, their norms (per class); patch norms
+  std::vector<T> qband, qbnorm;    // band: query pixels and norms (per class)
+  std::vector<T> qpix, qnorm, qn;  // tile: query pixels and norms (per class); patch norms
   std::vector<T> g, lo, hi, ub;
-  std::vector<const T*> term, src;   // per patch offset: its GEMM row and column offset
-  std::vector<int64_t> step;         // ... and its column stride
-  std::vector<int32_t> hits;         // candidates of a column that reach the bound
+  std::vector<const T*> term, src;                         // per patch offset: its GEMM row and column offset
+  std::vector<int64_t> step;                               // ... and its column stride
+  std::vector<int32_t> hits;                               // candidates of a column that reach the bound
   std::vector<std::vector<std::pair<T, int64_t>>> listed;  // per query: (lower bound, index)
-  std::vector<int64_t> koff, qboff, qoff, goff;             // per class offsets
+  std::vector<int64_t> koff, qboff, qoff, goff;            // per class offsets
 };
 
 template <typename T>
@@ -91,8 +91,7 @@ class KnnForward {
         const int64_t b = task / ncls, c = task % ncls;
         const int64_t off = b * ksize_.back() + ksize_[c];
         sr_cpu::gather_class_rows(key_ + b * d_.C * d_.Hk * d_.Wk, d_.C, d_.Hk, d_.Wk, d_.T, cls_[c], 0,
-                                  d_.n1 + cls_[c].sy - 1, d_.n2 + cls_[c].sx - 1, kcls_ + off * d_.C,
-                                  kcnorm_ + off);
+                                  d_.n1 + cls_[c].sy - 1, d_.n2 + cls_[c].sx - 1, kcls_ + off * d_.C, kcnorm_ + off);
       }
       KnnForward self = *this;  // the band and tile being worked on are per thread
       Workspace<T> w;
@@ -156,8 +155,7 @@ class KnnForward {
         T s = 0;
         for (size_t c = 0; c < cls_.size(); ++c)
           for (int64_t uy = 0; uy < cls_[c].sy; ++uy)
-            for (int64_t ux = 0; ux < cls_[c].sx; ++ux)
-              s += w.knorm[w.koff[c] + (col + ux) * rows(cls_[c]) + a + uy];
+            for (int64_t ux = 0; ux < cls_[c].sx; ++ux) s += w.knorm[w.koff[c] + (col + ux) * rows(cls_[c]) + a + uy];
         w.kn[col * nrow_ + a] = s;
       }
     for (int64_t j0 = 0; j0 < d_.m2; j0 += tile_) run_tile(w, b, i0, i1, j0, sr::imin(d_.m2, j0 + tile_));
@@ -213,7 +211,8 @@ class KnnForward {
   // BLAS GEMM per class through at::mm_out (torch exports no lower-level GEMM entry point).
   void chunk_gemm(Workspace<T>& w, int64_t cb, int64_t ce) {
     w.goff[0] = 0;
-    for (size_t c = 0; c < cls_.size(); ++c) w.goff[c + 1] = w.goff[c] + (w.qoff[c + 1] - w.qoff[c]) * chunk_cols(c, cb, ce);
+    for (size_t c = 0; c < cls_.size(); ++c)
+      w.goff[c + 1] = w.goff[c] + (w.qoff[c + 1] - w.qoff[c]) * chunk_cols(c, cb, ce);
     if (int64_t(w.g.size()) < w.goff.back()) w.g.resize(w.goff.back());
     const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
     for (size_t c = 0; c < cls_.size(); ++c) {
@@ -262,8 +261,8 @@ class KnnForward {
       for (int64_t e = 0; e < nt; ++e) w.src[e] = w.term[e] + col * w.step[e];
       const T* kn = w.kn.data() + col * nrow_ + (a0 - a_lo_);
       T bound = ub[k_ - 1];
-      const int64_t nhit = sr_cpu::column_bounds(w.src.data(), nt, n, qn, kn, tol_, tiny_, bound, lo, hi,
-                                                 w.hits.data());
+      const int64_t nhit =
+          sr_cpu::column_bounds(w.src.data(), nt, n, qn, kn, tol_, tiny_, bound, lo, hi, w.hits.data());
       for (int64_t x = 0; x < nhit; ++x) {
         const int64_t t = w.hits[x];
         T l = lo[t], h = hi[t];
@@ -336,8 +335,9 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cpu(const at::Tensor& query_in, const
 // the same names for CUDA tensors).
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // window <= 0: every key patch is a candidate.
-  m.def("_cross_scale_knn_fwd(Tensor query, Tensor key, int k, int patch_size, int stride, int window, "
-        "int scale, int window_offset=-1) -> (Tensor, Tensor)");
+  m.def(
+      "_cross_scale_knn_fwd(Tensor query, Tensor key, int k, int patch_size, int stride, int window, "
+      "int scale, int window_offset=-1) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_cross_scale_knn_fwd", &knn_fwd_cpu); }

@@ -12,8 +12,8 @@
 namespace {
 
 template <typename T>
-void knn_backward(const T* g, const int64_t* idx, const T* q, const T* key, T* gq, T* gk,
-                  const sr::KnnDims d, int64_t k) {
+void knn_backward(const T* g, const int64_t* idx, const T* q, const T* key, T* gq, T* gk, const sr::KnnDims d,
+                  int64_t k) {
   const int64_t m = d.m1 * d.m2;
 #pragma omp parallel for schedule(static)
   for (int64_t plane = 0; plane < d.B * d.C; ++plane) {
@@ -40,10 +40,8 @@ void knn_backward(const T* g, const int64_t* idx, const T* q, const T* key, T* g
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> knn_bwd_cpu(const at::Tensor& grad_dist,
-                                               const at::Tensor& idx_in,
-                                               const at::Tensor& query_in,
-                                               const at::Tensor& key_in, int64_t patch_size,
+std::tuple<at::Tensor, at::Tensor> knn_bwd_cpu(const at::Tensor& grad_dist, const at::Tensor& idx_in,
+                                               const at::Tensor& query_in, const at::Tensor& key_in, int64_t patch_size,
                                                int64_t stride) {
   sr_cpu::check_cpu_float(query_in, "query");
   const auto d = sr_check::knn_backward_dims(grad_dist, idx_in, query_in, key_in, patch_size, stride);
@@ -64,8 +62,9 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cpu(const at::Tensor& grad_dist,
 // The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
 // the same names for CUDA tensors).
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
-  m.def("_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, int patch_size, "
-        "int stride) -> (Tensor, Tensor)");
+  m.def(
+      "_cross_scale_knn_bwd(Tensor grad_dist, Tensor idx, Tensor query, Tensor key, int patch_size, "
+      "int stride) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_cross_scale_knn_bwd", &knn_bwd_cpu); }

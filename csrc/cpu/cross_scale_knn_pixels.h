@@ -12,7 +12,6 @@
 #include "cpu/clones.h"
 #include "kernels/common.h"
 
-
 namespace sr_cpu {
 
 // Class (ry, rx) holds the patch offsets ry + T*uy, uy < sy (and rx + T*ux, ux < sx).
@@ -57,7 +56,7 @@ SR_CPU_CLONES T sum_sq(const T* x, int64_t n) {
 // are read whole, one channel at a time; the strided writes stay within one output row.
 template <typename T>
 SR_CPU_CLONES void gather_class_rows(const T* map, int64_t C, int64_t H, int64_t W, int64_t stride, const PixelClass& k,
-                       int64_t A0, int64_t nA, int64_t nB, T* out, T* norms) {
+                                     int64_t A0, int64_t nA, int64_t nB, T* out, T* norms) {
   for (int64_t A = 0; A < nA; ++A) {
     T* dst = out + A * nB * C;
     for (int64_t c = 0; c < C; ++c) {

@@ -15,8 +15,8 @@ namespace {
 
 // Pass 1 of both directions: the gated map of group (b, c') row by row, handed to f(h, y_row).
 template <typename T, typename Acc, typename F>
-void group_rows(const T* x, const T* dw, const T* db, const sr::DgcDims& d, int64_t b, int64_t c,
-                Acc* r1, Acc* r2, F f) {
+void group_rows(const T* x, const T* dw, const T* db, const sr::DgcDims& d, int64_t b, int64_t c, Acc* r1, Acc* r2,
+                F f) {
   const int64_t HW = sr::dgc_plane(d), kk = d.k * d.k, Cg = sr::dgc_out_channels(d);
   const T* x1 = x + (b * d.C + c) * HW;
   const T* x2 = x + (b * d.C + c + Cg) * HW;
@@ -32,8 +32,7 @@ void group_rows(const T* x, const T* dw, const T* db, const sr::DgcDims& d, int6
 }
 
 template <typename T>
-void fwd_impl(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T* out,
-              const sr::DgcDims d) {
+void fwd_impl(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T* out, const sr::DgcDims d) {
   using Acc = at::opmath_type<T>;
   const int64_t G = sr::dgc_groups(d), Cg = sr::dgc_out_channels(d), HW = sr::dgc_plane(d);
   std::vector<Acc> s(G), a(G);
@@ -46,24 +45,23 @@ void fwd_impl(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T*
       const int64_t b = g / Cg, c = g % Cg;
       T* o = out + g * HW;
       Acc total = Acc(0);
-      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W,
-                         [&](int64_t h, Acc* r1, Acc* r2) {
-                           T* orow = o + h * d.W;
-                           Acc rs = Acc(0);
-                           if (r2 != nullptr) {
-                             for (int64_t w = 0; w < d.W; ++w) {
-                               const Acc y = r1[w] * r2[w];
-                               orow[w] = T(y);
-                               rs += y;
-                             }
-                           } else {
-                             for (int64_t w = 0; w < d.W; ++w) {
-                               orow[w] = T(r1[w]);
-                               rs += r1[w];
-                             }
-                           }
-                           total += rs;
-                         });
+      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W, [&](int64_t h, Acc* r1, Acc* r2) {
+        T* orow = o + h * d.W;
+        Acc rs = Acc(0);
+        if (r2 != nullptr) {
+          for (int64_t w = 0; w < d.W; ++w) {
+            const Acc y = r1[w] * r2[w];
+            orow[w] = T(y);
+            rs += y;
+          }
+        } else {
+          for (int64_t w = 0; w < d.W; ++w) {
+            orow[w] = T(r1[w]);
+            rs += r1[w];
+          }
+        }
+        total += rs;
+      });
       s[g] = total / Acc(HW);
     }
 #pragma omp single
@@ -78,8 +76,8 @@ void fwd_impl(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T*
 }
 
 template <typename T>
-void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, const T* cb,
-              T* dx, T* ddw, T* ddb, T* dcw, T* dcb, const sr::DgcDims d) {
+void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, const T* cb, T* dx, T* ddw, T* ddb,
+              T* dcw, T* dcb, const sr::DgcDims d) {
   using Acc = at::opmath_type<T>;
   const int64_t G = sr::dgc_groups(d), Cg = sr::dgc_out_channels(d), HW = sr::dgc_plane(d);
   const int64_t kk = d.k * d.k, nch = d.gate ? 2 : 1;
@@ -95,18 +93,17 @@ void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, 
       const int64_t b = g / Cg, c = g % Cg;
       const T* gp = gout + g * HW;
       Acc sy = Acc(0), sgy = Acc(0);
-      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W,
-                         [&](int64_t h, Acc* r1, Acc* r2) {
-                           const T* grow = gp + h * d.W;
-                           Acc ry = Acc(0), rgy = Acc(0);
-                           for (int64_t w = 0; w < d.W; ++w) {
-                             const Acc y = r2 != nullptr ? r1[w] * r2[w] : r1[w];
-                             ry += y;
-                             rgy += Acc(grow[w]) * y;
-                           }
-                           sy += ry;
-                           sgy += rgy;
-                         });
+      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W, [&](int64_t h, Acc* r1, Acc* r2) {
+        const T* grow = gp + h * d.W;
+        Acc ry = Acc(0), rgy = Acc(0);
+        for (int64_t w = 0; w < d.W; ++w) {
+          const Acc y = r2 != nullptr ? r1[w] * r2[w] : r1[w];
+          ry += y;
+          rgy += Acc(grow[w]) * y;
+        }
+        sy += ry;
+        sgy += rgy;
+      });
       s[g] = sy / Acc(HW);
       ga[g] = sgy;
     }
@@ -138,21 +135,20 @@ void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, 
       const Acc ag = a[g], gsg = gs[g] / Acc(HW);
       Acc* gu1 = gu.data();
       Acc* gu2 = gu.data() + (nch - 1) * HW;
-      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W,
-                         [&](int64_t h, Acc* r1, Acc* r2) {
-                           const T* grow = gp + h * d.W;
-                           Acc* o1 = gu1 + h * d.W;
-                           if (r2 != nullptr) {
-                             Acc* o2 = gu2 + h * d.W;
-                             for (int64_t w = 0; w < d.W; ++w) {
-                               const Acc gy = Acc(grow[w]) * ag + gsg;
-                               o1[w] = gy * r2[w];
-                               o2[w] = gy * r1[w];
-                             }
-                           } else {
-                             for (int64_t w = 0; w < d.W; ++w) o1[w] = Acc(grow[w]) * ag + gsg;
-                           }
-                         });
+      group_rows<T, Acc>(x, dw, db, d, b, c, rows.data(), rows.data() + d.W, [&](int64_t h, Acc* r1, Acc* r2) {
+        const T* grow = gp + h * d.W;
+        Acc* o1 = gu1 + h * d.W;
+        if (r2 != nullptr) {
+          Acc* o2 = gu2 + h * d.W;
+          for (int64_t w = 0; w < d.W; ++w) {
+            const Acc gy = Acc(grow[w]) * ag + gsg;
+            o1[w] = gy * r2[w];
+            o2[w] = gy * r1[w];
+          }
+        } else {
+          for (int64_t w = 0; w < d.W; ++w) o1[w] = Acc(grow[w]) * ag + gsg;
+        }
+      });
       for (int64_t m = 0; m < nch; ++m) {
         const int64_t ch = c + m * Cg;
         const Acc* gup = gu.data() + m * HW;
@@ -185,37 +181,36 @@ void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, 
   }
 }
 
-at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Tensor& db_in,
-                   const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
+at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Tensor& db_in, const at::Tensor& cw_in,
+                   const at::Tensor& cb_in, bool gate) {
   sr_cpu::check_cpu_float(x_in, "x");
   const auto d = sr_check::dgc_dims(x_in, dw_in, db_in, cw_in, cb_in, gate);
-  const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
-                   cw = cw_in.contiguous(), cb = cb_in.contiguous();
+  const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(),
+                   cb = cb_in.contiguous();
   at::Tensor out = at::empty({d.B, sr::dgc_out_channels(d), d.H, d.W}, x.options());
   if (out.numel() == 0) return out;
   SR_DISPATCH_FLOATS(x.scalar_type(), "dwconv_gate_ca_fwd_cpu", [&] {
-    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
-                       db.const_data_ptr<scalar_t>(), cw.const_data_ptr<scalar_t>(),
-                       cb.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d);
+    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(), db.const_data_ptr<scalar_t>(),
+                       cw.const_data_ptr<scalar_t>(), cb.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+                       d);
   });
   return out;
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cpu(
-    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& dw_in,
-    const at::Tensor& db_in, const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& dw_in, const at::Tensor& db_in,
+    const at::Tensor& cw_in, const at::Tensor& cb_in, bool gate) {
   sr_cpu::check_cpu_float(x_in, "x");
   const auto d = sr_check::dgc_backward_dims(grad_in, x_in, dw_in, db_in, cw_in, cb_in, gate);
-  const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(),
-                   cw = cw_in.contiguous(), cb = cb_in.contiguous();
+  const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(),
+                   cb = cb_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
-  at::Tensor dx = at::empty_like(x), ddw = at::zeros_like(dw), ddb = at::zeros_like(db),
-             dcw = at::zeros_like(cw), dcb = at::zeros_like(cb);
+  at::Tensor dx = at::empty_like(x), ddw = at::zeros_like(dw), ddb = at::zeros_like(db), dcw = at::zeros_like(cw),
+             dcb = at::zeros_like(cb);
   if (x.numel() == 0) return {dx, ddw, ddb, dcw, dcb};
   SR_DISPATCH_FLOATS(x.scalar_type(), "dwconv_gate_ca_bwd_cpu", [&] {
-    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                       dw.const_data_ptr<scalar_t>(), db.const_data_ptr<scalar_t>(),
-                       cw.const_data_ptr<scalar_t>(), cb.const_data_ptr<scalar_t>(),
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
+                       db.const_data_ptr<scalar_t>(), cw.const_data_ptr<scalar_t>(), cb.const_data_ptr<scalar_t>(),
                        dx.mutable_data_ptr<scalar_t>(), ddw.mutable_data_ptr<scalar_t>(),
                        ddb.mutable_data_ptr<scalar_t>(), dcw.mutable_data_ptr<scalar_t>(),
                        dcb.mutable_data_ptr<scalar_t>(), d);
@@ -230,10 +225,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cpu(
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // x (B, C, H, W), dw_weight (C, 1, k, k), dw_bias (C,), ca_weight (C', C', 1, 1), ca_bias (C',),
   // one dtype; C' = C/2 with the gate. backward -> grads of x and the four weights.
-  m.def("_dwconv_gate_ca_fwd(Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, Tensor ca_bias, "
-        "bool gate) -> Tensor");
-  m.def("_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, "
-        "Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "_dwconv_gate_ca_fwd(Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, Tensor ca_bias, "
+      "bool gate) -> Tensor");
+  m.def(
+      "_dwconv_gate_ca_bwd(Tensor grad_out, Tensor x, Tensor dw_weight, Tensor dw_bias, Tensor ca_weight, "
+      "Tensor ca_bias, bool gate) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {

@@ -107,10 +107,8 @@ void fwd_impl(const T* x, const T* w, T* y, const EcaDims d) {
   const bool par = sr_cpu::worth_threads(planes * d.HW);
   std::vector<Red> s(planes), gate(planes);
 #pragma omp parallel for schedule(static) if (par)
-  for (int64_t pl = 0; pl < planes; ++pl)
-    s[pl] = plane_sum<T, Red>(x + pl * d.HW, d.HW) / Red(d.HW);
-  for (int64_t b = 0; b < d.B; ++b)
-    sr::eca_image_gates<T, Red>(s.data() + b * d.C, w, gate.data() + b * d.C, d.C, d.k);
+  for (int64_t pl = 0; pl < planes; ++pl) s[pl] = plane_sum<T, Red>(x + pl * d.HW, d.HW) / Red(d.HW);
+  for (int64_t b = 0; b < d.B; ++b) sr::eca_image_gates<T, Red>(s.data() + b * d.C, w, gate.data() + b * d.C, d.C, d.k);
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t pl = 0; pl < planes; ++pl)
     plane_affine<T, Acc>(x + pl * d.HW, Acc(gate[pl]), Acc(0), y + pl * d.HW, d.HW);
@@ -130,8 +128,8 @@ void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, const EcaDims d)
   }
   for (int64_t b = 0; b < d.B; ++b) {
     const int64_t o = b * d.C;
-    sr::eca_image_bwd<T, Red>(s.data() + o, t.data() + o, w, gate.data() + o, da.data(),
-                              ds.data() + o, gwa.data(), d.C, d.k, d.HW);
+    sr::eca_image_bwd<T, Red>(s.data() + o, t.data() + o, w, gate.data() + o, da.data(), ds.data() + o, gwa.data(), d.C,
+                              d.k, d.HW);
   }
   for (int64_t j = 0; j < d.k; ++j) gw[j] = T(gwa[j]);
 #pragma omp parallel for schedule(static) if (par)
@@ -144,8 +142,7 @@ at::Tensor eca_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in) {
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   at::Tensor y = at::empty_like(x);
   SR_DISPATCH_FLOATS(x.scalar_type(), "eca_fwd_cpu", [&] {
-    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                       y.mutable_data_ptr<scalar_t>(), d);
+    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d);
   });
   return y;
 }
@@ -158,9 +155,8 @@ std::tuple<at::Tensor, at::Tensor> eca_bwd_cpu(const at::Tensor& grad_in, const 
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w);
   SR_DISPATCH_FLOATS(x.scalar_type(), "eca_bwd_cpu", [&] {
-    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                       w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(),
-                       gw.mutable_data_ptr<scalar_t>(), d);
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                       gx.mutable_data_ptr<scalar_t>(), gw.mutable_data_ptr<scalar_t>(), d);
   });
   return {gx, gw};
 }

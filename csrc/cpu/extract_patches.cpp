@@ -24,8 +24,8 @@ std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cpu(const at::Tensor& img
   std::iota(identity.begin(), identity.end(), int64_t(0));
   at::Tensor out = sr_cpu::empty_large({d.N, C, patch_size, patch_size}, img.options());
   SR_DISPATCH_FLOATS(img.scalar_type(), "extract_patches_fwd_cpu", [&] {
-    sr_cpu::crop_windows<scalar_t>(img.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), c,
-                                   identity.data(), d.N, C, H, W, patch_size, 1);
+    sr_cpu::crop_windows<scalar_t>(img.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), c, identity.data(),
+                                   d.N, C, H, W, patch_size, 1);
   });
   return {out, coords};
 }

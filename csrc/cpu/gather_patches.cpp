@@ -6,8 +6,8 @@
 
 namespace {
 
-at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& coords_in,
-                                  const at::Tensor& order_in, int64_t patch_size) {
+at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& coords_in, const at::Tensor& order_in,
+                                  int64_t patch_size) {
   const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(img_in, "img");
   sr_check::gather_args(img_in, coords, order, patch_size);
@@ -17,14 +17,14 @@ at::Tensor gather_patches_fwd_cpu(const at::Tensor& img_in, const at::Tensor& co
   at::Tensor out = sr_cpu::empty_large({N, C, patch_size, patch_size}, img.options());
   SR_DISPATCH_FLOATS(img.scalar_type(), "gather_patches_fwd_cpu", [&] {
     sr_cpu::crop_windows<scalar_t>(img.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
-                                   coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), N, C,
-                                   H, W, patch_size, 1);
+                                   coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), N, C, H, W,
+                                   patch_size, 1);
   });
   return out;
 }
 
-at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords_in,
-                                  const at::Tensor& order_in, int64_t B, int64_t H, int64_t W) {
+at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& coords_in, const at::Tensor& order_in,
+                                  int64_t B, int64_t H, int64_t W) {
   const at::Tensor coords = coords_in.contiguous(), order = order_in.contiguous();
   sr_cpu::check_cpu_float(grad_in, "grad");
   sr_check::gather_backward_args(grad_in, coords, order, B, H, W);
@@ -35,8 +35,8 @@ at::Tensor gather_patches_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& c
   const auto groups = sr_cpu::group_by_batch(c, o, order.size(0), B);
   at::Tensor out = sr_cpu::empty_large({B, C, H, W}, grad.options());
   SR_DISPATCH_FLOATS(grad.scalar_type(), "gather_patches_bwd_cpu", [&] {
-    sr_cpu::paste_windows<scalar_t>(grad.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), groups,
-                                    c, o, B, C, H, W, P, 1, false);
+    sr_cpu::paste_windows<scalar_t>(grad.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), groups, c, o, B,
+                                    C, H, W, P, 1, false);
   });
   return out;
 }

@@ -28,14 +28,11 @@ namespace {
 using Dims = sr::GraphAggDims;
 
 // Columns of the region row at feat row `row`, starting at column x, that lie inside feat.
-inline int64_t valid_cols(const Dims& d, int64_t row, int64_t x) {
-  return row < d.H ? std::min(d.P, d.W - x) : 0;
-}
+inline int64_t valid_cols(const Dims& d, int64_t row, int64_t x) { return row < d.H ? std::min(d.P, d.W - x) : 0; }
 
 // Pass 1: ab[b, q, r, c] = (alpha, beta).
 template <typename T, typename Acc>
-void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const Dims d,
-                  bool adapn, Acc eps) {
+void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2;
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * m * d.k * d.C * 16))
   for (int64_t bq = 0; bq < d.B * m; ++bq) {
@@ -65,8 +62,7 @@ void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const
 // Pass 2, one HR output row (b, Y) per iteration. out is (B, k, C, HH, WW) without
 // weights, else (B, C, HH, WW).
 template <typename T, typename Acc>
-void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weights, T* out,
-               const Dims d) {
+void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weights, T* out, const Dims d) {
   const int64_t m = d.m1 * d.m2, planes = weights ? 1 : d.k;
   const auto cy = sr_cpu::axis_counts(d.HH, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.WW, d.P, d.T, d.m2);
 #pragma omp parallel if (sr_cpu::worth_threads(d.B * d.k * d.C * d.HH * d.WW))
@@ -124,13 +120,11 @@ struct Args {
 };
 
 Args prepare(const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& qf,
-             const c10::optional<at::Tensor>& weights, int64_t Hk, int64_t Wk, int64_t scale,
-             int64_t p, int64_t t) {
+             const c10::optional<at::Tensor>& weights, int64_t Hk, int64_t Wk, int64_t scale, int64_t p, int64_t t) {
   sr_cpu::check_cpu_float(feat, "feat");
   sr_check::graph_aggregate_args(feat, idx, qf, weights, Hk, Wk, scale, p, t);
   Args a;
-  a.d = sr::graph_agg_dims(feat.size(0), feat.size(1), feat.size(2), feat.size(3),
-                           idx.size(-1), Wk, scale, p, t);
+  a.d = sr::graph_agg_dims(feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(-1), Wk, scale, p, t);
   a.feat = feat.contiguous();
   a.qf = qf.contiguous();
   a.idx = idx.to(at::kLong).contiguous();
@@ -140,11 +134,9 @@ Args prepare(const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& qf
   return a;
 }
 
-at::Tensor graph_aggregate_fwd_cpu(const at::Tensor& feat, const at::Tensor& idx,
-                                   const at::Tensor& query_feat,
-                                   const c10::optional<at::Tensor>& weights, int64_t Hk,
-                                   int64_t Wk, int64_t scale, int64_t patch_size,
-                                   int64_t stride, bool adapn, double eps) {
+at::Tensor graph_aggregate_fwd_cpu(const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& query_feat,
+                                   const c10::optional<at::Tensor>& weights, int64_t Hk, int64_t Wk, int64_t scale,
+                                   int64_t patch_size, int64_t stride, bool adapn, double eps) {
   const Args a = prepare(feat, idx, query_feat, weights, Hk, Wk, scale, patch_size, stride);
   const Dims& d = a.d;
   at::Tensor out = weights.has_value() ? at::empty({d.B, d.C, d.HH, d.WW}, a.feat.options())
@@ -154,8 +146,7 @@ at::Tensor graph_aggregate_fwd_cpu(const at::Tensor& feat, const at::Tensor& idx
     std::vector<Acc> ab(d.B * d.m1 * d.m2 * d.k * d.C * 2);
     affine_table<scalar_t, Acc>(a.feat.const_data_ptr<scalar_t>(), a.qf.const_data_ptr<scalar_t>(),
                                 a.idx.const_data_ptr<int64_t>(), ab.data(), d, adapn, Acc(eps));
-    fold_rows<scalar_t, Acc>(a.feat.const_data_ptr<scalar_t>(), a.idx.const_data_ptr<int64_t>(),
-                             ab.data(),
+    fold_rows<scalar_t, Acc>(a.feat.const_data_ptr<scalar_t>(), a.idx.const_data_ptr<int64_t>(), ab.data(),
                              a.weights ? a.weights->const_data_ptr<scalar_t>() : nullptr,
                              out.mutable_data_ptr<scalar_t>(), d);
   });
@@ -164,14 +155,14 @@ at::Tensor graph_aggregate_fwd_cpu(const at::Tensor& feat, const at::Tensor& idx
 
 // Gradient reaching the normalised value of (q, r, c) at HR pixel (Y, X).
 template <typename T, typename Acc>
-inline Acc grad_at(const T* grad, const T* weights, const Dims& d, int64_t b, int64_t r,
-                   int64_t c, int64_t Y, int64_t X, Acc inv_count) {
+inline Acc grad_at(const T* grad, const T* weights, const Dims& d, int64_t b, int64_t r, int64_t c, int64_t Y,
+                   int64_t X, Acc inv_count) {
   return sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) * inv_count;
 }
 
 template <typename T, typename Acc>
-void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, const T* weights,
-              T* g_feat, T* g_qf, T* g_w, const Dims d, bool adapn, Acc eps) {
+void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, const T* weights, T* g_feat, T* g_qf,
+              T* g_w, const Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2, Nz = d.P * d.P, Nq = d.p * d.p;
   const auto cy = sr_cpu::axis_counts(d.HH, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.WW, d.P, d.T, d.m2);
   // gc[b, q, r, c] = (alpha, beta, c1, c2); qc[b, q, c] = (mean coef, var coef, mean_q).
@@ -185,8 +176,7 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
     for (int64_t c = 0; c < d.C; ++c) {
       const T* fplane = feat + (b * d.C + c) * d.H * d.W;
       Acc mq = 0, vq = 0;
-      if (adapn)
-        sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
+      if (adapn) sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
       Acc* qcoef = qc.data() + (bq * d.C + c) * 3;
       qcoef[2] = mq;
       for (int64_t r = 0; r < d.k; ++r) {
@@ -304,9 +294,9 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cpu(
-    const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& idx,
-    const at::Tensor& query_feat, const c10::optional<at::Tensor>& weights, int64_t Hk,
-    int64_t Wk, int64_t scale, int64_t patch_size, int64_t stride, bool adapn, double eps) {
+    const at::Tensor& grad_out, const at::Tensor& feat, const at::Tensor& idx, const at::Tensor& query_feat,
+    const c10::optional<at::Tensor>& weights, int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size, int64_t stride,
+    bool adapn, double eps) {
   const Args a = prepare(feat, idx, query_feat, weights, Hk, Wk, scale, patch_size, stride);
   sr_check::graph_aggregate_grad(grad_out, feat, idx, weights, scale);
   const Dims& d = a.d;
@@ -315,9 +305,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cpu(
   at::Tensor g_w = weights.has_value() ? at::empty_like(*a.weights) : at::empty({0}, a.feat.options());
   AT_DISPATCH_FLOATING_TYPES(a.feat.scalar_type(), "graph_aggregate_bwd_cpu", [&] {
     backward<scalar_t, scalar_t>(
-        grad.const_data_ptr<scalar_t>(), a.feat.const_data_ptr<scalar_t>(),
-        a.qf.const_data_ptr<scalar_t>(), a.idx.const_data_ptr<int64_t>(),
-        a.weights ? a.weights->const_data_ptr<scalar_t>() : nullptr,
+        grad.const_data_ptr<scalar_t>(), a.feat.const_data_ptr<scalar_t>(), a.qf.const_data_ptr<scalar_t>(),
+        a.idx.const_data_ptr<int64_t>(), a.weights ? a.weights->const_data_ptr<scalar_t>() : nullptr,
         g_feat.mutable_data_ptr<scalar_t>(), g_qf.mutable_data_ptr<scalar_t>(),
         weights.has_value() ? g_w.mutable_data_ptr<scalar_t>() : nullptr, d, adapn, scalar_t(eps));
   });
@@ -331,11 +320,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cpu(
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // weights given: (B, C, sH, sW) output and a grad_weights; else (B, k, C, sH, sW)
   // and an empty grad_weights.
-  m.def("_graph_aggregate_fwd(Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, int Hk, int Wk, "
-        "int scale, int patch_size, int stride, bool adapn, float eps) -> Tensor");
-  m.def("_graph_aggregate_bwd(Tensor grad_out, Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, "
-        "int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, float eps) -> (Tensor, Tensor, "
-        "Tensor)");
+  m.def(
+      "_graph_aggregate_fwd(Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, int Hk, int Wk, "
+      "int scale, int patch_size, int stride, bool adapn, float eps) -> Tensor");
+  m.def(
+      "_graph_aggregate_bwd(Tensor grad_out, Tensor feat, Tensor idx, Tensor query_feat, Tensor? weights, "
+      "int Hk, int Wk, int scale, int patch_size, int stride, bool adapn, float eps) -> (Tensor, Tensor, "
+      "Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {

@@ -39,14 +39,12 @@ void fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double
   for (int64_t t = 0; t < d.B * tp; ++t) {
     const int64_t p0 = (t % tp) * sr::kLn2dTile;
     const int64_t off = t / tp * d.C * d.HW + p0;
-    sr::ln2d_tile_fwd<T, Acc>(x + off, w, b, y + off, d.C, d.HW,
-                              std::min(sr::kLn2dTile, d.HW - p0), Acc(eps));
+    sr::ln2d_tile_fwd<T, Acc>(x + off, w, b, y + off, d.C, d.HW, std::min(sr::kLn2dTile, d.HW - p0), Acc(eps));
   }
 }
 
 template <typename T>
-void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2dDims d,
-              double eps) {
+void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2dDims d, double eps) {
   using Acc = at::opmath_type<T>;
   const int64_t tp = tiles_per_plane(d), tiles = d.B * tp;
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(64, tiles));
@@ -76,8 +74,7 @@ void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2
 // Channels-last maps (what oneDNN's convolutions run fastest on, on the CPU): each pixel's
 // C values are contiguous, so a pixel is one short two-pass reduction; OpenMP over pixels.
 template <typename T>
-void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t C,
-                     double eps) {
+void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t C, double eps) {
   using Acc = at::opmath_type<T>;
   for (int64_t px = 0; px < n; ++px) {
     const T* xp = x + px * C;
@@ -97,8 +94,8 @@ void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_
 // float: the reductions and the affine step in eight-float vectors (C is a few dozen, so
 // lanes lose nothing measurable), which the AVX2 clone runs as one register; the plain
 // loops above run each pixel's sums one add at a time.
-SR_CPU_CLONES void fwd_nhwc_pixels_f32(const float* x, const float* w, const float* b, float* y,
-                                       int64_t n, int64_t C, float eps) {
+SR_CPU_CLONES void fwd_nhwc_pixels_f32(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t C,
+                                       float eps) {
   using sr_simd::f32x8;
   using sr_simd::load8;
   const float inv_c = 1.0f / float(C);
@@ -160,8 +157,7 @@ void gelu_span(const T* x, T* y, int64_t n, bool tanh_approx) {
 }
 
 template <typename T>
-void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps,
-                   bool tanh_approx) {
+void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps, bool tanh_approx) {
   constexpr int64_t kChunk = 256;  // pixels per OpenMP iteration, as fwd_nhwc
   const int64_t n = d.B * d.HW, chunks = (n + kChunk - 1) / kChunk;
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
@@ -178,8 +174,7 @@ void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, d
 }
 
 template <typename T>
-void gelu_fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps,
-                   bool tanh_approx) {
+void gelu_fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps, bool tanh_approx) {
   using Acc = at::opmath_type<T>;
   const int64_t tp = tiles_per_plane(d);
 #pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
@@ -195,29 +190,27 @@ bool channels_last(const at::Tensor& x) {
   return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
-                               const at::Tensor& b_in, double eps) {
+at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in, double eps) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
   if (channels_last(x_in)) {  // output channels-last too (sr_ops/ops/layernorm2d.py's contract)
     const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
     at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
     SR_DISPATCH_FLOATS(x_in.scalar_type(), "layernorm2d_fwd_cpu", [&] {
-      fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                         b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps);
+      fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
+                         y.mutable_data_ptr<scalar_t>(), d, eps);
     });
     return y;
   }
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.contiguous();
   at::Tensor y = at::empty_like(x);
   SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_fwd_cpu", [&] {
-    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                       b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps);
+    fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
+                       y.mutable_data_ptr<scalar_t>(), d, eps);
   });
   return y;
 }
 
-at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
-                                    const at::Tensor& b_in, double eps,
+at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in, double eps,
                                     c10::string_view approximate) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
   sr_check::gelu_approximate(approximate);
@@ -227,33 +220,31 @@ at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_
     at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
     SR_DISPATCH_FLOATS(x_in.scalar_type(), "gelu_layernorm2d_fwd_cpu", [&] {
       gelu_fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                              b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d,
-                              eps, tanh_approx);
+                              b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps, tanh_approx);
     });
     return y;
   }
   const at::Tensor x = x_in.contiguous();
   at::Tensor y = at::empty_like(x);
   SR_DISPATCH_FLOATS(x.scalar_type(), "gelu_layernorm2d_fwd_cpu", [&] {
-    gelu_fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
-                            b.const_data_ptr<scalar_t>(), y.mutable_data_ptr<scalar_t>(), d, eps,
-                            tanh_approx);
+    gelu_fwd_impl<scalar_t>(x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(), b.const_data_ptr<scalar_t>(),
+                            y.mutable_data_ptr<scalar_t>(), d, eps, tanh_approx);
   });
   return y;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
-    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& w_in,
-    const at::Tensor& b_in, double eps) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& x_in,
+                                                                   const at::Tensor& w_in, const at::Tensor& b_in,
+                                                                   double eps) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
   sr_check::layernorm2d_backward_args(grad_in, x_in, w_in, b_in, eps);
   const at::Tensor x = x_in.contiguous(), w = w_in.contiguous();
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w), gb = at::empty_like(w);
   SR_DISPATCH_FLOATS(x.scalar_type(), "layernorm2d_bwd_cpu", [&] {
-    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                       w.const_data_ptr<scalar_t>(), gx.mutable_data_ptr<scalar_t>(),
-                       gw.mutable_data_ptr<scalar_t>(), gb.mutable_data_ptr<scalar_t>(), d, eps);
+    bwd_impl<scalar_t>(g.const_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),
+                       gx.mutable_data_ptr<scalar_t>(), gw.mutable_data_ptr<scalar_t>(),
+                       gb.mutable_data_ptr<scalar_t>(), d, eps);
   });
   return {gx, gw, gb};
 }
@@ -265,8 +256,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cpu(
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // x (B, C, H, W), weight / bias (C,), one dtype; backward -> (grad_x, grad_weight, grad_bias).
   m.def("_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps) -> Tensor");
-  m.def("_layernorm2d_bwd(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, float eps) -> (Tensor, Tensor, "
-        "Tensor)");
+  m.def(
+      "_layernorm2d_bwd(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, float eps) -> (Tensor, Tensor, "
+      "Tensor)");
   // layernorm2d(gelu(x)); approximate "none" (erf) or "tanh", as F.gelu. Its backward is
   // _layernorm2d_bwd at gelu(x), then GELU's derivative (sr_ops/ops/gelu_layernorm2d.py).
   m.def("_gelu_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, float eps, str approximate) -> Tensor");

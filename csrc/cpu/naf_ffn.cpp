@@ -22,8 +22,8 @@ using sr_naf::Dims;
 using sr_naf::kTile;
 
 template <typename T>
-void tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out,
-          const T* b_out, const T* gamma, T* out, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
+void tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out, const T* b_out,
+          const T* gamma, T* out, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
   forward_tile(y, nw, nb, w_in, b_in, w_out, b_out, w, d, n, eps);
   for (int64_t c = 0; c < d.C; ++c) {
     const T* zr = w.z.data() + c * n;
@@ -67,9 +67,8 @@ at::Tensor naf_ffn_fwd_cpu(const at::Tensor& y_in, const at::Tensor& nw_in, cons
   at::Tensor out = at::empty_like(y);
   const Dims d{y.size(0), C, y.size(2) * y.size(3), F};
   if (d.B * d.HW == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "naf_ffn_fwd_cpu", [&] {
-    run<scalar_t>(y, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps));
-  });
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "naf_ffn_fwd_cpu",
+                             [&] { run<scalar_t>(y, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps)); });
   return out;
 }
 
@@ -80,8 +79,9 @@ at::Tensor naf_ffn_fwd_cpu(const at::Tensor& y_in, const at::Tensor& nw_in, cons
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // NAFNet's FFN half: y (B, C, H, W), w_in (2F, C), w_out (C, F), the vectors (C,) or
   // (2F,), one dtype. CPU only so far (sr_ops/_build_check.py lists it).
-  m.def("_naf_ffn_fwd(Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, Tensor w_out, "
-        "Tensor b_out, Tensor gamma, float eps) -> Tensor");
+  m.def(
+      "_naf_ffn_fwd(Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, Tensor w_out, "
+      "Tensor b_out, Tensor gamma, float eps) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_naf_ffn_fwd", &naf_ffn_fwd_cpu); }

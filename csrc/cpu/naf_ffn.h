@@ -60,12 +60,17 @@ inline void check_args(const at::Tensor& y_in, const at::Tensor& nw_in, const at
   sr_cpu::check_cpu_float(y_in, "y");
   sr_check::dims(y_in, "y", 4, "(B, C, H, W)");
   SR_CHECK_SHAPE(y_in.size(1) > 0, y_in, "y", "(B, C, H, W) with C >= 1");
-  sr_check::same_dtype_device(y_in, "y", {{&nw_in, "norm_weight"}, {&nb_in, "norm_bias"}, {&w_in_in, "w_in"},
-                                          {&b_in_in, "b_in"}, {&w_out_in, "w_out"}, {&b_out_in, "b_out"},
-                                          {&gamma_in, "gamma"}});
+  sr_check::same_dtype_device(y_in, "y",
+                              {{&nw_in, "norm_weight"},
+                               {&nb_in, "norm_bias"},
+                               {&w_in_in, "w_in"},
+                               {&b_in_in, "b_in"},
+                               {&w_out_in, "w_out"},
+                               {&b_out_in, "b_out"},
+                               {&gamma_in, "gamma"}});
   const int64_t C = y_in.size(1);
-  SR_CHECK_SHAPE(w_in_in.dim() == 2 && w_in_in.size(1) == C && w_in_in.size(0) > 0 && w_in_in.size(0) % 2 == 0,
-                 w_in_in, "w_in", "(2F, C) with y's C and F >= 1");
+  SR_CHECK_SHAPE(w_in_in.dim() == 2 && w_in_in.size(1) == C && w_in_in.size(0) > 0 && w_in_in.size(0) % 2 == 0, w_in_in,
+                 "w_in", "(2F, C) with y's C and F >= 1");
   const int64_t F = w_in_in.size(0) / 2;
   sr_check::shape_is(w_out_in, "w_out", {C, F}, "(C, F)");
   sr_check::shape_is(nw_in, "norm_weight", {C}, "(C,)");
@@ -92,8 +97,8 @@ void gemm(T* c, const T* a, int64_t ar, int64_t ac, bool ta, const T* b, int64_t
 // The forward's intermediates of one (C, n) tile of y (channel stride HW): xn = LN(y),
 // h = W_in . xn + b_in, g = h[:F] * h[F:], z = W_out . g + b_out.
 template <typename T>
-void forward_tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out,
-                  const T* b_out, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
+void forward_tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out, const T* b_out,
+                  Buffers<T>& w, const Dims& d, int64_t n, T eps) {
   normalise(y, nw, nb, w, d, n, eps);
   gemm(w.h.data(), w_in, 2 * d.F, d.C, false, w.xn.data(), d.C, n, false);
   for (int64_t f = 0; f < 2 * d.F; ++f) {

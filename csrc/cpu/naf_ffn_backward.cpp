@@ -30,14 +30,13 @@ template <typename T>
 struct Grads {  // scratch of one tile's backward
   std::vector<T> dz, dh, dxn, prod, col;
   explicit Grads(const Dims& d)
-      : dz(d.C * kTile), dh(2 * d.F * kTile), dxn(d.C * kTile), prod(2 * d.F * std::max(d.C, d.F)),
-        col(2 * kTile) {}
+      : dz(d.C * kTile), dh(2 * d.F * kTile), dxn(d.C * kTile), prod(2 * d.F * std::max(d.C, d.F)), col(2 * kTile) {}
 };
 
 template <typename T>
 void tile_bwd(const T* G, const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out,
-              const T* b_out, const T* gamma, T* dy, Buffers<T>& w, Grads<T>& g, Sums<T>& s, const Dims& d,
-              int64_t n, T eps) {
+              const T* b_out, const T* gamma, T* dy, Buffers<T>& w, Grads<T>& g, Sums<T>& s, const Dims& d, int64_t n,
+              T eps) {
   sr_naf::forward_tile(y, nw, nb, w_in, b_in, w_out, b_out, w, d, n, eps);
   for (int64_t c = 0; c < d.C; ++c) {
     const T *gr = G + c * d.HW, *zr = w.z.data() + c * n;
@@ -115,12 +114,11 @@ void run_bwd(const T* G, const T* y, const T* nw, const T* nb, const T* w_in, co
       for (int64_t job = part * per; job < std::min(jobs, (part + 1) * per); ++job) {
         const int64_t b = job / tiles, p0 = (job % tiles) * kTile, n = std::min(kTile, d.HW - p0);
         const int64_t off = b * d.C * d.HW + p0;
-        tile_bwd<T>(G + off, y + off, nw, nb, w_in, b_in, w_out, b_out, gamma, dy + off, w, g, sums[part], d, n,
-                    eps);
+        tile_bwd<T>(G + off, y + off, nw, nb, w_in, b_in, w_out, b_out, gamma, dy + off, w, g, sums[part], d, n, eps);
       }
   }
   // out: grad of norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, each summed over the parts in order
-  auto reduce = [&](at::Tensor& t, std::vector<T> Sums<T>::*field) {
+  auto reduce = [&](at::Tensor& t, std::vector<T> Sums<T>::* field) {
     T* p = t.mutable_data_ptr<T>();
     for (int64_t e = 0; e < t.numel(); ++e) {
       T acc = T(0);
@@ -149,8 +147,9 @@ naf_ffn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& y_in, const at::Ten
   const at::Tensor b_in = b_in_in.contiguous(), w_out = w_out_in.contiguous(), b_out = b_out_in.contiguous();
   const at::Tensor gamma = gamma_in.contiguous();
   at::Tensor dy = at::empty_like(y);
-  std::vector<at::Tensor> out = {at::empty_like(nw), at::empty_like(nb), at::empty_like(w_in), at::empty_like(b_in),
-                                 at::empty_like(w_out), at::empty_like(b_out), at::empty_like(gamma)};
+  std::vector<at::Tensor> out = {at::empty_like(nw),   at::empty_like(nb),    at::empty_like(w_in),
+                                 at::empty_like(b_in), at::empty_like(w_out), at::empty_like(b_out),
+                                 at::empty_like(gamma)};
   const Dims d{y.size(0), y.size(1), y.size(2) * y.size(3), w_in.size(0) / 2};
   if (d.B * d.HW == 0) {
     for (auto& t : out) t.zero_();
@@ -159,8 +158,8 @@ naf_ffn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& y_in, const at::Ten
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "naf_ffn_bwd_cpu", [&] {
     using T = scalar_t;
     run_bwd<T>(G.const_data_ptr<T>(), y.const_data_ptr<T>(), nw.const_data_ptr<T>(), nb.const_data_ptr<T>(),
-               w_in.const_data_ptr<T>(), b_in.const_data_ptr<T>(), w_out.const_data_ptr<T>(),
-               b_out.const_data_ptr<T>(), gamma.const_data_ptr<T>(), dy.mutable_data_ptr<T>(), out, d, T(eps));
+               w_in.const_data_ptr<T>(), b_in.const_data_ptr<T>(), w_out.const_data_ptr<T>(), b_out.const_data_ptr<T>(),
+               gamma.const_data_ptr<T>(), dy.mutable_data_ptr<T>(), out, d, T(eps));
   });
   return {dy, out[0], out[1], out[2], out[3], out[4], out[5], out[6]};
 }
@@ -170,9 +169,10 @@ naf_ffn_bwd_cpu(const at::Tensor& grad_in, const at::Tensor& y_in, const at::Ten
 // The schemas of the kernels below (sr_ops/ops/<op>.py calls them; the CUDA glue registers
 // the same names for CUDA tensors).
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
-  m.def("_naf_ffn_bwd(Tensor grad, Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, "
-        "Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> (Tensor, Tensor, Tensor, Tensor, Tensor, "
-        "Tensor, Tensor, Tensor)");
+  m.def(
+      "_naf_ffn_bwd(Tensor grad, Tensor y, Tensor norm_weight, Tensor norm_bias, Tensor w_in, Tensor b_in, "
+      "Tensor w_out, Tensor b_out, Tensor gamma, float eps) -> (Tensor, Tensor, Tensor, Tensor, Tensor, "
+      "Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_naf_ffn_bwd", &naf_ffn_bwd_cpu); }

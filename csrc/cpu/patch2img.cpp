@@ -67,16 +67,14 @@ void bwd_impl(const T* src, T* dst, const sr::Patch2ImgDims d) {
         for (int64_t py = 0; py < d.P; ++py) {
           const int64_t y = d.T * i + py;
           const T* g = src + ((b * d.C + c) * d.H + y) * d.W + d.T * j;
-          for (int64_t px = 0; px < d.P; ++px)
-            *out++ = T(Acc(g[px]) / Acc(cy[y] * cx[d.T * j + px]));
+          for (int64_t px = 0; px < d.P; ++px) *out++ = T(Acc(g[px]) / Acc(cy[y] * cx[d.T * j + px]));
         }
       }
     }
   }
 }
 
-at::Tensor patch2img_fwd_cpu(const at::Tensor& patches_in, int64_t H, int64_t W,
-                             int64_t stride) {
+at::Tensor patch2img_fwd_cpu(const at::Tensor& patches_in, int64_t H, int64_t W, int64_t stride) {
   sr_cpu::check_cpu_float(patches_in, "patches");
   const auto d = sr_check::patch2img_dims(patches_in, H, W, stride);
   const at::Tensor patches = patches_in.contiguous();
@@ -87,15 +85,13 @@ at::Tensor patch2img_fwd_cpu(const at::Tensor& patches_in, int64_t H, int64_t W,
   return out;
 }
 
-at::Tensor patch2img_bwd_cpu(const at::Tensor& grad_in, int64_t patch_size,
-                             int64_t stride) {
+at::Tensor patch2img_bwd_cpu(const at::Tensor& grad_in, int64_t patch_size, int64_t stride) {
   sr_cpu::check_cpu_float(grad_in, "grad_out");
   const auto d = sr_check::patch2img_backward_dims(grad_in, patch_size, stride);
   const at::Tensor grad = grad_in.contiguous();
   at::Tensor out = at::empty({d.B, d.L, d.C, d.P, d.P}, grad.options());
-  SR_DISPATCH_FLOATS(grad.scalar_type(), "patch2img_bwd_cpu", [&] {
-    bwd_impl<scalar_t>(grad.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d);
-  });
+  SR_DISPATCH_FLOATS(grad.scalar_type(), "patch2img_bwd_cpu",
+                     [&] { bwd_impl<scalar_t>(grad.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d); });
   return out;
 }
 

@@ -71,8 +71,8 @@ inline ByBatch group_by_batch(const int64_t* coords, const int64_t* order, int64
 
 // Calls f(i, py, y, x0) for each row y in [y0, y1) of each window of batch b crossing it.
 template <class F>
-void visit_band(const ByBatch& g, const int64_t* coords, const int64_t* order, int64_t b, int64_t y0,
-                int64_t y1, int64_t Q, int64_t scale, F&& f) {
+void visit_band(const ByBatch& g, const int64_t* coords, const int64_t* order, int64_t b, int64_t y0, int64_t y1,
+                int64_t Q, int64_t scale, F&& f) {
   // First window reaching the band: scale*row + Q > y0.
   const auto first = std::upper_bound(g.row.begin() + g.start[b], g.row.begin() + g.start[b + 1], 0,
                                       [&](int64_t, int64_t r) { return scale * r + Q > y0; });
@@ -104,8 +104,8 @@ inline void band_coverage(const ByBatch& g, const int64_t* coords, const int64_t
 
 // dst (N, C, Q, Q)[i] = window i of src (B, C, H, W) (gather, extract).
 template <typename T>
-void crop_windows(const T* src, T* dst, const int64_t* coords, const int64_t* order, int64_t N, int64_t C,
-                  int64_t H, int64_t W, int64_t Q, int64_t scale) {
+void crop_windows(const T* src, T* dst, const int64_t* coords, const int64_t* order, int64_t N, int64_t C, int64_t H,
+                  int64_t W, int64_t Q, int64_t scale) {
 #pragma omp parallel for schedule(static) if (worth_threads(N * C * Q * Q))
   for (int64_t ic = 0; ic < N * C; ++ic) {
     const int64_t i = ic / C, c = ic % C;
@@ -121,8 +121,8 @@ void crop_windows(const T* src, T* dst, const int64_t* coords, const int64_t* or
 // `mean` their average (0 where none covers). One task per (batch, row band) takes every
 // channel, so the band's coverage is counted once, next to the sums it divides.
 template <typename T>
-void paste_windows(const T* src, T* dst, const ByBatch& g, const int64_t* coords, const int64_t* order,
-                   int64_t B, int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale, bool mean) {
+void paste_windows(const T* src, T* dst, const ByBatch& g, const int64_t* coords, const int64_t* order, int64_t B,
+                   int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale, bool mean) {
   using Acc = PasteAcc<T>;
   const int64_t bh = band_rows(B, H), nb = (H + bh - 1) / bh;
 #pragma omp parallel if (worth_threads(B * C * H * W))
@@ -168,8 +168,8 @@ void paste_windows(const T* src, T* dst, const ByBatch& g, const int64_t* coords
 // by its coverage. Band tasks as in paste_windows; every window row lies in one band, so
 // tasks write disjoint rows of dst.
 template <typename T>
-void crop_mean_grad(const T* grad, T* dst, const ByBatch& g, const int64_t* coords, const int64_t* order,
-                    int64_t B, int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale) {
+void crop_mean_grad(const T* grad, T* dst, const ByBatch& g, const int64_t* coords, const int64_t* order, int64_t B,
+                    int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale) {
   using Acc = at::opmath_type<T>;
   const int64_t bh = band_rows(B, H), nb = (H + bh - 1) / bh;
 #pragma omp parallel if (worth_threads(B * C * H * W))

@@ -22,9 +22,7 @@ inline void store8(float* p, f32x8 v) { std::memcpy(p, &v, sizeof v); }
 inline f32x8 splat8(float a) { return f32x8{} + a; }
 
 // A tree over the lanes (three dependent adds).
-inline float hsum8(f32x8 v) {
-  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
-}
+inline float hsum8(f32x8 v) { return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7])); }
 
 // A NaN in a passes through both (every comparison with it is false).
 inline f32x8 min8(f32x8 a, f32x8 b) { return a > b ? b : a; }
@@ -54,8 +52,6 @@ inline f32x8 erf8(f32x8 x) {
 
 // The exact (erf) GELU of eight floats; the limits as torch's: gelu(+inf) = +inf,
 // gelu(-inf) = -inf * 0 = NaN.
-inline f32x8 gelu8(f32x8 x) {
-  return 0.5f * x * (1.0f + erf8(x * 0.70710678118654752f));
-}
+inline f32x8 gelu8(f32x8 x) { return 0.5f * x * (1.0f + erf8(x * 0.70710678118654752f)); }
 
 }  // namespace sr_simd

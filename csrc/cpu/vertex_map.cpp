@@ -11,8 +11,7 @@ namespace {
 
 // Returns how many indices lay outside the key grid; the caller raises after the
 // parallel region, since an exception must not leave an OpenMP loop.
-int64_t map_impl(const int64_t* idx, int64_t* rows, int64_t* cols, int64_t n,
-                 const sr::VertexMapDims d) {
+int64_t map_impl(const int64_t* idx, int64_t* rows, int64_t* cols, int64_t n, const sr::VertexMapDims d) {
   int64_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : bad) if (sr_cpu::worth_threads(n))
   for (int64_t e = 0; e < n; ++e) {
@@ -22,8 +21,7 @@ int64_t map_impl(const int64_t* idx, int64_t* rows, int64_t* cols, int64_t n,
   return bad;
 }
 
-std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cpu(const at::Tensor& idx_in, int64_t Hk,
-                                                      int64_t Wk, int64_t scale,
+std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cpu(const at::Tensor& idx_in, int64_t Hk, int64_t Wk, int64_t scale,
                                                       int64_t patch_size, int64_t stride) {
   TORCH_CHECK_VALUE(idx_in.device().is_cpu(), "idx must be a CPU tensor, got ", idx_in.device());
   sr_check::vertex_map_args(idx_in, Hk, Wk, scale, patch_size, stride);

@@ -48,8 +48,8 @@ __device__ WarpGroups warp_groups() {
 }
 
 template <typename T>
-__global__ void fwd_kernel(const T* __restrict__ z, const T* __restrict__ q, T* __restrict__ out,
-                           sr::AdapnDims d, double eps) {
+__global__ void fwd_kernel(const T* __restrict__ z, const T* __restrict__ q, T* __restrict__ out, sr::AdapnDims d,
+                           double eps) {
   using Acc = typename AccOf<T>::type;
   const auto w = warp_groups();
   const int lane = w.lane;
@@ -65,9 +65,8 @@ __global__ void fwd_kernel(const T* __restrict__ z, const T* __restrict__ q, T* 
 }
 
 template <typename T>
-__global__ void bwd_kernel(const T* __restrict__ grad, const T* __restrict__ z,
-                           const T* __restrict__ q, T* __restrict__ gz, T* __restrict__ gq,
-                           sr::AdapnDims d, double eps) {
+__global__ void bwd_kernel(const T* __restrict__ grad, const T* __restrict__ z, const T* __restrict__ q,
+                           T* __restrict__ gz, T* __restrict__ gq, sr::AdapnDims d, double eps) {
   using Acc = typename AccOf<T>::type;
   const auto w = warp_groups();
   const int lane = w.lane;
@@ -87,7 +86,8 @@ __global__ void bwd_kernel(const T* __restrict__ grad, const T* __restrict__ z,
       sg = warp_sum(sg);
       sgx = warp_sum(sgx);
       for (int64_t e = lane; e < d.PP; e += kWarp)
-        gz[off + e] = sr_cast<T>(sr::adapn_grad_z(c, sr_cast<Acc>(grad[off + e]), sr_cast<Acc>(z[off + e]), sg, sgx, d.PP));
+        gz[off + e] =
+            sr_cast<T>(sr::adapn_grad_z(c, sr_cast<Acc>(grad[off + e]), sr_cast<Acc>(z[off + e]), sg, sgx, d.PP));
       G1 += sg;
       G2 += sgx;
     }
@@ -99,38 +99,40 @@ __global__ void bwd_kernel(const T* __restrict__ grad, const T* __restrict__ z,
 
 sr::AdapnDims make_dims(int64_t N, int64_t k, int64_t C, int64_t PP, int64_t pp) {
   sr::AdapnDims d;
-  d.N = N; d.k = k; d.C = C; d.PP = PP; d.pp = pp;
+  d.N = N;
+  d.k = k;
+  d.C = C;
+  d.PP = PP;
+  d.pp = pp;
   return d;
 }
 
 }  // namespace
 
-Status adapn_fwd(const void* neighbors, const void* query, void* out, DType dtype, int64_t N,
-                 int64_t k, int64_t C, int64_t PP, int64_t pp, double eps, cudaStream_t stream) {
+Status adapn_fwd(const void* neighbors, const void* query, void* out, DType dtype, int64_t N, int64_t k, int64_t C,
+                 int64_t PP, int64_t pp, double eps, cudaStream_t stream) {
   const auto d = make_dims(N, k, C, PP, pp);
   const int64_t threads = sr::adapn_groups(d) * kWarp;
   if (threads == 0 || k == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     SR_LAUNCH(blocks_for(threads, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
-        static_cast<const T*>(neighbors), static_cast<const T*>(query), static_cast<T*>(out), d,
-        eps);
+        static_cast<const T*>(neighbors), static_cast<const T*>(query), static_cast<T*>(out), d, eps);
   });
   return last_error();
 }
 
-Status adapn_bwd(const void* grad_out, const void* neighbors, const void* query,
-                 void* grad_neighbors, void* grad_query, DType dtype, int64_t N, int64_t k,
-                 int64_t C, int64_t PP, int64_t pp, double eps, cudaStream_t stream) {
+Status adapn_bwd(const void* grad_out, const void* neighbors, const void* query, void* grad_neighbors, void* grad_query,
+                 DType dtype, int64_t N, int64_t k, int64_t C, int64_t PP, int64_t pp, double eps,
+                 cudaStream_t stream) {
   const auto d = make_dims(N, k, C, PP, pp);
   const int64_t threads = sr::adapn_groups(d) * kWarp;
   if (threads == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     SR_LAUNCH(blocks_for(threads, kThreads), kThreads, 0, stream, bwd_kernel<T>)(
-        static_cast<const T*>(grad_out), static_cast<const T*>(neighbors),
-        static_cast<const T*>(query), static_cast<T*>(grad_neighbors),
-        static_cast<T*>(grad_query), d, eps);
+        static_cast<const T*>(grad_out), static_cast<const T*>(neighbors), static_cast<const T*>(query),
+        static_cast<T*>(grad_neighbors), static_cast<T*>(grad_query), d, eps);
   });
   return last_error();
 }

@@ -56,7 +56,7 @@ Status class_dispatch_fwd(const void* logits, const int64_t* ids, DType dtype, i
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     SR_LAUNCH(blocks_for(N, kThreads), kThreads, 0, stream, classes_kernel<T>)(static_cast<const T*>(logits), ids,
-                                                                         ids_ws, cnt, N, K);
+                                                                               ids_ws, cnt, N, K);
   });
   Status s = last_error();
   if (s[0] != '\0') return s;

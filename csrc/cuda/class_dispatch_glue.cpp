@@ -18,14 +18,12 @@ std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_i
   const auto idx = x.options().dtype(at::kLong);
   at::Tensor ids = at::empty({N}, idx), next = at::empty({K}, idx);
   at::Tensor counts = at::zeros({K}, idx), order = at::empty({N}, idx);
-  sr_cuda::check_status(
-      sr_cuda::class_dispatch_fwd(logits ? x.const_data_ptr() : nullptr,
-                                  logits ? nullptr : x.const_data_ptr<int64_t>(),
-                                  logits ? sr_cuda::dtype_of(x) : sr_cuda::DType::kFloat32,
-                                  ids.mutable_data_ptr<int64_t>(), next.mutable_data_ptr<int64_t>(),
-                                  counts.mutable_data_ptr<int64_t>(), order.mutable_data_ptr<int64_t>(), N, K,
-                                  sr_cuda::stream_of(x)),
-      "class_dispatch kernels");
+  sr_cuda::check_status(sr_cuda::class_dispatch_fwd(
+                            logits ? x.const_data_ptr() : nullptr, logits ? nullptr : x.const_data_ptr<int64_t>(),
+                            logits ? sr_cuda::dtype_of(x) : sr_cuda::DType::kFloat32, ids.mutable_data_ptr<int64_t>(),
+                            next.mutable_data_ptr<int64_t>(), counts.mutable_data_ptr<int64_t>(),
+                            order.mutable_data_ptr<int64_t>(), N, K, sr_cuda::stream_of(x)),
+                        "class_dispatch kernels");
   return {order, counts};
 }
 

@@ -23,8 +23,14 @@
 
 namespace sr_cuda {
 
-template <typename T> struct AccOf { using type = float; };
-template <> struct AccOf<double> { using type = double; };
+template <typename T>
+struct AccOf {
+  using type = float;
+};
+template <>
+struct AccOf<double> {
+  using type = double;
+};
 
 // Calls f(T{}) with T the C++ type for `dtype`.
 template <typename F>

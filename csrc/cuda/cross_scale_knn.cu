@@ -24,19 +24,19 @@ namespace {
 
 constexpr int kTI = 8, kTJ = 8, kQ = kTI * kTJ, kBN = 32, kBD = 32, kThreads = 256;
 constexpr int kPerThread = kBN * kQ / kThreads;  // dot products per thread per chunk
-constexpr int kSpare = 4;                          // set slots beyond k, for near-ties
+constexpr int kSpare = 4;                        // set slots beyond k, for near-ties
 
 template <typename T>
-__device__ __forceinline__ const T* patch_elem(const T* map, int64_t H, int64_t W, int64_t P,
-                                               int64_t y, int64_t x, int64_t e) {
+__device__ __forceinline__ const T* patch_elem(const T* map, int64_t H, int64_t W, int64_t P, int64_t y, int64_t x,
+                                               int64_t e) {
   const int64_t c = e / (P * P), dy = (e / P) % P, dx = e % P;
   return map + (c * H + y + dy) * W + x + dx;
 }
 
 // sum((q - c)^2) over the patch vectors of query patch (qi, qj) and key patch (a, cb).
 template <typename T, typename Acc>
-__device__ Acc patch_sq_dist(const T* qmap, const T* kmap, const sr::KnnDims& d, int64_t qi,
-                             int64_t qj, int64_t a, int64_t cb) {
+__device__ Acc patch_sq_dist(const T* qmap, const T* kmap, const sr::KnnDims& d, int64_t qi, int64_t qj, int64_t a,
+                             int64_t cb) {
   Acc sum = Acc(0);
   for (int64_t e = 0; e < d.C * d.P * d.P; ++e) {
     const Acc diff = sr_cast<Acc>(*patch_elem(qmap, d.H, d.W, d.P, d.T * qi, d.T * qj, e)) -
@@ -48,8 +48,8 @@ __device__ Acc patch_sq_dist(const T* qmap, const T* kmap, const sr::KnnDims& d,
 
 template <typename T, typename Acc>
 __global__ void __launch_bounds__(kThreads)
-knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __restrict__ dist,
-               int64_t* __restrict__ idx, sr::KnnDims d, int64_t k, Acc tol, Acc tiny) {
+    knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __restrict__ dist,
+                   int64_t* __restrict__ idx, sr::KnnDims d, int64_t k, Acc tol, Acc tiny) {
   __shared__ Acc Qs[kQ][kBD + 1];
   __shared__ Acc Ks[kBN][kBD + 1];
   __shared__ Acc Ds[kQ][kBN + 1];
@@ -82,7 +82,7 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
   sr::topk_reset(best_d, best_i, kx);
   const Acc inf = Acc(__builtin_huge_val());
   for (int64_t s = 0; s < kx; ++s) best_lo[s] = best_hi[s] = inf;
-  Acc out_lo = inf;   // smallest lower bound left out of the set
+  Acc out_lo = inf;     // smallest lower bound left out of the set
   bool unsure = false;  // an expansion was not finite
   int64_t a0 = 0, b0 = 0;
   if (owner) {
@@ -124,8 +124,7 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
     if (tid < kQ && t0 == 0) qn[tid] = qsq;
     if (tid < kBN) cn[tid] = csq;
     __syncthreads();
-    for (int u = 0; u < kPerThread; ++u)
-      Ds[dq][dc + u] = sr::sq_dist_from_dot(qn[dq], cn[dc + u], acc[u]);
+    for (int u = 0; u < kPerThread; ++u) Ds[dq][dc + u] = sr::sq_dist_from_dot(qn[dq], cn[dc + u], acc[u]);
     __syncthreads();
     if (owner) {
       for (int c = 0; c < kBN && t0 + c < ncand; ++c) {
@@ -178,8 +177,7 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
     for (int64_t s = 0; s < kx; ++s)
       if (best_i[s] != INT64_MAX)
         sr::topk_insert(top_d, top_i, k,
-                        patch_sq_dist<T, Acc>(qmap, kmap, d, qi, qj, best_i[s] / d.n2, best_i[s] % d.n2),
-                        best_i[s]);
+                        patch_sq_dist<T, Acc>(qmap, kmap, d, qi, qj, best_i[s] / d.n2, best_i[s] % d.n2), best_i[s]);
   }
   for (int s = 0; s < k; ++s) {
     best_d[s] = top_d[s];
@@ -193,12 +191,11 @@ knn_fwd_kernel(const T* __restrict__ query, const T* __restrict__ key, Acc* __re
 
 template <typename T, typename Acc>
 __global__ void knn_bwd_kernel(const Acc* __restrict__ grad, const int64_t* __restrict__ idx,
-                               const T* __restrict__ query, const T* __restrict__ key,
-                               Acc* grad_q, Acc* grad_k, sr::KnnDims d, int64_t k) {
+                               const T* __restrict__ query, const T* __restrict__ key, Acc* grad_q, Acc* grad_k,
+                               sr::KnnDims d, int64_t k) {
   const int64_t PP = d.P * d.P, m = d.m1 * d.m2;
   const int64_t n = d.B * m * k * d.C * PP;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n;
-       e += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t dx = e % d.P, dy = (e / d.P) % d.P, c = (e / PP) % d.C, qr = e / (PP * d.C);
     const int64_t b = qr / (m * k), q = (qr / k) % m, nb = idx[qr];
     const int64_t y = d.T * (q / d.m2) + dy, x = d.T * (q % d.m2) + dx;
@@ -224,10 +221,9 @@ Acc tiny() {
 
 }  // namespace
 
-Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64_t* idx,
-                           DType dtype, int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk,
-                           int64_t Wk, int64_t k, int64_t P, int64_t T, int64_t window,
-                           int64_t scale, int64_t window_offset, cudaStream_t stream) {
+Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64_t* idx, DType dtype, int64_t B,
+                           int64_t C, int64_t H, int64_t W, int64_t Hk, int64_t Wk, int64_t k, int64_t P, int64_t T,
+                           int64_t window, int64_t scale, int64_t window_offset, cudaStream_t stream) {
   if (k > kKnnMaxK) return "k is larger than the CUDA kernel's limit of 32";
   const auto d = sr::knn_dims(B, C, H, W, Hk, Wk, P, T, scale, window, window_offset);
   const int64_t blocks = B * ((d.m1 + kTI - 1) / kTI) * ((d.m2 + kTJ - 1) / kTJ);
@@ -236,16 +232,15 @@ Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64
     using Tv = decltype(tag);
     using Acc = typename AccOf<Tv>::type;
     SR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, stream, knn_fwd_kernel<Tv, Acc>)(
-        static_cast<const Tv*>(query), static_cast<const Tv*>(key), static_cast<Acc*>(dist), idx,
-        d, k, tol<Acc>(C * P * P), Acc(4 * C * P * P) * tiny<Acc>());
+        static_cast<const Tv*>(query), static_cast<const Tv*>(key), static_cast<Acc*>(dist), idx, d, k,
+        tol<Acc>(C * P * P), Acc(4 * C * P * P) * tiny<Acc>());
   });
   return last_error();
 }
 
-Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void* query,
-                           const void* key, void* grad_query, void* grad_key, DType dtype,
-                           int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk, int64_t Wk,
-                           int64_t k, int64_t P, int64_t T, cudaStream_t stream) {
+Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void* query, const void* key,
+                           void* grad_query, void* grad_key, DType dtype, int64_t B, int64_t C, int64_t H, int64_t W,
+                           int64_t Hk, int64_t Wk, int64_t k, int64_t P, int64_t T, cudaStream_t stream) {
   const auto d = sr::knn_dims(B, C, H, W, Hk, Wk, P, T, 1, -1);
   const int64_t n = B * d.m1 * d.m2 * k * C * P * P;
   if (n == 0) return "";
@@ -253,9 +248,8 @@ Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void
     using Tv = decltype(tag);
     using Acc = typename AccOf<Tv>::type;
     SR_LAUNCH(blocks_for(n, 256), 256, 0, stream, knn_bwd_kernel<Tv, Acc>)(
-        static_cast<const Acc*>(grad_dist), idx, static_cast<const Tv*>(query),
-        static_cast<const Tv*>(key), static_cast<Acc*>(grad_query), static_cast<Acc*>(grad_key), d,
-        k);
+        static_cast<const Acc*>(grad_dist), idx, static_cast<const Tv*>(query), static_cast<const Tv*>(key),
+        static_cast<Acc*>(grad_query), static_cast<Acc*>(grad_key), d, k);
   });
   return last_error();
 }

@@ -9,13 +9,11 @@
 
 namespace {
 
-at::ScalarType acc_type(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
+at::ScalarType acc_type(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
-std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, const at::Tensor& key_in,
-                                                int64_t k, int64_t patch_size, int64_t stride,
-                                                int64_t window, int64_t scale, int64_t window_offset) {
+std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, const at::Tensor& key_in, int64_t k,
+                                                int64_t patch_size, int64_t stride, int64_t window, int64_t scale,
+                                                int64_t window_offset) {
   sr_cuda::check_device(query_in, "query");
   const auto d = sr_check::knn_dims(query_in, key_in, k, patch_size, stride, window, scale, window_offset);
   TORCH_CHECK_VALUE(k <= sr_cuda::kKnnMaxK, "k must be at most ", sr_cuda::kKnnMaxK,
@@ -27,9 +25,9 @@ std::tuple<at::Tensor, at::Tensor> knn_fwd_cuda(const at::Tensor& query_in, cons
   at::Tensor idx = at::empty({B, m, k}, query.options().dtype(at::kLong));
   sr_cuda::check_status(
       sr_cuda::cross_scale_knn_fwd(query.const_data_ptr(), key.const_data_ptr(), dist.mutable_data_ptr(),
-                                   idx.mutable_data_ptr<int64_t>(), sr_cuda::dtype_of(query), B, C, H,
-                                   W, key.size(2), key.size(3), k, patch_size, stride, window, scale,
-                                   window_offset, sr_cuda::stream_of(query)),
+                                   idx.mutable_data_ptr<int64_t>(), sr_cuda::dtype_of(query), B, C, H, W, key.size(2),
+                                   key.size(3), k, patch_size, stride, window, scale, window_offset,
+                                   sr_cuda::stream_of(query)),
       "cross_scale_knn forward kernel");
   return {dist, idx};
 }
@@ -45,14 +43,12 @@ std::tuple<at::Tensor, at::Tensor> knn_bwd_cuda(const at::Tensor& grad_dist, con
   const at::Tensor grad = grad_dist.to(acc_type(query)).contiguous();
   at::Tensor gq = at::zeros(query.sizes(), query.options().dtype(acc_type(query)));
   at::Tensor gk = at::zeros(key.sizes(), key.options().dtype(acc_type(query)));
-  sr_cuda::check_status(
-      sr_cuda::cross_scale_knn_bwd(grad.const_data_ptr(), idx.const_data_ptr<int64_t>(),
-                                   query.const_data_ptr(), key.const_data_ptr(), gq.mutable_data_ptr(),
-                                   gk.mutable_data_ptr(), sr_cuda::dtype_of(query), query.size(0),
-                                   query.size(1), query.size(2), query.size(3), key.size(2),
-                                   key.size(3), idx.size(-1), patch_size, stride,
-                                   sr_cuda::stream_of(query)),
-      "cross_scale_knn backward kernel");
+  sr_cuda::check_status(sr_cuda::cross_scale_knn_bwd(
+                            grad.const_data_ptr(), idx.const_data_ptr<int64_t>(), query.const_data_ptr(),
+                            key.const_data_ptr(), gq.mutable_data_ptr(), gk.mutable_data_ptr(),
+                            sr_cuda::dtype_of(query), query.size(0), query.size(1), query.size(2), query.size(3),
+                            key.size(2), key.size(3), idx.size(-1), patch_size, stride, sr_cuda::stream_of(query)),
+                        "cross_scale_knn backward kernel");
   return {gq.to(query.scalar_type()), gk.to(key.scalar_type())};
 }
 

@@ -28,8 +28,7 @@ __device__ Acc block_sum(Acc v, Acc* buf) {
 
 // s = plane means; t = plane sums of g * x when g is given.
 template <typename T>
-__global__ void plane_kernel(const T* __restrict__ x, const T* __restrict__ g,
-                             typename AccOf<T>::type* __restrict__ s,
+__global__ void plane_kernel(const T* __restrict__ x, const T* __restrict__ g, typename AccOf<T>::type* __restrict__ s,
                              typename AccOf<T>::type* __restrict__ t, int64_t planes, int64_t HW) {
   using Acc = typename AccOf<T>::type;
   __shared__ Acc buf[kThreads];
@@ -52,37 +51,30 @@ __global__ void plane_kernel(const T* __restrict__ x, const T* __restrict__ g,
 
 template <typename T>
 __global__ void gate_kernel(const typename AccOf<T>::type* __restrict__ s, const T* __restrict__ w,
-                            typename AccOf<T>::type* __restrict__ gate, int64_t B, int64_t C,
-                            int64_t k) {
+                            typename AccOf<T>::type* __restrict__ gate, int64_t B, int64_t C, int64_t k) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < B;
-       b += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < B; b += int64_t(gridDim.x) * blockDim.x)
     sr::eca_image_gates<T, Acc>(s + b * C, w, gate + b * C, C, k);
 }
 
 template <typename T>
 __global__ void gate_bwd_kernel(const typename AccOf<T>::type* __restrict__ s,
-                                const typename AccOf<T>::type* __restrict__ t,
-                                const T* __restrict__ w, typename AccOf<T>::type* __restrict__ gate,
-                                typename AccOf<T>::type* __restrict__ da,
-                                typename AccOf<T>::type* __restrict__ ds,
-                                typename AccOf<T>::type* __restrict__ gw_part, int64_t B, int64_t C,
-                                int64_t HW, int64_t k) {
+                                const typename AccOf<T>::type* __restrict__ t, const T* __restrict__ w,
+                                typename AccOf<T>::type* __restrict__ gate, typename AccOf<T>::type* __restrict__ da,
+                                typename AccOf<T>::type* __restrict__ ds, typename AccOf<T>::type* __restrict__ gw_part,
+                                int64_t B, int64_t C, int64_t HW, int64_t k) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < B;
-       b += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < B; b += int64_t(gridDim.x) * blockDim.x) {
     for (int64_t j = 0; j < k; ++j) gw_part[b * k + j] = Acc(0);
-    sr::eca_image_bwd<T, Acc>(s + b * C, t + b * C, w, gate + b * C, da + b * C, ds + b * C,
-                              gw_part + b * k, C, k, HW);
+    sr::eca_image_bwd<T, Acc>(s + b * C, t + b * C, w, gate + b * C, da + b * C, ds + b * C, gw_part + b * k, C, k, HW);
   }
 }
 
 template <typename T>
-__global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw_part,
-                                  T* __restrict__ gw, int64_t B, int64_t k) {
+__global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw_part, T* __restrict__ gw, int64_t B,
+                                  int64_t k) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < k;
-       j += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < k; j += int64_t(gridDim.x) * blockDim.x) {
     Acc v = Acc(0);
     for (int64_t b = 0; b < B; ++b) v += gw_part[b * k + j];
     gw[j] = sr_cast<T>(v);
@@ -92,11 +84,10 @@ __global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw
 // y = x * gate[plane] (+ add[plane]).
 template <typename T>
 __global__ void apply_kernel(const T* __restrict__ x, const typename AccOf<T>::type* __restrict__ gate,
-                             const typename AccOf<T>::type* __restrict__ add, T* __restrict__ y,
-                             int64_t n, int64_t HW) {
+                             const typename AccOf<T>::type* __restrict__ add, T* __restrict__ y, int64_t n,
+                             int64_t HW) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pl = i / HW;
     Acc v = sr_cast<Acc>(x[i]) * gate[pl];
     if (add != nullptr) v += add[pl];
@@ -110,8 +101,8 @@ unsigned plane_blocks(int64_t planes) {
 
 }  // namespace
 
-Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype,
-               int64_t B, int64_t C, int64_t HW, int64_t k, cudaStream_t stream) {
+Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype, int64_t B, int64_t C,
+               int64_t HW, int64_t k, cudaStream_t stream) {
   if (B * C * HW == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -127,9 +118,8 @@ Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DTyp
   return last_error();
 }
 
-Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x,
-               void* grad_weight, void* workspace, DType dtype, int64_t B, int64_t C,
-               int64_t HW, int64_t k, cudaStream_t stream) {
+Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x, void* grad_weight,
+               void* workspace, DType dtype, int64_t B, int64_t C, int64_t HW, int64_t k, cudaStream_t stream) {
   if (k == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -139,16 +129,15 @@ Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* gr
     Acc* gw_part = ds + B * C;
     const T* g = static_cast<const T*>(grad_out);
     if (B * C * HW > 0) {
-      SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(
-          static_cast<const T*>(x), g, s, t, B * C, HW);
-      SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_bwd_kernel<T>)(
-          s, t, static_cast<const T*>(weight), gate, da, ds, gw_part, B, C, HW, k);
+      SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(static_cast<const T*>(x), g, s, t, B * C,
+                                                                           HW);
+      SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_bwd_kernel<T>)(s, t, static_cast<const T*>(weight), gate, da, ds,
+                                                                      gw_part, B, C, HW, k);
       SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, apply_kernel<T>)(
           g, gate, ds, static_cast<T*>(grad_x), B * C * HW, HW);
     }
     // B * C == 0 sums no images: zeros.
-    SR_LAUNCH(1, 64, 0, stream, weight_sum_kernel<T>)(gw_part, static_cast<T*>(grad_weight),
-                                               B * C > 0 ? B : 0, k);
+    SR_LAUNCH(1, 64, 0, stream, weight_sum_kernel<T>)(gw_part, static_cast<T*>(grad_weight), B * C > 0 ? B : 0, k);
   });
   return last_error();
 }

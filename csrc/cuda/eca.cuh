@@ -11,12 +11,11 @@ inline int64_t eca_fwd_workspace(int64_t B, int64_t C) { return 2 * B * C; }
 inline int64_t eca_bwd_workspace(int64_t B, int64_t C, int64_t k) { return 5 * B * C + B * k; }
 
 // x / y: contiguous (B, C, HW), HW >= 1; weight (k,), k odd; one dtype.
-Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype,
-               int64_t B, int64_t C, int64_t HW, int64_t k, cudaStream_t stream);
+Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype, int64_t B, int64_t C,
+               int64_t HW, int64_t k, cudaStream_t stream);
 
 // grad_out / grad_x laid out like x; grad_weight (k,).
-Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x,
-               void* grad_weight, void* workspace, DType dtype, int64_t B, int64_t C,
-               int64_t HW, int64_t k, cudaStream_t stream);
+Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x, void* grad_weight,
+               void* workspace, DType dtype, int64_t B, int64_t C, int64_t HW, int64_t k, cudaStream_t stream);
 
 }  // namespace sr_cuda

@@ -9,9 +9,7 @@
 
 namespace {
 
-at::ScalarType acc_type(const at::Tensor& x) {
-  return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
+at::ScalarType acc_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 at::Tensor eca_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in) {
   sr_cuda::check_device(x_in, "x");
@@ -22,9 +20,8 @@ at::Tensor eca_fwd_cuda(const at::Tensor& x_in, const at::Tensor& w_in) {
   at::Tensor ws = at::empty({sr_cuda::eca_fwd_workspace(B, C)}, x.options().dtype(acc_type(x)));
   at::Tensor y = at::empty_like(x);
   sr_cuda::check_status(
-      sr_cuda::eca_fwd(x.const_data_ptr(), w.const_data_ptr(), y.mutable_data_ptr(),
-                       ws.mutable_data_ptr(), sr_cuda::dtype_of(x), B, C, HW, k,
-                       sr_cuda::stream_of(x)),
+      sr_cuda::eca_fwd(x.const_data_ptr(), w.const_data_ptr(), y.mutable_data_ptr(), ws.mutable_data_ptr(),
+                       sr_cuda::dtype_of(x), B, C, HW, k, sr_cuda::stream_of(x)),
       "eca forward kernel");
   return y;
 }
@@ -39,11 +36,10 @@ std::tuple<at::Tensor, at::Tensor> eca_bwd_cuda(const at::Tensor& grad_in, const
   const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3), k = w.size(0);
   at::Tensor ws = at::empty({sr_cuda::eca_bwd_workspace(B, C, k)}, x.options().dtype(acc_type(x)));
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w);
-  sr_cuda::check_status(
-      sr_cuda::eca_bwd(g.const_data_ptr(), x.const_data_ptr(), w.const_data_ptr(),
-                       gx.mutable_data_ptr(), gw.mutable_data_ptr(), ws.mutable_data_ptr(),
-                       sr_cuda::dtype_of(x), B, C, HW, k, sr_cuda::stream_of(x)),
-      "eca backward kernel");
+  sr_cuda::check_status(sr_cuda::eca_bwd(g.const_data_ptr(), x.const_data_ptr(), w.const_data_ptr(),
+                                         gx.mutable_data_ptr(), gw.mutable_data_ptr(), ws.mutable_data_ptr(),
+                                         sr_cuda::dtype_of(x), B, C, HW, k, sr_cuda::stream_of(x)),
+                        "eca backward kernel");
   return {gx, gw};
 }
 

@@ -19,9 +19,8 @@ constexpr int kThreads = 256;
 
 }  // namespace
 
-Status extract_patches_fwd(const void* img, void* patches, int64_t* coords, int64_t* order_ws, DType dtype,
-                           int64_t B, int64_t C, int64_t H, int64_t W, int64_t P, int64_t stride,
-                           cudaStream_t stream) {
+Status extract_patches_fwd(const void* img, void* patches, int64_t* coords, int64_t* order_ws, DType dtype, int64_t B,
+                           int64_t C, int64_t H, int64_t W, int64_t P, int64_t stride, cudaStream_t stream) {
   const auto d = sr::extract_dims(B, H, W, P, stride);
   if (d.N == 0) return "";
   SR_LAUNCH(blocks_for(d.N, kThreads), kThreads, 0, stream, corner_kernel)(coords, order_ws, d);

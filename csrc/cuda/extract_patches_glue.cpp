@@ -21,8 +21,8 @@ std::tuple<at::Tensor, at::Tensor> extract_patches_fwd_cuda(const at::Tensor& im
   at::Tensor out = at::empty({d.N, C, patch_size, patch_size}, img.options());
   sr_cuda::check_status(
       sr_cuda::extract_patches_fwd(img.const_data_ptr(), out.mutable_data_ptr(), coords.mutable_data_ptr<int64_t>(),
-                                   order.mutable_data_ptr<int64_t>(), sr_cuda::dtype_of(img), B, C, H, W,
-                                   patch_size, stride, sr_cuda::stream_of(img)),
+                                   order.mutable_data_ptr<int64_t>(), sr_cuda::dtype_of(img), B, C, H, W, patch_size,
+                                   stride, sr_cuda::stream_of(img)),
       "extract_patches kernels");
   return {out, coords};
 }

@@ -38,9 +38,9 @@ at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& 
   const auto dtype = sr_cuda::dtype_of(grad);
   const auto stream = sr_cuda::stream_of(grad);
   const int64_t *c = coords.const_data_ptr<int64_t>(), *o = order.const_data_ptr<int64_t>();
-  sr_cuda::check_status(sr_cuda::paste_windows(grad.const_data_ptr(), acc.mutable_data_ptr(), dtype, c, o, N,
-                                               C, H, W, P, 1, stream),
-                        "gather_patches backward kernel");
+  sr_cuda::check_status(
+      sr_cuda::paste_windows(grad.const_data_ptr(), acc.mutable_data_ptr(), dtype, c, o, N, C, H, W, P, 1, stream),
+      "gather_patches backward kernel");
   sr_cuda::check_status(
       sr_cuda::finish_paste(acc.const_data_ptr(), nullptr, out.mutable_data_ptr(), dtype, B, C, H, W, stream),
       "gather_patches backward conversion");

@@ -33,9 +33,8 @@ __global__ void affine_kernel(const T* feat, const T* qf, const int64_t* idx, Ac
 }
 
 template <typename T, typename Acc>
-__device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, const Acc* ab,
-                                          const Dims& d, int64_t b, int64_t q, int64_t r,
-                                          int64_t c, int64_t u, int64_t v) {
+__device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, const Acc* ab, const Dims& d, int64_t b,
+                                          int64_t q, int64_t r, int64_t c, int64_t u, int64_t v) {
   int64_t y, x;
   sr::region_origin(d, idx[q * d.k + r], &y, &x);
   const Acc* a = ab + ((q * d.k + r) * d.C + c) * 2;
@@ -45,8 +44,7 @@ __device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, con
 // One thread per output element; `stride_ab` is 2 (forward table) or 4 (backward table,
 // whose first two entries are alpha and beta too).
 template <typename T, typename Acc>
-__global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, const T* weights,
-                            T* out, Dims d) {
+__global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, const T* weights, T* out, Dims d) {
   const int64_t planes = weights ? 1 : d.k, m = d.m1 * d.m2;
   SR_GRID_STRIDE(e, d.B * planes * d.C * d.HH * d.WW) {
     const int64_t X = e % d.WW, Y = (e / d.WW) % d.HH, c = (e / (d.WW * d.HH)) % d.C;
@@ -73,8 +71,8 @@ __global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, co
 
 // Backward (1): coef[b, q, r, c] = (alpha, beta, c1, c2); qcoef[b, q, c] += query terms.
 template <typename T, typename Acc>
-__global__ void coef_kernel(const T* grad, const T* weights, const T* feat, const T* qf,
-                            const int64_t* idx, Acc* coef, Acc* qcoef, Dims d, bool adapn, Acc eps) {
+__global__ void coef_kernel(const T* grad, const T* weights, const T* feat, const T* qf, const int64_t* idx, Acc* coef,
+                            Acc* qcoef, Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2;
   SR_GRID_STRIDE(e, d.B * m * d.k * d.C) {
     const int64_t c = e % d.C, bqr = e / d.C, r = bqr % d.k, bq = bqr / d.k;
@@ -109,8 +107,8 @@ __global__ void coef_kernel(const T* grad, const T* weights, const T* feat, cons
 
 // Backward (2): grad_feat, one thread per (b, q, r, c, u, v), atomics.
 template <typename T, typename Acc>
-__global__ void feat_grad_kernel(const T* grad, const T* weights, const T* feat, const int64_t* idx,
-                                 const Acc* coef, Acc* gfeat, Dims d) {
+__global__ void feat_grad_kernel(const T* grad, const T* weights, const T* feat, const int64_t* idx, const Acc* coef,
+                                 Acc* gfeat, Dims d) {
   const int64_t m = d.m1 * d.m2, PP = d.P * d.P;
   SR_GRID_STRIDE(e, d.B * m * d.k * d.C * PP) {
     const int64_t v = e % d.P, u = (e / d.P) % d.P, bqrc = e / PP, c = bqrc % d.C;
@@ -148,8 +146,7 @@ __global__ void query_grad_kernel(const T* qf, const Acc* qcoef, T* gq, Dims d) 
 
 // Backward (4): grad_weights[b, r, Y, X] = sum_c grad[b, c, Y, X] * folded_r[c, Y, X].
 template <typename T, typename Acc>
-__global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* idx, const Acc* coef,
-                                   T* gw, Dims d) {
+__global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* idx, const Acc* coef, T* gw, Dims d) {
   const int64_t m = d.m1 * d.m2;
   SR_GRID_STRIDE(e, d.B * d.k * d.HH * d.WW) {
     const int64_t X = e % d.WW, Y = (e / d.WW) % d.HH, r = (e / (d.WW * d.HH)) % d.k;
@@ -165,8 +162,7 @@ __global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* 
         sr::region_origin(d, idx[q * d.k + r], &y, &x);
         for (int64_t c = 0; c < d.C; ++c) {
           const Acc* g = coef + ((q * d.k + r) * d.C + c) * 4;
-          const Acc z = sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + Y - d.T * i,
-                                                 x + X - d.T * j);
+          const Acc z = sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + Y - d.T * i, x + X - d.T * j);
           acc += sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * (z * g[0] + g[1]);
         }
       }
@@ -186,9 +182,9 @@ Dims dims_of(const GraphAggShape& s) {
 
 }  // namespace
 
-Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* query_feat,
-                           const void* weights, void* affine, void* out, DType dtype,
-                           GraphAggShape s, bool adapn, double eps, cudaStream_t stream) {
+Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* query_feat, const void* weights,
+                           void* affine, void* out, DType dtype, GraphAggShape s, bool adapn, double eps,
+                           cudaStream_t stream) {
   const Dims d = dims_of(s);
   const int64_t nab = d.B * d.m1 * d.m2 * d.k * d.C;
   const int64_t nout = d.B * (weights ? 1 : d.k) * d.C * d.HH * d.WW;
@@ -208,11 +204,10 @@ Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* que
   return last_error();
 }
 
-Status graph_aggregate_bwd(const void* grad, const void* feat, const int64_t* idx,
-                           const void* query_feat, const void* weights, void* coef,
-                           void* qcoef, void* grad_feat_acc, void* grad_query_feat,
-                           void* grad_weights, DType dtype, GraphAggShape s, bool adapn,
-                           double eps, cudaStream_t stream) {
+Status graph_aggregate_bwd(const void* grad, const void* feat, const int64_t* idx, const void* query_feat,
+                           const void* weights, void* coef, void* qcoef, void* grad_feat_acc, void* grad_query_feat,
+                           void* grad_weights, DType dtype, GraphAggShape s, bool adapn, double eps,
+                           cudaStream_t stream) {
   const Dims d = dims_of(s);
   const int64_t ncoef = d.B * d.m1 * d.m2 * d.k * d.C;
   if (ncoef == 0) return "";

@@ -9,12 +9,10 @@
 
 namespace {
 
-at::ScalarType acc_type(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-}
+at::ScalarType acc_type(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
-sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, int64_t Hk, int64_t Wk,
-                                int64_t scale, int64_t p, int64_t t) {
+sr_cuda::GraphAggShape shape_of(const at::Tensor& feat, const at::Tensor& idx, int64_t Hk, int64_t Wk, int64_t scale,
+                                int64_t p, int64_t t) {
   return {feat.size(0), feat.size(1), feat.size(2), feat.size(3), idx.size(2), Hk, Wk, scale, p, t};
 }
 
@@ -22,10 +20,9 @@ c10::optional<at::Tensor> contiguous(const c10::optional<at::Tensor>& w) {
   return w.has_value() ? c10::optional<at::Tensor>(w->contiguous()) : c10::nullopt;
 }
 
-at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor& idx_in,
-                                    const at::Tensor& qf_in, const c10::optional<at::Tensor>& weights_in,
-                                    int64_t Hk, int64_t Wk, int64_t scale, int64_t patch_size,
-                                    int64_t stride, bool adapn, double eps) {
+at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor& idx_in, const at::Tensor& qf_in,
+                                    const c10::optional<at::Tensor>& weights_in, int64_t Hk, int64_t Wk, int64_t scale,
+                                    int64_t patch_size, int64_t stride, bool adapn, double eps) {
   sr_cuda::check_device(feat_in, "feat");
   sr_check::graph_aggregate_args(feat_in, idx_in, qf_in, weights_in, Hk, Wk, scale, patch_size, stride);
   const sr_cuda::DeviceGuard guard(feat_in.device());
@@ -36,12 +33,11 @@ at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor&
   at::Tensor ab = at::empty({s.B, m, s.k, s.C, 2}, feat.options().dtype(acc_type(feat)));
   at::Tensor out = weights ? at::empty({s.B, s.C, scale * s.H, scale * s.W}, feat.options())
                            : at::empty({s.B, s.k, s.C, scale * s.H, scale * s.W}, feat.options());
-  sr_cuda::check_status(
-      sr_cuda::graph_aggregate_fwd(feat.const_data_ptr(), idx.const_data_ptr<int64_t>(), qf.const_data_ptr(),
-                                   weights ? weights->const_data_ptr() : nullptr, ab.mutable_data_ptr(),
-                                   out.mutable_data_ptr(), sr_cuda::dtype_of(feat), s, adapn, eps,
-                                   sr_cuda::stream_of(feat)),
-      "graph_aggregate forward kernels");
+  sr_cuda::check_status(sr_cuda::graph_aggregate_fwd(feat.const_data_ptr(), idx.const_data_ptr<int64_t>(),
+                                                     qf.const_data_ptr(), weights ? weights->const_data_ptr() : nullptr,
+                                                     ab.mutable_data_ptr(), out.mutable_data_ptr(),
+                                                     sr_cuda::dtype_of(feat), s, adapn, eps, sr_cuda::stream_of(feat)),
+                        "graph_aggregate forward kernels");
   return out;
 }
 

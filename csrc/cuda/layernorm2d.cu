@@ -15,13 +15,11 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void fwd_kernel(const T* __restrict__ x, const T* __restrict__ w,
-                           const T* __restrict__ b, T* __restrict__ y, int64_t B, int64_t C,
-                           int64_t HW, double eps) {
+__global__ void fwd_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y,
+                           int64_t B, int64_t C, int64_t HW, double eps) {
   using Acc = typename AccOf<T>::type;
   const int64_t n = B * HW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
     sr::ln2d_pixel_fwd<T, Acc>(x + base, w, b, y + base, C, HW, Acc(eps));
   }
@@ -30,13 +28,11 @@ __global__ void fwd_kernel(const T* __restrict__ x, const T* __restrict__ w,
 // gelu_layernorm2d: the thread writes its pixel's GELU values to y, then normalises them
 // there in place (ln2d_pixel_fwd reads each value before it writes it).
 template <typename T>
-__global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w,
-                                const T* __restrict__ b, T* __restrict__ y, int64_t B, int64_t C,
-                                int64_t HW, double eps, bool tanh_approx) {
+__global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                T* __restrict__ y, int64_t B, int64_t C, int64_t HW, double eps, bool tanh_approx) {
   using Acc = typename AccOf<T>::type;
   const int64_t n = B * HW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
     for (int64_t c = 0; c < C; ++c)
       y[base + c * HW] = sr_cast<T>(sr::gelu<Acc>(sr_cast<Acc>(x[base + c * HW]), tanh_approx));
@@ -45,14 +41,12 @@ __global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w
 }
 
 template <typename T>
-__global__ void bwd_x_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                             const T* __restrict__ w, T* __restrict__ gx,
-                             typename AccOf<T>::type* __restrict__ stats, int64_t B, int64_t C,
+__global__ void bwd_x_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
+                             T* __restrict__ gx, typename AccOf<T>::type* __restrict__ stats, int64_t B, int64_t C,
                              int64_t HW, double eps) {
   using Acc = typename AccOf<T>::type;
   const int64_t n = B * HW;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
     Acc mu, rstd;
     sr::ln2d_pixel_bwd<T, Acc>(g + base, x + base, w, gx + base, C, HW, Acc(eps), &mu, &rstd);
@@ -63,9 +57,8 @@ __global__ void bwd_x_kernel(const T* __restrict__ g, const T* __restrict__ x,
 
 template <typename T>
 __global__ void bwd_w_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                             const typename AccOf<T>::type* __restrict__ stats,
-                             T* __restrict__ gw, T* __restrict__ gb, int64_t B, int64_t C,
-                             int64_t HW) {
+                             const typename AccOf<T>::type* __restrict__ stats, T* __restrict__ gw, T* __restrict__ gb,
+                             int64_t B, int64_t C, int64_t HW) {
   using Acc = typename AccOf<T>::type;
   __shared__ Acc sw[kThreads], sb[kThreads];
   const int64_t n = B * HW;
@@ -97,34 +90,33 @@ __global__ void bwd_w_kernel(const T* __restrict__ g, const T* __restrict__ x,
 
 }  // namespace
 
-Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype,
-                       int64_t B, int64_t C, int64_t HW, double eps, cudaStream_t stream) {
+Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype, int64_t B, int64_t C,
+                       int64_t HW, double eps, cudaStream_t stream) {
   if (B * C * HW == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, fwd_kernel<T>)(
-        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-        static_cast<T*>(y), B, C, HW, eps);
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), B, C,
+        HW, eps);
   });
   return last_error();
 }
 
-Status gelu_layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y,
-                            DType dtype, int64_t B, int64_t C, int64_t HW, double eps,
-                            bool tanh_approx, cudaStream_t stream) {
+Status gelu_layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype, int64_t B,
+                            int64_t C, int64_t HW, double eps, bool tanh_approx, cudaStream_t stream) {
   if (B * C * HW == 0) return "";
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     SR_LAUNCH(blocks_for(B * HW, kThreads), kThreads, 0, stream, gelu_fwd_kernel<T>)(
-        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias),
-        static_cast<T*>(y), B, C, HW, eps, tanh_approx);
+        static_cast<const T*>(x), static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), B, C,
+        HW, eps, tanh_approx);
   });
   return last_error();
 }
 
-Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x,
-                       void* grad_weight, void* grad_bias, void* workspace, DType dtype,
-                       int64_t B, int64_t C, int64_t HW, double eps, cudaStream_t stream) {
+Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x, void* grad_weight,
+                       void* grad_bias, void* workspace, DType dtype, int64_t B, int64_t C, int64_t HW, double eps,
+                       cudaStream_t stream) {
   if (C == 0) return "";
   if (B * HW == 0) {  // no pixels: zero weight and bias gradients
     const size_t bytes = size_t(C) * (dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2);
@@ -140,9 +132,9 @@ Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, 
         static_cast<const T*>(grad_out), static_cast<const T*>(x), static_cast<const T*>(weight),
         static_cast<T*>(grad_x), stats, B, C, HW, eps);
     const unsigned blocks = static_cast<unsigned>(C < 65535 ? C : 65535);
-    SR_LAUNCH(blocks, kThreads, 0, stream, bwd_w_kernel<T>)(
-        static_cast<const T*>(grad_out), static_cast<const T*>(x), stats,
-        static_cast<T*>(grad_weight), static_cast<T*>(grad_bias), B, C, HW);
+    SR_LAUNCH(blocks, kThreads, 0, stream, bwd_w_kernel<T>)(static_cast<const T*>(grad_out), static_cast<const T*>(x),
+                                                            stats, static_cast<T*>(grad_weight),
+                                                            static_cast<T*>(grad_bias), B, C, HW);
   });
   return last_error();
 }

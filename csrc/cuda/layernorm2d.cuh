@@ -6,18 +6,17 @@
 namespace sr_cuda {
 
 // x / y: contiguous (B, C, HW); weight, bias: (C,); one dtype.
-Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype,
-                       int64_t B, int64_t C, int64_t HW, double eps, cudaStream_t stream);
+Status layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype, int64_t B, int64_t C,
+                       int64_t HW, double eps, cudaStream_t stream);
 
 // layernorm2d(gelu(x)), exact (erf) GELU or its tanh form; layouts as layernorm2d_fwd.
-Status gelu_layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y,
-                            DType dtype, int64_t B, int64_t C, int64_t HW, double eps,
-                            bool tanh_approx, cudaStream_t stream);
+Status gelu_layernorm2d_fwd(const void* x, const void* weight, const void* bias, void* y, DType dtype, int64_t B,
+                            int64_t C, int64_t HW, double eps, bool tanh_approx, cudaStream_t stream);
 
 // grad_out / grad_x laid out like x; grad_weight, grad_bias (C,). workspace: 2 * B * HW
 // accumulator values (double for float64, float otherwise), the per-pixel mean and rstd.
-Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x,
-                       void* grad_weight, void* grad_bias, void* workspace, DType dtype,
-                       int64_t B, int64_t C, int64_t HW, double eps, cudaStream_t stream);
+Status layernorm2d_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x, void* grad_weight,
+                       void* grad_bias, void* workspace, DType dtype, int64_t B, int64_t C, int64_t HW, double eps,
+                       cudaStream_t stream);
 
 }  // namespace sr_cuda

@@ -27,8 +27,8 @@ at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor
   sr_cuda::check_status(
       sr_cuda::merge_patches_fwd(outputs.const_data_ptr(), out.mutable_data_ptr(), acc.mutable_data_ptr(),
                                  count.mutable_data_ptr<int32_t>(), sr_cuda::dtype_of(outputs),
-                                 coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), N, B, C, HH,
-                                 WW, Q, scale, sr_cuda::stream_of(outputs)),
+                                 coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), N, B, C, HH, WW, Q,
+                                 scale, sr_cuda::stream_of(outputs)),
       "merge_patches forward kernels");
   return out;
 }
@@ -47,8 +47,7 @@ at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& c
   sr_cuda::check_status(
       sr_cuda::merge_patches_bwd(grad.const_data_ptr(), out.mutable_data_ptr(), count.mutable_data_ptr<int32_t>(),
                                  sr_cuda::dtype_of(grad), coords.const_data_ptr<int64_t>(),
-                                 order.const_data_ptr<int64_t>(), N, B, C, HH, WW, Q, scale,
-                                 sr_cuda::stream_of(grad)),
+                                 order.const_data_ptr<int64_t>(), N, B, C, HH, WW, Q, scale, sr_cuda::stream_of(grad)),
       "merge_patches backward kernels");
   return out;
 }

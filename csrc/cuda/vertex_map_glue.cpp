@@ -9,8 +9,7 @@
 
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in, int64_t Hk,
-                                                       int64_t Wk, int64_t scale,
+std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in, int64_t Hk, int64_t Wk, int64_t scale,
                                                        int64_t patch_size, int64_t stride) {
   sr_cuda::check_device(idx_in, "idx");
   const int64_t n = sr_check::vertex_map_args(idx_in, Hk, Wk, scale, patch_size, stride);
@@ -18,11 +17,10 @@ std::tuple<at::Tensor, at::Tensor> vertex_map_fwd_cuda(const at::Tensor& idx_in,
   const sr_cuda::DeviceGuard guard(idx_in.device());
   const at::Tensor idx = idx_in.contiguous();
   at::Tensor rows = at::empty_like(idx), cols = at::empty_like(idx);
-  sr_cuda::check_status(
-      sr_cuda::vertex_map_fwd(idx.const_data_ptr<int64_t>(), rows.mutable_data_ptr<int64_t>(),
-                              cols.mutable_data_ptr<int64_t>(), idx.numel(), Hk, Wk, scale,
-                              patch_size, stride, sr_cuda::stream_of(idx)),
-      "vertex_map kernel");
+  sr_cuda::check_status(sr_cuda::vertex_map_fwd(idx.const_data_ptr<int64_t>(), rows.mutable_data_ptr<int64_t>(),
+                                                cols.mutable_data_ptr<int64_t>(), idx.numel(), Hk, Wk, scale,
+                                                patch_size, stride, sr_cuda::stream_of(idx)),
+                        "vertex_map kernel");
   return {rows, cols};
 }
 

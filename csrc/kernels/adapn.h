@@ -80,8 +80,7 @@ struct AdapnCoef {
 };
 
 template <typename Acc>
-SR_HOST_DEVICE AdapnCoef<Acc> adapn_coef(const Moments<Acc>& z, const Moments<Acc>& q,
-                                         Acc eps) {
+SR_HOST_DEVICE AdapnCoef<Acc> adapn_coef(const Moments<Acc>& z, const Moments<Acc>& q, Acc eps) {
   return {z.mean, Acc(1) / adapn_sqrt(z.var + eps), q.mean, adapn_sqrt(q.var + eps)};
 }
 
@@ -98,24 +97,21 @@ SR_HOST_DEVICE Acc adapn_value(const AdapnCoef<Acc>& k, Acc z) {
 
 // dL/dz_j of one neighbour patch of n values; sum_g = sum(g), sum_gx = sum(g x) over it.
 template <typename Acc>
-SR_HOST_DEVICE Acc adapn_grad_z(const AdapnCoef<Acc>& k, Acc g, Acc z, Acc sum_g,
-                                Acc sum_gx, int64_t n) {
-  return k.std_q * k.inv_std_z *
-         (g - sum_g / Acc(n) - adapn_xhat(k, z) * sum_gx / Acc(n - 1));
+SR_HOST_DEVICE Acc adapn_grad_z(const AdapnCoef<Acc>& k, Acc g, Acc z, Acc sum_g, Acc sum_gx, int64_t n) {
+  return k.std_q * k.inv_std_z * (g - sum_g / Acc(n) - adapn_xhat(k, z) * sum_gx / Acc(n - 1));
 }
 
 // dL/dq_j of a query patch of m values; G1, G2 summed over all its neighbour patches.
 template <typename Acc>
-SR_HOST_DEVICE Acc adapn_grad_q(const Moments<Acc>& qm, Acc std_q, Acc q, Acc G1, Acc G2,
-                                int64_t m) {
+SR_HOST_DEVICE Acc adapn_grad_q(const Moments<Acc>& qm, Acc std_q, Acc q, Acc G1, Acc G2, int64_t m) {
   return G1 / Acc(m) + G2 * (q - qm.mean) / (Acc(m - 1) * std_q);
 }
 
 // One group, serially (the CPU kernel, and the brute-force check in the C++ tests).
 // z / out: the k neighbour patches, zstride apart; q: the query patch.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void adapn_group_fwd(const T* z, const T* q, T* out, int64_t k,
-                                    int64_t zstride, int64_t PP, int64_t pp, Acc eps) {
+SR_HOST_DEVICE void adapn_group_fwd(const T* z, const T* q, T* out, int64_t k, int64_t zstride, int64_t PP, int64_t pp,
+                                    Acc eps) {
   const Moments<Acc> qm = patch_moments<T, Acc>(q, pp);
   for (int64_t r = 0; r < k; ++r) {
     const T* zr = z + r * zstride;
@@ -127,9 +123,8 @@ SR_HOST_DEVICE void adapn_group_fwd(const T* z, const T* q, T* out, int64_t k,
 
 // g / gz laid out like z; gq like q.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void adapn_group_bwd(const T* g, const T* z, const T* q, T* gz, T* gq,
-                                    int64_t k, int64_t zstride, int64_t PP, int64_t pp,
-                                    Acc eps) {
+SR_HOST_DEVICE void adapn_group_bwd(const T* g, const T* z, const T* q, T* gz, T* gq, int64_t k, int64_t zstride,
+                                    int64_t PP, int64_t pp, Acc eps) {
   const Moments<Acc> qm = patch_moments<T, Acc>(q, pp);
   const Acc std_q = adapn_sqrt(qm.var + eps);
   Acc G1 = Acc(0), G2 = Acc(0);
@@ -138,9 +133,11 @@ SR_HOST_DEVICE void adapn_group_bwd(const T* g, const T* z, const T* q, T* gz, T
     const T* gr = g + r * zstride;
     const AdapnCoef<Acc> c = adapn_coef(patch_moments<T, Acc>(zr, PP), qm, eps);
     const Acc sg = lane_sum<Acc>(PP, [&](int64_t e) { return sr_cast<Acc>(gr[e]); });
-    const Acc sgx = lane_sum<Acc>(PP, [&](int64_t e) { return sr_cast<Acc>(gr[e]) * adapn_xhat(c, sr_cast<Acc>(zr[e])); });
+    const Acc sgx =
+        lane_sum<Acc>(PP, [&](int64_t e) { return sr_cast<Acc>(gr[e]) * adapn_xhat(c, sr_cast<Acc>(zr[e])); });
     T* o = gz + r * zstride;
-    for (int64_t e = 0; e < PP; ++e) o[e] = sr_cast<T>(adapn_grad_z(c, sr_cast<Acc>(gr[e]), sr_cast<Acc>(zr[e]), sg, sgx, PP));
+    for (int64_t e = 0; e < PP; ++e)
+      o[e] = sr_cast<T>(adapn_grad_z(c, sr_cast<Acc>(gr[e]), sr_cast<Acc>(zr[e]), sg, sgx, PP));
     G1 += sg;
     G2 += sgx;
   }

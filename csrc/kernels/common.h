@@ -20,14 +20,11 @@ SR_HOST_DEVICE int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 SR_HOST_DEVICE int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // Number of p-sized, t-strided windows along an axis of length n (no padding).
-SR_HOST_DEVICE int64_t grid_len(int64_t n, int64_t p, int64_t t) {
-  return n < p ? 0 : (n - p) / t + 1;
-}
+SR_HOST_DEVICE int64_t grid_len(int64_t n, int64_t p, int64_t t) { return n < p ? 0 : (n - p) / t + 1; }
 
 // Inclusive range [lo, hi] of grid positions i (0 <= i < m) whose window
 // [t*i, t*i + p) contains coordinate y. Empty when hi < lo.
-SR_HOST_DEVICE void cover_range(int64_t y, int64_t p, int64_t t, int64_t m,
-                                int64_t* lo, int64_t* hi) {
+SR_HOST_DEVICE void cover_range(int64_t y, int64_t p, int64_t t, int64_t m, int64_t* lo, int64_t* hi) {
   *lo = y < p ? 0 : (y - p) / t + 1;
   *hi = imin(m - 1, y / t);
 }

@@ -35,9 +35,7 @@ struct Cast<__half, From> {
 };
 template <typename From>
 struct Cast<__nv_bfloat16, From> {
-  static SR_HOST_DEVICE __nv_bfloat16 apply(From v) {
-    return __float2bfloat16_rn(static_cast<float>(v));
-  }
+  static SR_HOST_DEVICE __nv_bfloat16 apply(From v) { return __float2bfloat16_rn(static_cast<float>(v)); }
 };
 // Out of a half type into any arithmetic type, through float (exact).
 template <typename To>

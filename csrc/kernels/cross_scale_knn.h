@@ -14,13 +14,22 @@ struct KnnDims {
 
 // window <= 0 means "no window": every key patch is a candidate. The window rule divides
 // by S and subtracts `offset` (window // 2 when offset < 0): see window_start.
-SR_HOST_DEVICE KnnDims knn_dims(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk,
-                                int64_t Wk, int64_t P, int64_t T, int64_t S,
-                                int64_t window, int64_t offset = -1) {
+SR_HOST_DEVICE KnnDims knn_dims(int64_t B, int64_t C, int64_t H, int64_t W, int64_t Hk, int64_t Wk, int64_t P,
+                                int64_t T, int64_t S, int64_t window, int64_t offset = -1) {
   KnnDims d;
-  d.B = B; d.C = C; d.H = H; d.W = W; d.Hk = Hk; d.Wk = Wk; d.P = P; d.T = T; d.S = S;
-  d.m1 = grid_len(H, P, T); d.m2 = grid_len(W, P, T);
-  d.n1 = grid_len(Hk, P, T); d.n2 = grid_len(Wk, P, T);
+  d.B = B;
+  d.C = C;
+  d.H = H;
+  d.W = W;
+  d.Hk = Hk;
+  d.Wk = Wk;
+  d.P = P;
+  d.T = T;
+  d.S = S;
+  d.m1 = grid_len(H, P, T);
+  d.m2 = grid_len(W, P, T);
+  d.n1 = grid_len(Hk, P, T);
+  d.n2 = grid_len(Wk, P, T);
   d.w1 = window > 0 ? imin(window, d.n1) : d.n1;
   d.w2 = window > 0 ? imin(window, d.n2) : d.n2;
   d.half = window > 0 ? (offset >= 0 ? offset : window / 2) : 0;
@@ -34,7 +43,9 @@ SR_HOST_DEVICE int64_t window_start(int64_t i, int64_t S, int64_t half, int64_t 
 
 // True when x is NaN, written without <cmath> so that it compiles the same on host and device.
 template <typename T>
-SR_HOST_DEVICE bool knn_isnan(T x) { return !(x == x); }
+SR_HOST_DEVICE bool knn_isnan(T x) {
+  return !(x == x);
+}
 
 // (dist, index) orders before (d2, i2): smaller distance, ties to the smaller index. A NaN
 // distance ranks after every other, +inf included, and NaNs among themselves by index.

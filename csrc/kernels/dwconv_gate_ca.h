@@ -35,8 +35,8 @@ SR_HOST_DEVICE int64_t dgc_plane(const DgcDims& d) { return d.H * d.W; }
 
 // The depthwise conv at one pixel of one plane (weights wk: k*k values).
 template <typename T, typename Acc>
-SR_HOST_DEVICE Acc dgc_conv_at(const T* x, const T* wk, Acc bias, int64_t H, int64_t W,
-                               int64_t k, int64_t h, int64_t w) {
+SR_HOST_DEVICE Acc dgc_conv_at(const T* x, const T* wk, Acc bias, int64_t H, int64_t W, int64_t k, int64_t h,
+                               int64_t w) {
   const int64_t p = k / 2;
   Acc acc = bias;
   for (int64_t i = 0; i < k; ++i) {
@@ -53,8 +53,7 @@ SR_HOST_DEVICE Acc dgc_conv_at(const T* x, const T* wk, Acc bias, int64_t H, int
 
 // The transposed depthwise conv (the input gradient) at one pixel: gu read as Acc.
 template <typename G, typename T, typename Acc>
-SR_HOST_DEVICE Acc dgc_conv_t_at(const G* gu, const T* wk, int64_t H, int64_t W, int64_t k,
-                                 int64_t h, int64_t w) {
+SR_HOST_DEVICE Acc dgc_conv_t_at(const G* gu, const T* wk, int64_t H, int64_t W, int64_t k, int64_t h, int64_t w) {
   const int64_t p = k / 2;
   Acc acc = Acc(0);
   for (int64_t i = 0; i < k; ++i) {
@@ -72,8 +71,8 @@ SR_HOST_DEVICE Acc dgc_conv_t_at(const G* gu, const T* wk, int64_t H, int64_t W,
 // One output row of the depthwise conv into row[0, W): rows of taps, each a
 // vectorisable run over w with the borders clipped (the CPU kernel's inner loop).
 template <typename T, typename Acc>
-SR_HOST_DEVICE void dgc_conv_row(const T* x, const T* wk, Acc bias, int64_t H, int64_t W,
-                                 int64_t k, int64_t h, Acc* row) {
+SR_HOST_DEVICE void dgc_conv_row(const T* x, const T* wk, Acc bias, int64_t H, int64_t W, int64_t k, int64_t h,
+                                 Acc* row) {
   const int64_t p = k / 2;
   for (int64_t w = 0; w < W; ++w) row[w] = bias;
   for (int64_t i = 0; i < k; ++i) {
@@ -91,8 +90,7 @@ SR_HOST_DEVICE void dgc_conv_row(const T* x, const T* wk, Acc bias, int64_t H, i
 
 // One row of the transposed conv: row[w] = sum_{i,j} wk[i,j] gu[h-i+p, w-j+p].
 template <typename T, typename Acc>
-SR_HOST_DEVICE void dgc_conv_t_row(const Acc* gu, const T* wk, int64_t H, int64_t W,
-                                   int64_t k, int64_t h, Acc* row) {
+SR_HOST_DEVICE void dgc_conv_t_row(const Acc* gu, const T* wk, int64_t H, int64_t W, int64_t k, int64_t h, Acc* row) {
   const int64_t p = k / 2;
   for (int64_t w = 0; w < W; ++w) row[w] = Acc(0);
   for (int64_t i = 0; i < k; ++i) {
@@ -110,8 +108,7 @@ SR_HOST_DEVICE void dgc_conv_t_row(const Acc* gu, const T* wk, int64_t H, int64_
 
 // Accumulates the weight gradient of one plane: dw[i*k+j] += sum gu[h,w] x[h+i-p, w+j-p].
 template <typename T, typename Acc>
-SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_t W, int64_t k,
-                                    Acc* dw) {
+SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_t W, int64_t k, Acc* dw) {
   const int64_t p = k / 2;
   for (int64_t i = 0; i < k; ++i)
     for (int64_t j = 0; j < k; ++j) {
@@ -129,8 +126,7 @@ SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_
 
 // a[b, o] = cb[o] + sum_i cw[o, i] s[b, i]  (cw (C', C') row-major).
 template <typename T, typename Acc>
-SR_HOST_DEVICE Acc dgc_attention(const T* cw, const T* cb, const Acc* s_b, int64_t Cg,
-                                 int64_t o) {
+SR_HOST_DEVICE Acc dgc_attention(const T* cw, const T* cb, const Acc* s_b, int64_t Cg, int64_t o) {
   Acc acc = sr_cast<Acc>(cb[o]);
   for (int64_t i = 0; i < Cg; ++i) acc += sr_cast<Acc>(cw[o * Cg + i]) * s_b[i];
   return acc;

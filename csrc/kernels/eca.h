@@ -93,8 +93,8 @@ SR_HOST_DEVICE void eca_image_gates(const Acc* s, const T* w, Acc* gate, int64_t
 // ds scaled by 1 / HW (the per-pixel addend of dL/dx); da is scratch (C values);
 // the image's dL/dw added to gw (k values).
 template <typename T, typename Acc>
-SR_HOST_DEVICE void eca_image_bwd(const Acc* s, const Acc* t, const T* w, Acc* gate, Acc* da,
-                                  Acc* ds_hw, Acc* gw, int64_t C, int64_t k, int64_t HW) {
+SR_HOST_DEVICE void eca_image_bwd(const Acc* s, const Acc* t, const T* w, Acc* gate, Acc* da, Acc* ds_hw, Acc* gw,
+                                  int64_t C, int64_t k, int64_t HW) {
   const int64_t r = k / 2;
   for (int64_t c = 0; c < C; ++c) {
     gate[c] = eca_sigmoid(eca_logit<T, Acc>(s, w, C, k, c));

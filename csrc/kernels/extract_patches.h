@@ -14,9 +14,7 @@ SR_HOST_DEVICE int64_t cover_grid_len(int64_t n, int64_t p, int64_t t) {
 }
 
 // Corner k of that axis: t*k, clamped to the last valid corner n - P.
-SR_HOST_DEVICE int64_t cover_grid_pos(int64_t k, int64_t n, int64_t p, int64_t t) {
-  return imin(t * k, n - p);
-}
+SR_HOST_DEVICE int64_t cover_grid_pos(int64_t k, int64_t n, int64_t p, int64_t t) { return imin(t * k, n - p); }
 
 struct ExtractDims {
   int64_t B, H, W, P, T, m1, m2, N;
@@ -24,7 +22,11 @@ struct ExtractDims {
 
 SR_HOST_DEVICE ExtractDims extract_dims(int64_t B, int64_t H, int64_t W, int64_t P, int64_t T) {
   ExtractDims d;
-  d.B = B; d.H = H; d.W = W; d.P = P; d.T = T;
+  d.B = B;
+  d.H = H;
+  d.W = W;
+  d.P = P;
+  d.T = T;
   d.m1 = cover_grid_len(H, P, T);
   d.m2 = cover_grid_len(W, P, T);
   d.N = B * d.m1 * d.m2;

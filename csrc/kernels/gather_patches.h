@@ -23,14 +23,13 @@ SR_HOST_DEVICE Window window_of(const int64_t* coords, const int64_t* order, int
 }
 
 // Offset of x[b, c, y, x] in a contiguous (B, C, H, W) buffer.
-SR_HOST_DEVICE int64_t nchw_offset(int64_t C, int64_t H, int64_t W, int64_t b, int64_t c, int64_t y,
-                                   int64_t x) {
+SR_HOST_DEVICE int64_t nchw_offset(int64_t C, int64_t H, int64_t W, int64_t b, int64_t c, int64_t y, int64_t x) {
   return ((b * C + c) * H + y) * W + x;
 }
 
 // Image offset of patch element (i, c, py, px) of a (N, C, Q, Q) crop of (B, C, H, W).
-SR_HOST_DEVICE int64_t crop_source(const int64_t* coords, const int64_t* order, int64_t scale,
-                                   int64_t C, int64_t H, int64_t W, int64_t Q, int64_t flat) {
+SR_HOST_DEVICE int64_t crop_source(const int64_t* coords, const int64_t* order, int64_t scale, int64_t C, int64_t H,
+                                   int64_t W, int64_t Q, int64_t flat) {
   const int64_t px = flat % Q, py = (flat / Q) % Q, c = (flat / (Q * Q)) % C, i = flat / (Q * Q * C);
   const Window w = window_of(coords, order, i, scale);
   return nchw_offset(C, H, W, w.b, c, w.y + py, w.x + px);

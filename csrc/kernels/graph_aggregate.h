@@ -27,13 +27,24 @@ struct GraphAggDims {
   int64_t HH, WW;      // HR output s*H, s*W
 };
 
-SR_HOST_DEVICE GraphAggDims graph_agg_dims(int64_t B, int64_t C, int64_t H, int64_t W,
-                                           int64_t k, int64_t Wk, int64_t S, int64_t p,
-                                           int64_t t) {
+SR_HOST_DEVICE GraphAggDims graph_agg_dims(int64_t B, int64_t C, int64_t H, int64_t W, int64_t k, int64_t Wk, int64_t S,
+                                           int64_t p, int64_t t) {
   GraphAggDims d;
-  d.B = B; d.C = C; d.H = H; d.W = W; d.k = k; d.S = S; d.p = p; d.t = t;
-  d.m1 = grid_len(H, p, t); d.m2 = grid_len(W, p, t); d.n2 = grid_len(Wk, p, t);
-  d.P = S * p; d.T = S * t; d.HH = S * H; d.WW = S * W;
+  d.B = B;
+  d.C = C;
+  d.H = H;
+  d.W = W;
+  d.k = k;
+  d.S = S;
+  d.p = p;
+  d.t = t;
+  d.m1 = grid_len(H, p, t);
+  d.m2 = grid_len(W, p, t);
+  d.n2 = grid_len(Wk, p, t);
+  d.P = S * p;
+  d.T = S * t;
+  d.HH = S * H;
+  d.WW = S * W;
   return d;
 }
 
@@ -63,8 +74,8 @@ SR_HOST_DEVICE int64_t hr_count(const GraphAggDims& d, int64_t Y, int64_t X) {
 // division by the coverage: grad (B, C, HH, WW) times weights (B, k, HH, WW) when
 // weighted, else grad (B, k, C, HH, WW).
 template <typename T, typename Acc>
-SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAggDims& d,
-                                 int64_t b, int64_t r, int64_t c, int64_t Y, int64_t X) {
+SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAggDims& d, int64_t b, int64_t r,
+                                 int64_t c, int64_t Y, int64_t X) {
   if (weights != nullptr)
     return sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) *
            sr_cast<Acc>(weights[((b * d.k + r) * d.HH + Y) * d.WW + X]);
@@ -75,8 +86,8 @@ SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAgg
 // reading 0 past its bottom/right border: the in-bounds part is summed, and the
 // (n*n - inside) zeros add mu^2 each to the squared deviations.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y, int64_t x,
-                                 int64_t n, Acc* mean, Acc* var) {
+SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y, int64_t x, int64_t n, Acc* mean,
+                                 Acc* var) {
   const int64_t nu = h - y < n ? h - y : n, nv = w - x < n ? w - x : n;
   Acc s = Acc(0);
   for (int64_t u = 0; u < nu; ++u)
@@ -93,12 +104,13 @@ SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y
 }
 
 template <typename Acc>
-SR_HOST_DEVICE Acc acc_sqrt(Acc v) { return sqrt(v); }
+SR_HOST_DEVICE Acc acc_sqrt(Acc v) {
+  return sqrt(v);
+}
 
 // (alpha, beta) of AdaPN for one (query, neighbour, channel).
 template <typename Acc>
-SR_HOST_DEVICE void adapn_affine(Acc mean_z, Acc var_z, Acc mean_q, Acc var_q, Acc eps,
-                                 Acc* alpha, Acc* beta) {
+SR_HOST_DEVICE void adapn_affine(Acc mean_z, Acc var_z, Acc mean_q, Acc var_q, Acc eps, Acc* alpha, Acc* beta) {
   *alpha = acc_sqrt(var_q + eps) / acc_sqrt(var_z + eps);
   *beta = mean_q - mean_z * (*alpha);
 }
@@ -113,9 +125,8 @@ struct AdapnGrad {
 };
 
 template <typename Acc>
-SR_HOST_DEVICE AdapnGrad<Acc> adapn_grad(Acc mean_z, Acc var_z, Acc var_q, Acc eps,
-                                         Acc alpha, Acc d_alpha, Acc d_beta, int64_t Nz,
-                                         int64_t Nq) {
+SR_HOST_DEVICE AdapnGrad<Acc> adapn_grad(Acc mean_z, Acc var_z, Acc var_q, Acc eps, Acc alpha, Acc d_alpha, Acc d_beta,
+                                         int64_t Nz, int64_t Nq) {
   const Acc sz = acc_sqrt(var_z + eps), sq = acc_sqrt(var_q + eps);
   const Acc da = d_alpha - mean_z * d_beta;  // beta = mean_q - mean_z * alpha
   const Acc d_var_z = -da * sq / (sz * sz) / (Acc(2) * sz);

@@ -29,8 +29,7 @@ SR_HOST_DEVICE double ln2d_rsqrt(double v) { return 1.0 / sqrt(v); }
 
 // One pixel's statistics, two passes (mean, then squares about it), channel stride s.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_pixel_stats(const T* x, int64_t C, int64_t s, Acc eps, Acc* mu,
-                                     Acc* rstd) {
+SR_HOST_DEVICE void ln2d_pixel_stats(const T* x, int64_t C, int64_t s, Acc eps, Acc* mu, Acc* rstd) {
   Acc sum = Acc(0);
   for (int64_t c = 0; c < C; ++c) sum += sr_cast<Acc>(x[c * s]);
   const Acc m = sum / Acc(C);
@@ -45,8 +44,7 @@ SR_HOST_DEVICE void ln2d_pixel_stats(const T* x, int64_t C, int64_t s, Acc eps, 
 
 // One pixel, serially (CUDA: a thread per pixel; the C++ tests' kernel side).
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int64_t C,
-                                   int64_t s, Acc eps) {
+SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, Acc eps) {
   Acc mu, rstd;
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   for (int64_t c = 0; c < C; ++c)
@@ -55,8 +53,8 @@ SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int
 
 // dL/dx of one pixel; returns mu and rstd for the weight gradients.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_pixel_bwd(const T* g, const T* x, const T* w, T* gx, int64_t C,
-                                   int64_t s, Acc eps, Acc* mu_out, Acc* rstd_out) {
+SR_HOST_DEVICE void ln2d_pixel_bwd(const T* g, const T* x, const T* w, T* gx, int64_t C, int64_t s, Acc eps,
+                                   Acc* mu_out, Acc* rstd_out) {
   Acc mu, rstd;
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   Acc sgw = Acc(0), sgwx = Acc(0);
@@ -76,8 +74,7 @@ SR_HOST_DEVICE void ln2d_pixel_bwd(const T* g, const T* x, const T* w, T* gx, in
 
 // A tile of n <= kLn2dTile neighbouring pixels (x points at the first; channel stride s).
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n, Acc eps,
-                                    Acc* mu, Acc* rstd) {
+SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n, Acc eps, Acc* mu, Acc* rstd) {
   for (int64_t p = 0; p < n; ++p) mu[p] = Acc(0);
   for (int64_t c = 0; c < C; ++c)
     for (int64_t p = 0; p < n; ++p) mu[p] += sr_cast<Acc>(x[c * s + p]);
@@ -94,8 +91,7 @@ SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n,
 }
 
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int64_t C,
-                                  int64_t s, int64_t n, Acc eps) {
+SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, int64_t n, Acc eps) {
   Acc mu[kLn2dTile], rstd[kLn2dTile];
   ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
   for (int64_t c = 0; c < C; ++c) {
@@ -106,8 +102,8 @@ SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int6
 
 // dL/dx of the tile, and its pixels' contributions added to gw_acc / gb_acc (C each).
 template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_tile_bwd(const T* g, const T* x, const T* w, T* gx, Acc* gw_acc,
-                                  Acc* gb_acc, int64_t C, int64_t s, int64_t n, Acc eps) {
+SR_HOST_DEVICE void ln2d_tile_bwd(const T* g, const T* x, const T* w, T* gx, Acc* gw_acc, Acc* gb_acc, int64_t C,
+                                  int64_t s, int64_t n, Acc eps) {
   Acc mu[kLn2dTile], rstd[kLn2dTile], a[kLn2dTile], bb[kLn2dTile];
   ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
   for (int64_t p = 0; p < n; ++p) a[p] = bb[p] = Acc(0);

@@ -12,8 +12,7 @@ struct VertexMapDims {
   int64_t step;    // scale * stride: one key-grid step in full-resolution pixels
 };
 
-SR_HOST_DEVICE VertexMapDims vertex_map_dims(int64_t Hk, int64_t Wk, int64_t scale,
-                                             int64_t P, int64_t T) {
+SR_HOST_DEVICE VertexMapDims vertex_map_dims(int64_t Hk, int64_t Wk, int64_t scale, int64_t P, int64_t T) {
   VertexMapDims d;
   d.n1 = grid_len(Hk, P, T);
   d.n2 = grid_len(Wk, P, T);
@@ -21,14 +20,11 @@ SR_HOST_DEVICE VertexMapDims vertex_map_dims(int64_t Hk, int64_t Wk, int64_t sca
   return d;
 }
 
-SR_HOST_DEVICE bool vertex_in_range(const VertexMapDims& d, int64_t idx) {
-  return idx >= 0 && idx < d.n1 * d.n2;
-}
+SR_HOST_DEVICE bool vertex_in_range(const VertexMapDims& d, int64_t idx) { return idx >= 0 && idx < d.n1 * d.n2; }
 
 // Callers validate the range first: an out-of-range idx still maps to *some* pixel, so
 // the arithmetic alone cannot flag it.
-SR_HOST_DEVICE void vertex_of(const VertexMapDims& d, int64_t idx, int64_t* row,
-                              int64_t* col) {
+SR_HOST_DEVICE void vertex_of(const VertexMapDims& d, int64_t idx, int64_t* row, int64_t* col) {
   *row = d.step * (idx / d.n2);
   *col = d.step * (idx % d.n2);
 }

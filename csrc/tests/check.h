@@ -78,8 +78,8 @@ inline int run(std::initializer_list<std::pair<const char*, TestFn>> tests) {
       std::printf("[ FAIL ] %s (no checks ran)\n", name);
     } else if (failures > 0) {
       ++failed_tests;
-      std::printf("[ FAIL ] %s (%lld of %lld checks failed)\n", name,
-                  static_cast<long long>(failures), static_cast<long long>(checks));
+      std::printf("[ FAIL ] %s (%lld of %lld checks failed)\n", name, static_cast<long long>(failures),
+                  static_cast<long long>(checks));
     } else {
       std::printf("[  OK  ] %s (%lld checks)\n", name, static_cast<long long>(checks));
     }
@@ -88,15 +88,14 @@ inline int run(std::initializer_list<std::pair<const char*, TestFn>> tests) {
     std::fprintf(stderr, "(%lld further failures not printed)\n",
                  static_cast<long long>(counters().failures - kMaxPrinted));
   }
-  std::printf("%s: %d of %d tests failed\n", failed_tests ? "FAILED" : "PASSED",
-              failed_tests, static_cast<int>(tests.size()));
+  std::printf("%s: %d of %d tests failed\n", failed_tests ? "FAILED" : "PASSED", failed_tests,
+              static_cast<int>(tests.size()));
   return failed_tests ? 1 : 0;
 }
 
 // Deterministic uniform [lo, hi) data; the seed is fixed so failures reproduce.
 template <typename T>
-std::vector<T> random_vector(std::mt19937_64& rng, int64_t n, double lo = -1.0,
-                             double hi = 1.0) {
+std::vector<T> random_vector(std::mt19937_64& rng, int64_t n, double lo = -1.0, double hi = 1.0) {
   std::uniform_real_distribution<double> dist(lo, hi);
   std::vector<T> v(static_cast<size_t>(n));
   for (auto& x : v) x = static_cast<T>(dist(rng));
@@ -105,27 +104,26 @@ std::vector<T> random_vector(std::mt19937_64& rng, int64_t n, double lo = -1.0,
 
 }  // namespace sr_test
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    sr_test::record(static_cast<bool>(cond), __FILE__, __LINE__, #cond);    \
+#define CHECK(cond)                                                      \
+  do {                                                                   \
+    sr_test::record(static_cast<bool>(cond), __FILE__, __LINE__, #cond); \
   } while (0)
 
-#define CHECK_MSG(cond, ...)                                                \
-  do {                                                                      \
+#define CHECK_MSG(cond, ...)                                                   \
+  do {                                                                         \
     if (sr_test::record(static_cast<bool>(cond), __FILE__, __LINE__, #cond)) { \
-      std::fprintf(stderr, "    ");                                         \
-      std::fprintf(stderr, __VA_ARGS__);                                    \
-      std::fprintf(stderr, "\n");                                           \
-    }                                                                       \
+      std::fprintf(stderr, "    ");                                            \
+      std::fprintf(stderr, __VA_ARGS__);                                       \
+      std::fprintf(stderr, "\n");                                              \
+    }                                                                          \
   } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                               \
-  do {                                                                      \
-    const double sr_a_ = static_cast<double>(a), sr_b_ = static_cast<double>(b); \
-    const double sr_t_ = static_cast<double>(tol);                          \
-    if (sr_test::record(sr_test::near(sr_a_, sr_b_, sr_t_), __FILE__, __LINE__, \
-                        "|" #a " - " #b "| <= " #tol)) {                    \
-      std::fprintf(stderr, "    %.17g vs %.17g (diff %.3g, tol %.3g)\n", sr_a_, sr_b_, \
-                   std::fabs(sr_a_ - sr_b_), sr_t_);                        \
-    }                                                                       \
+#define CHECK_NEAR(a, b, tol)                                                                                    \
+  do {                                                                                                           \
+    const double sr_a_ = static_cast<double>(a), sr_b_ = static_cast<double>(b);                                 \
+    const double sr_t_ = static_cast<double>(tol);                                                               \
+    if (sr_test::record(sr_test::near(sr_a_, sr_b_, sr_t_), __FILE__, __LINE__, "|" #a " - " #b "| <= " #tol)) { \
+      std::fprintf(stderr, "    %.17g vs %.17g (diff %.3g, tol %.3g)\n", sr_a_, sr_b_, std::fabs(sr_a_ - sr_b_), \
+                   sr_t_);                                                                                       \
+    }                                                                                                            \
   } while (0)

@@ -24,8 +24,8 @@ struct Shape {
   int64_t nq() const { return N * C * pp; }
   std::string str() const {
     char buf[128];
-    std::snprintf(buf, sizeof buf, "N=%" PRId64 " k=%" PRId64 " C=%" PRId64 " PP=%" PRId64
-                  " pp=%" PRId64 " eps=%g", N, k, C, PP, pp, eps);
+    std::snprintf(buf, sizeof buf, "N=%" PRId64 " k=%" PRId64 " C=%" PRId64 " PP=%" PRId64 " pp=%" PRId64 " eps=%g", N,
+                  k, C, PP, pp, eps);
     return buf;
   }
 };
@@ -39,17 +39,13 @@ std::vector<Shape> shapes() {
       {2, 0, 2, 9, 9, 1e-5},   // k = 0: nothing to normalise, query grad 0
   };
   std::mt19937_64 rng(8);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int i = 0; i < 30; ++i) s.push_back({pick(1, 3), pick(1, 5), pick(1, 4), pick(2, 40), pick(2, 40), 1e-3});
   return s;
 }
 
 // Brute-force layout: z[((n*k + r)*C + c)*PP + e], q[(n*C + c)*pp + e].
-int64_t zi(const Shape& s, int64_t n, int64_t r, int64_t c, int64_t e) {
-  return ((n * s.k + r) * s.C + c) * s.PP + e;
-}
+int64_t zi(const Shape& s, int64_t n, int64_t r, int64_t c, int64_t e) { return ((n * s.k + r) * s.C + c) * s.PP + e; }
 int64_t qi(const Shape& s, int64_t n, int64_t c, int64_t e) { return (n * s.C + c) * s.pp + e; }
 
 void brute_stats(const std::vector<double>& x, int64_t off, int64_t n, LD* mean, LD* var) {
@@ -61,8 +57,7 @@ void brute_stats(const std::vector<double>& x, int64_t off, int64_t n, LD* mean,
   *var = ss / (n - 1);
 }
 
-std::vector<LD> brute_forward(const std::vector<double>& z, const std::vector<double>& q,
-                              const Shape& s) {
+std::vector<LD> brute_forward(const std::vector<double>& z, const std::vector<double>& q, const Shape& s) {
   std::vector<LD> out(s.nz());
   for (int64_t n = 0; n < s.N; ++n)
     for (int64_t c = 0; c < s.C; ++c) {
@@ -72,8 +67,7 @@ std::vector<LD> brute_forward(const std::vector<double>& z, const std::vector<do
         LD mz, vz;
         brute_stats(z, zi(s, n, r, c, 0), s.PP, &mz, &vz);
         for (int64_t e = 0; e < s.PP; ++e)
-          out[zi(s, n, r, c, e)] =
-              (z[zi(s, n, r, c, e)] - mz) / std::sqrt(vz + s.eps) * std::sqrt(vq + s.eps) + mq;
+          out[zi(s, n, r, c, e)] = (z[zi(s, n, r, c, e)] - mz) / std::sqrt(vz + s.eps) * std::sqrt(vq + s.eps) + mq;
       }
     }
   return out;
@@ -86,23 +80,22 @@ std::vector<T> kernel_forward(const std::vector<T>& z, const std::vector<T>& q, 
   std::vector<T> out(s.nz());
   for (int64_t g = 0; g < sr::adapn_groups(d); ++g) {
     const int64_t off = sr::adapn_neighbor_offset(d, g, 0);
-    sr::adapn_group_fwd<T, Acc>(z.data() + off, q.data() + sr::adapn_query_offset(d, g),
-                                out.data() + off, s.k, s.C * s.PP, s.PP, s.pp, Acc(s.eps));
+    sr::adapn_group_fwd<T, Acc>(z.data() + off, q.data() + sr::adapn_query_offset(d, g), out.data() + off, s.k,
+                                s.C * s.PP, s.PP, s.pp, Acc(s.eps));
   }
   return out;
 }
 
 template <typename T, typename Acc>
-void kernel_backward(const std::vector<T>& g, const std::vector<T>& z, const std::vector<T>& q,
-                     const Shape& s, std::vector<T>* gz, std::vector<T>* gq) {
+void kernel_backward(const std::vector<T>& g, const std::vector<T>& z, const std::vector<T>& q, const Shape& s,
+                     std::vector<T>* gz, std::vector<T>* gq) {
   const sr::AdapnDims d{s.N, s.k, s.C, s.PP, s.pp};
   gz->assign(s.nz(), T(-99));
   gq->assign(s.nq(), T(-99));
   for (int64_t grp = 0; grp < sr::adapn_groups(d); ++grp) {
     const int64_t off = sr::adapn_neighbor_offset(d, grp, 0), qoff = sr::adapn_query_offset(d, grp);
-    sr::adapn_group_bwd<T, Acc>(g.data() + off, z.data() + off, q.data() + qoff,
-                                gz->data() + off, gq->data() + qoff, s.k, s.C * s.PP, s.PP,
-                                s.pp, Acc(s.eps));
+    sr::adapn_group_bwd<T, Acc>(g.data() + off, z.data() + off, q.data() + qoff, gz->data() + off, gq->data() + qoff,
+                                s.k, s.C * s.PP, s.PP, s.pp, Acc(s.eps));
   }
 }
 
@@ -122,8 +115,7 @@ void test_offsets() {
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t c = 0; c < s.C; ++c) {
         CHECK(sr::adapn_query_offset(d, n * s.C + c) == qi(s, n, c, 0));
-        for (int64_t r = 0; r < s.k; ++r)
-          CHECK(sr::adapn_neighbor_offset(d, n * s.C + c, r) == zi(s, n, r, c, 0));
+        for (int64_t r = 0; r < s.k; ++r) CHECK(sr::adapn_neighbor_offset(d, n * s.C + c, r) == zi(s, n, r, c, 0));
       }
   }
 }
@@ -157,12 +149,11 @@ void check_forward(const char* types, double tol) {
   for (const Shape& s : shapes()) {
     const auto z = features(rng, s.nz(), 1.5, 2.0), q = features(rng, s.nq(), -0.7, 0.4);
     const auto want = brute_forward(z, q, s);
-    const auto got = kernel_forward<T, Acc>(std::vector<T>(z.begin(), z.end()),
-                                            std::vector<T>(q.begin(), q.end()), s);
+    const auto got = kernel_forward<T, Acc>(std::vector<T>(z.begin(), z.end()), std::vector<T>(q.begin(), q.end()), s);
     for (int64_t e = 0; e < s.nz(); ++e)
       CHECK_MSG(sr_test::near(double(got[e]), double(want[e]), tol * (1 + std::fabs(double(want[e])))),
-                "%s %s: out[%" PRId64 "] = %.17g, want %.17g", types, s.str().c_str(), e,
-                double(got[e]), double(want[e]));
+                "%s %s: out[%" PRId64 "] = %.17g, want %.17g", types, s.str().c_str(), e, double(got[e]),
+                double(want[e]));
   }
 }
 
@@ -210,12 +201,11 @@ void test_backward_finite_differences() {
     auto fd = [&](double& v) { return sr_test::central_difference(v, loss); };
     for (int64_t e = 0; e < s.nz(); ++e)
       CHECK_MSG(sr_test::near(gz[e], fd(z[e]), 1e-6 * (1 + std::fabs(gz[e]))),
-                "%s: grad_neighbors[%" PRId64 "] = %.12g, finite difference %.12g",
-                s.str().c_str(), e, gz[e], fd(z[e]));
+                "%s: grad_neighbors[%" PRId64 "] = %.12g, finite difference %.12g", s.str().c_str(), e, gz[e],
+                fd(z[e]));
     for (int64_t e = 0; e < s.nq(); ++e)
       CHECK_MSG(sr_test::near(gq[e], fd(q[e]), 1e-6 * (1 + std::fabs(gq[e]))),
-                "%s: grad_query[%" PRId64 "] = %.12g, finite difference %.12g",
-                s.str().c_str(), e, gq[e], fd(q[e]));
+                "%s: grad_query[%" PRId64 "] = %.12g, finite difference %.12g", s.str().c_str(), e, gq[e], fd(q[e]));
   }
   CHECK_MSG(checked >= 10, "only %d shapes small enough", checked);
 }
@@ -229,8 +219,7 @@ void test_backward_float() {
     std::vector<double> gz, gq;
     kernel_backward<double, double>(w, z, q, s, &gz, &gq);
     std::vector<float> fz, fq;
-    kernel_backward<float, float>(std::vector<float>(w.begin(), w.end()),
-                                  std::vector<float>(z.begin(), z.end()),
+    kernel_backward<float, float>(std::vector<float>(w.begin(), w.end()), std::vector<float>(z.begin(), z.end()),
                                   std::vector<float>(q.begin(), q.end()), s, &fz, &fq);
     for (int64_t e = 0; e < s.nz(); ++e) CHECK_NEAR(fz[e], gz[e], 1e-4 * (1 + std::fabs(gz[e])));
     for (int64_t e = 0; e < s.nq(); ++e) CHECK_NEAR(fq[e], gq[e], 1e-3 * (1 + std::fabs(gq[e])));

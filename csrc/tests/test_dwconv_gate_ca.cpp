@@ -35,8 +35,8 @@ std::vector<double> randv(std::mt19937_64& rng, int64_t n) {
   return v;
 }
 
-LD brute_conv(const std::vector<double>& x, const std::vector<double>& w, LD bias, const Plane& p,
-              int64_t h, int64_t c) {
+LD brute_conv(const std::vector<double>& x, const std::vector<double>& w, LD bias, const Plane& p, int64_t h,
+              int64_t c) {
   LD acc = bias;
   for (int64_t i = 0; i < p.k; ++i)
     for (int64_t j = 0; j < p.k; ++j) {
@@ -74,8 +74,8 @@ void test_transposed_conv_and_weight_grad_are_adjoints() {
       for (int64_t c = 0; c < p.W; ++c) {
         lhs += brute_conv(x, w, 0, p, h, c) * g[h * p.W + c];
         rhs_x += LD(x[h * p.W + c]) * row[c];
-        rhs_t += LD(x[h * p.W + c]) *
-                 sr::dgc_conv_t_at<double, double, double>(g.data(), w.data(), p.H, p.W, p.k, h, c);
+        rhs_t +=
+            LD(x[h * p.W + c]) * sr::dgc_conv_t_at<double, double, double>(g.data(), w.data(), p.H, p.W, p.k, h, c);
       }
     }
     sr::dgc_weight_grad<double, double>(g.data(), x.data(), p.H, p.W, p.k, dw.data());

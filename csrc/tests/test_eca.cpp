@@ -72,9 +72,8 @@ std::vector<T> kernel_forward(const std::vector<T>& x, const std::vector<T>& w, 
   return y;
 }
 
-void kernel_backward(const std::vector<double>& g, const std::vector<double>& x,
-                     const std::vector<double>& w, const Shape& s, std::vector<double>* gx,
-                     std::vector<double>* gw) {
+void kernel_backward(const std::vector<double>& g, const std::vector<double>& x, const std::vector<double>& w,
+                     const Shape& s, std::vector<double>* gx, std::vector<double>* gw) {
   std::vector<double> mean(s.B * s.C), t(s.B * s.C), gate(s.B * s.C), ds(s.B * s.C), da(s.C);
   gw->assign(s.k, 0.0);
   for (int64_t pl = 0; pl < s.B * s.C; ++pl) {
@@ -82,9 +81,8 @@ void kernel_backward(const std::vector<double>& g, const std::vector<double>& x,
     t[pl] = sr::eca_plane_dot<double, double>(g.data() + pl * s.HW, x.data() + pl * s.HW, s.HW);
   }
   for (int64_t b = 0; b < s.B; ++b)
-    sr::eca_image_bwd<double, double>(mean.data() + b * s.C, t.data() + b * s.C, w.data(),
-                                      gate.data() + b * s.C, da.data(), ds.data() + b * s.C,
-                                      gw->data(), s.C, s.k, s.HW);
+    sr::eca_image_bwd<double, double>(mean.data() + b * s.C, t.data() + b * s.C, w.data(), gate.data() + b * s.C,
+                                      da.data(), ds.data() + b * s.C, gw->data(), s.C, s.k, s.HW);
   gx->resize(s.n());
   for (int64_t e = 0; e < s.n(); ++e) (*gx)[e] = g[e] * gate[e / s.HW] + ds[e / s.HW];
 }
@@ -96,12 +94,11 @@ void check_forward(const char* types, double tol) {
     const auto x = sr_test::random_vector<double>(rng, s.n(), -2.0, 3.0);
     const auto w = sr_test::random_vector<double>(rng, s.k, -1.5, 1.5);
     const auto want = brute_forward(x, w, s);
-    const auto got = kernel_forward<T, Acc>(std::vector<T>(x.begin(), x.end()),
-                                            std::vector<T>(w.begin(), w.end()), s);
+    const auto got = kernel_forward<T, Acc>(std::vector<T>(x.begin(), x.end()), std::vector<T>(w.begin(), w.end()), s);
     for (int64_t e = 0; e < s.n(); ++e)
       CHECK_MSG(sr_test::near(double(got[e]), double(want[e]), tol * (1 + std::fabs(double(want[e])))),
-                "%s %s: y[%" PRId64 "] = %.17g, want %.17g", types, s.str().c_str(), e,
-                double(got[e]), double(want[e]));
+                "%s %s: y[%" PRId64 "] = %.17g, want %.17g", types, s.str().c_str(), e, double(got[e]),
+                double(want[e]));
   }
 }
 

@@ -23,8 +23,8 @@ void check_image(int64_t B, int64_t H, int64_t W, int64_t p, int64_t t) {
   const auto d = sr::extract_dims(B, H, W, p, t);
   const auto rows = brute_axis(H, p, t), cols = brute_axis(W, p, t);
   CHECK_MSG(d.m1 == int64_t(rows.size()) && d.m2 == int64_t(cols.size()),
-            "H=%" PRId64 " W=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": grid %" PRId64 "x%" PRId64, H, W, p, t,
-            d.m1, d.m2);
+            "H=%" PRId64 " W=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": grid %" PRId64 "x%" PRId64, H, W, p, t, d.m1,
+            d.m2);
   if (d.m1 != int64_t(rows.size()) || d.m2 != int64_t(cols.size())) return;
   CHECK(d.N == B * d.m1 * d.m2);
   std::vector<int64_t> coords;
@@ -35,8 +35,8 @@ void check_image(int64_t B, int64_t H, int64_t W, int64_t p, int64_t t) {
         int64_t kb, kr, kc;
         sr::extract_corner(d, q, &kb, &kr, &kc);
         CHECK_MSG(kb == b && kr == r && kc == c,
-                  "H=%" PRId64 " W=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": patch %" PRId64 " at (%" PRId64
-                  ", %" PRId64 ", %" PRId64 "), want (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                  "H=%" PRId64 " W=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": patch %" PRId64 " at (%" PRId64 ", %" PRId64
+                  ", %" PRId64 "), want (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
                   H, W, p, t, q, kb, kr, kc, b, r, c);
         coords.insert(coords.end(), {kb, kr, kc});
         ++q;

@@ -71,20 +71,18 @@ void brute_stats_d(const std::vector<double>& v, double* mean, double* var) {
 }
 
 // L = sum(g * adapn(z, q)), the formula written out.
-double brute_adapn_loss(const std::vector<double>& z, const std::vector<double>& q,
-                        const std::vector<double>& g, double eps) {
+double brute_adapn_loss(const std::vector<double>& z, const std::vector<double>& q, const std::vector<double>& g,
+                        double eps) {
   double mz, vz, mq, vq;
   brute_stats_d(z, &mz, &vz);
   brute_stats_d(q, &mq, &vq);
   double L = 0;
-  for (size_t e = 0; e < z.size(); ++e)
-    L += g[e] * ((z[e] - mz) / std::sqrt(vz + eps) * std::sqrt(vq + eps) + mq);
+  for (size_t e = 0; e < z.size(); ++e) L += g[e] * ((z[e] - mz) / std::sqrt(vz + eps) * std::sqrt(vq + eps) + mq);
   return L;
 }
 
 // Values offset + spread * U(-1, 1).
-std::vector<double> random_patch(std::mt19937_64& rng, int64_t n, double offset,
-                                 double spread) {
+std::vector<double> random_patch(std::mt19937_64& rng, int64_t n, double offset, double spread) {
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   std::vector<double> v(static_cast<size_t>(n));
   for (auto& x : v) x = offset + spread * u(rng);
@@ -98,32 +96,28 @@ struct Shape {
   std::string str() const {
     char buf[200];
     std::snprintf(buf, sizeof buf,
-                  "B=%" PRId64 " C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " k=%" PRId64
-                  " Wk=%" PRId64 " S=%" PRId64 " p=%" PRId64 " t=%" PRId64,
+                  "B=%" PRId64 " C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " k=%" PRId64 " Wk=%" PRId64 " S=%" PRId64
+                  " p=%" PRId64 " t=%" PRId64,
                   B, C, H, W, k, Wk, S, p, t);
     return buf;
   }
 };
 
-sr::GraphAggDims dims_of(const Shape& s) {
-  return sr::graph_agg_dims(s.B, s.C, s.H, s.W, s.k, s.Wk, s.S, s.p, s.t);
-}
+sr::GraphAggDims dims_of(const Shape& s) { return sr::graph_agg_dims(s.B, s.C, s.H, s.W, s.k, s.Wk, s.S, s.p, s.t); }
 
 void check_dims_case(const Shape& s) {
   const sr::GraphAggDims d = dims_of(s);
   const std::string what = s.str();
-  CHECK_MSG(d.B == s.B && d.C == s.C && d.H == s.H && d.W == s.W && d.k == s.k &&
-                d.S == s.S && d.p == s.p && d.t == s.t,
-            "%s: pass-through fields", what.c_str());
+  CHECK_MSG(
+      d.B == s.B && d.C == s.C && d.H == s.H && d.W == s.W && d.k == s.k && d.S == s.S && d.p == s.p && d.t == s.t,
+      "%s: pass-through fields", what.c_str());
   const int64_t m1 = brute_grid_len(s.H, s.p, s.t), m2 = brute_grid_len(s.W, s.p, s.t);
   const int64_t n2 = brute_grid_len(s.Wk, s.p, s.t);
   CHECK_MSG(d.m1 == m1 && d.m2 == m2 && d.n2 == n2,
-            "%s: m1=%" PRId64 " m2=%" PRId64 " n2=%" PRId64 ", want %" PRId64 " %" PRId64
-            " %" PRId64,
-            what.c_str(), d.m1, d.m2, d.n2, m1, m2, n2);
+            "%s: m1=%" PRId64 " m2=%" PRId64 " n2=%" PRId64 ", want %" PRId64 " %" PRId64 " %" PRId64, what.c_str(),
+            d.m1, d.m2, d.n2, m1, m2, n2);
   CHECK_MSG(d.P == s.S * s.p && d.T == s.S * s.t && d.HH == s.S * s.H && d.WW == s.S * s.W,
-            "%s: P=%" PRId64 " T=%" PRId64 " HH=%" PRId64 " WW=%" PRId64, what.c_str(), d.P,
-            d.T, d.HH, d.WW);
+            "%s: P=%" PRId64 " T=%" PRId64 " HH=%" PRId64 " WW=%" PRId64, what.c_str(), d.P, d.T, d.HH, d.WW);
   // The HR grid (patch P, stride T over HH x WW) has exactly the LR grid's positions.
   CHECK_MSG(brute_grid_len(d.HH, d.P, d.T) == m1 && brute_grid_len(d.WW, d.P, d.T) == m2,
             "%s: HR grid differs from the LR grid", what.c_str());
@@ -132,23 +126,19 @@ void check_dims_case(const Shape& s) {
 void test_dims() {
   check_dims_case({1, 64, 32, 40, 5, 20, 2, 3, 2});  // IGNN-like
   check_dims_case({2, 3, 9, 9, 1, 5, 2, 3, 2});
-  check_dims_case({1, 1, 2, 9, 3, 9, 1, 3, 1});      // H < p: empty query grid
-  check_dims_case({1, 1, 9, 9, 3, 2, 3, 3, 1});      // Wk < p: empty key grid
-  check_dims_case({1, 1, 7, 7, 1, 7, 4, 7, 3});      // single patch
+  check_dims_case({1, 1, 2, 9, 3, 9, 1, 3, 1});  // H < p: empty query grid
+  check_dims_case({1, 1, 9, 9, 3, 2, 3, 3, 1});  // Wk < p: empty key grid
+  check_dims_case({1, 1, 7, 7, 1, 7, 4, 7, 3});  // single patch
   std::mt19937_64 rng(4242);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int c = 0; c < 3000; ++c)
-    check_dims_case({pick(1, 4), pick(1, 9), pick(0, 40), pick(0, 40), pick(1, 8),
-                     pick(0, 25), pick(1, 4), pick(1, 5), pick(1, 4)});
+    check_dims_case({pick(1, 4), pick(1, 9), pick(0, 40), pick(0, 40), pick(1, 8), pick(0, 25), pick(1, 4), pick(1, 5),
+                     pick(1, 4)});
 }
 
 void test_region_origin() {
   std::mt19937_64 rng(777);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   int64_t keys = 0, multi_row = 0;
   for (int c = 0; c < 600; ++c) {
     const int64_t S = pick(1, 4), p = pick(1, 4), t = pick(1, 3);
@@ -168,26 +158,22 @@ void test_region_origin() {
         // Key patch (a, b) covers LR key pixels [t*a, t*a + p); scaled up: s times that.
         const int64_t want_y = S * (t * a), want_x = S * (t * b);
         CHECK_MSG(y == want_y && x == want_x,
-                  "%s Hk=%" PRId64 ": key %" PRId64 " = (%" PRId64 ", %" PRId64
-                  ") -> (%" PRId64 ", %" PRId64 "), want (%" PRId64 ", %" PRId64 ")",
+                  "%s Hk=%" PRId64 ": key %" PRId64 " = (%" PRId64 ", %" PRId64 ") -> (%" PRId64 ", %" PRId64
+                  "), want (%" PRId64 ", %" PRId64 ")",
                   s.str().c_str(), Hk, n, a, b, y, x, want_y, want_x);
         CHECK_MSG(y >= 0 && x >= 0 && y + S * p <= H && x + S * p <= W,
-                  "%s Hk=%" PRId64 ": region of key %" PRId64 " leaves feat",
-                  s.str().c_str(), Hk, n);
+                  "%s Hk=%" PRId64 ": region of key %" PRId64 " leaves feat", s.str().c_str(), Hk, n);
         ++keys;
       }
   }
-  CHECK_MSG(keys > 5000 && multi_row > 200, "coverage: %" PRId64 " keys, %" PRId64
-            " multi-row grids", keys, multi_row);
+  CHECK_MSG(keys > 5000 && multi_row > 200, "coverage: %" PRId64 " keys, %" PRId64 " multi-row grids", keys, multi_row);
 }
 
 // regions_start_inside against the top-left of the last key patch, counted; region_value
 // reads the plane inside and 0 past the bottom/right border.
 void test_regions_start_inside() {
   std::mt19937_64 rng(4242);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   int64_t yes = 0, no = 0;
   for (int c = 0; c < 2000; ++c) {
     const int64_t S = pick(1, 4), p = pick(1, 4), t = pick(1, 3);
@@ -200,16 +186,16 @@ void test_regions_start_inside() {
     const bool want = last_y < H && last_x < W;
     (want ? yes : no)++;
     CHECK_MSG(sr::regions_start_inside(d, Hk) == want,
-              "S=%" PRId64 " p=%" PRId64 " t=%" PRId64 " Hk=%" PRId64 " Wk=%" PRId64 " H=%" PRId64
-              " W=%" PRId64 ": regions_start_inside %d, want %d",
+              "S=%" PRId64 " p=%" PRId64 " t=%" PRId64 " Hk=%" PRId64 " Wk=%" PRId64 " H=%" PRId64 " W=%" PRId64
+              ": regions_start_inside %d, want %d",
               S, p, t, Hk, Wk, H, W, int(sr::regions_start_inside(d, Hk)), int(want));
     const std::vector<double> plane = sr_test::random_vector<double>(rng, H * W, 1.0, 2.0);
     for (int64_t y = 0; y < H + 3; ++y)
       for (int64_t x = 0; x < W + 3; ++x) {
         const double got = sr::region_value<double, double>(plane.data(), d, y, x);
         const double expect = y < H && x < W ? plane[static_cast<size_t>(y * W + x)] : 0.0;
-        CHECK_MSG(got == expect, "region_value(%" PRId64 ", %" PRId64 ") of %" PRId64 "x%" PRId64
-                  " = %g, want %g", y, x, H, W, got, expect);
+        CHECK_MSG(got == expect, "region_value(%" PRId64 ", %" PRId64 ") of %" PRId64 "x%" PRId64 " = %g, want %g", y,
+                  x, H, W, got, expect);
       }
   }
   CHECK_MSG(yes > 300 && no > 300, "coverage: %" PRId64 " inside, %" PRId64 " outside", yes, no);
@@ -217,9 +203,7 @@ void test_regions_start_inside() {
 
 void test_hr_count() {
   std::mt19937_64 rng(99);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   int64_t pixels = 0, uncovered = 0, multiply = 0;
   for (int c = 0; c < 300; ++c) {
     const Shape s{1, 1, pick(0, 14), pick(0, 14), 1, 5, pick(1, 3), pick(1, 4), pick(1, 3)};
@@ -234,8 +218,7 @@ void test_hr_count() {
       for (int64_t X = 0; X < s.S * s.W; ++X) {
         const int64_t want = brute_cover(Y, X, P, T, m1, m2);
         const int64_t got = sr::hr_count(d, Y, X);
-        CHECK_MSG(got == want,
-                  "%s: pixel (%" PRId64 ", %" PRId64 ") covered %" PRId64 " times, want %" PRId64,
+        CHECK_MSG(got == want, "%s: pixel (%" PRId64 ", %" PRId64 ") covered %" PRId64 " times, want %" PRId64,
                   s.str().c_str(), Y, X, got, want);
         ++pixels;
         if (want == 0) ++uncovered;
@@ -243,19 +226,15 @@ void test_hr_count() {
       }
   }
   CHECK_MSG(pixels > 20000 && uncovered > 1000 && multiply > 1000,
-            "coverage: %" PRId64 " pixels, %" PRId64 " uncovered, %" PRId64 " overlapped",
-            pixels, uncovered, multiply);
+            "coverage: %" PRId64 " pixels, %" PRId64 " uncovered, %" PRId64 " overlapped", pixels, uncovered, multiply);
 }
 
 template <typename T, typename Acc>
 void check_upstream_grad(const char* types) {
   std::mt19937_64 rng(sizeof(T) * 10 + sizeof(Acc));
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int c = 0; c < 40; ++c) {
-    const Shape s{pick(1, 3), pick(1, 3), pick(1, 5), pick(1, 5), pick(1, 4), 4,
-                  pick(1, 3), 2, 1};
+    const Shape s{pick(1, 3), pick(1, 3), pick(1, 5), pick(1, 5), pick(1, 4), 4, pick(1, 3), 2, 1};
     const sr::GraphAggDims d = dims_of(s);
     const int64_t HH = s.S * s.H, WW = s.S * s.W;
     // Buffers filled in row-major order; the brute-force side reads them through nested
@@ -286,22 +265,18 @@ void check_upstream_grad(const char* types) {
         for (int64_t ch = 0; ch < s.C; ++ch)
           for (int64_t Y = 0; Y < HH; ++Y)
             for (int64_t X = 0; X < WW; ++X) {
-              const Acc got_w =
-                  sr::upstream_grad<T, Acc>(grad4.data(), wts.data(), d, b, r, ch, Y, X);
+              const Acc got_w = sr::upstream_grad<T, Acc>(grad4.data(), wts.data(), d, b, r, ch, Y, X);
               const Acc want_w = Acc(G4[b][ch][Y][X]) * Acc(Wt[b][r][Y][X]);
               CHECK_MSG(got_w == want_w,
-                        "%s %s weighted (b=%" PRId64 " r=%" PRId64 " c=%" PRId64
-                        " Y=%" PRId64 " X=%" PRId64 "): %.9g, want %.9g",
-                        types, s.str().c_str(), b, r, ch, Y, X, double(got_w),
-                        double(want_w));
-              const Acc got_u =
-                  sr::upstream_grad<T, Acc>(grad5.data(), nullptr, d, b, r, ch, Y, X);
+                        "%s %s weighted (b=%" PRId64 " r=%" PRId64 " c=%" PRId64 " Y=%" PRId64 " X=%" PRId64
+                        "): %.9g, want %.9g",
+                        types, s.str().c_str(), b, r, ch, Y, X, double(got_w), double(want_w));
+              const Acc got_u = sr::upstream_grad<T, Acc>(grad5.data(), nullptr, d, b, r, ch, Y, X);
               const Acc want_u = Acc(G5[b][r][ch][Y][X]);
               CHECK_MSG(got_u == want_u,
-                        "%s %s unweighted (b=%" PRId64 " r=%" PRId64 " c=%" PRId64
-                        " Y=%" PRId64 " X=%" PRId64 "): %.9g, want %.9g",
-                        types, s.str().c_str(), b, r, ch, Y, X, double(got_u),
-                        double(want_u));
+                        "%s %s unweighted (b=%" PRId64 " r=%" PRId64 " c=%" PRId64 " Y=%" PRId64 " X=%" PRId64
+                        "): %.9g, want %.9g",
+                        types, s.str().c_str(), b, r, ch, Y, X, double(got_u), double(want_u));
             }
   }
 }
@@ -313,9 +288,7 @@ void test_upstream_grad_dd() { check_upstream_grad<double, double>("<double,doub
 template <typename T, typename Acc>
 void check_window_stats(const char* types) {
   std::mt19937_64 rng(sizeof(T) * 31 + sizeof(Acc) * 7);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   const double eps = std::numeric_limits<Acc>::epsilon();
   for (int c = 0; c < 1500; ++c) {
     const int64_t n = pick(2, 8);
@@ -342,8 +315,7 @@ void check_window_stats(const char* types) {
     sr::window_stats<T, Acc>(plane.data(), h, w, y, x, n, &mean, &var);
     const double N = double(n * n);
     const double tol_mean = (N + 2) * eps * double(maxabs);
-    const double tol_var =
-        4 * (N + 4) * eps * double(want_var) + 4 * N * tol_mean * tol_mean / (N - 1);
+    const double tol_var = 4 * (N + 4) * eps * double(want_var) + 4 * N * tol_mean * tol_mean / (N - 1);
     CHECK_MSG(sr_test::near(double(mean), double(want_mean), tol_mean),
               "%s n=%" PRId64 " at (%" PRId64 ", %" PRId64 ") of %" PRId64 "x%" PRId64
               " regime %d: mean %.17g, want %.17g",
@@ -362,9 +334,7 @@ void test_window_stats_dd() { check_window_stats<double, double>("<double,double
 template <typename Acc>
 void check_adapn_affine(const char* type) {
   std::mt19937_64 rng(sizeof(Acc) * 1234);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   const double aeps = std::numeric_limits<Acc>::epsilon();
   static const double kEps[] = {1e-5, 0.1};
   int64_t constant = 0;
@@ -392,24 +362,19 @@ void check_adapn_affine(const char* type) {
     const LD want_alpha = std::sqrt(LD(a_vq) + E) / std::sqrt(LD(a_vz) + E);
     const LD want_beta = LD(a_mq) - LD(a_mz) * want_alpha;
     CHECK_MSG(sr_test::near(double(alpha), double(want_alpha), 8 * aeps * double(want_alpha)),
-              "%s case %d eps=%g: alpha %.17g, want %.17g", type, c, eps, double(alpha),
-              double(want_alpha));
+              "%s case %d eps=%g: alpha %.17g, want %.17g", type, c, eps, double(alpha), double(want_alpha));
     CHECK_MSG(sr_test::near(double(beta), double(want_beta),
-                            8 * aeps * double(std::fabs(LD(a_mq)) +
-                                              std::fabs(LD(a_mz) * want_alpha))),
-              "%s case %d eps=%g: beta %.17g, want %.17g", type, c, eps, double(beta),
-              double(want_beta));
+                            8 * aeps * double(std::fabs(LD(a_mq)) + std::fabs(LD(a_mz) * want_alpha))),
+              "%s case %d eps=%g: beta %.17g, want %.17g", type, c, eps, double(beta), double(want_beta));
     // z * alpha + beta against the AdaPN formula, elementwise.
     for (size_t e = 0; e < zl.size(); ++e) {
       const Acc zv = Acc(zl[e]);
       const Acc got = zv * alpha + beta;
-      const LD want = (LD(zv) - LD(a_mz)) / std::sqrt(LD(a_vz) + E) * std::sqrt(LD(a_vq) + E) +
-                      LD(a_mq);
-      const double scale = double(std::fabs(LD(zv)) * want_alpha + std::fabs(want_beta) +
-                                  std::fabs(want) + std::fabs(LD(a_mq)));
+      const LD want = (LD(zv) - LD(a_mz)) / std::sqrt(LD(a_vz) + E) * std::sqrt(LD(a_vq) + E) + LD(a_mq);
+      const double scale =
+          double(std::fabs(LD(zv)) * want_alpha + std::fabs(want_beta) + std::fabs(want) + std::fabs(LD(a_mq)));
       CHECK_MSG(sr_test::near(double(got), double(want), 16 * aeps * scale),
-                "%s case %d eps=%g element %zu: %.17g, want %.17g", type, c, eps, e,
-                double(got), double(want));
+                "%s case %d eps=%g element %zu: %.17g, want %.17g", type, c, eps, e, double(got), double(want));
     }
   }
   CHECK(constant >= 20);
@@ -423,9 +388,7 @@ void test_adapn_affine_double() { check_adapn_affine<double>("double"); }
 // (alpha, beta) with statistics from the header's window_stats.
 void test_adapn_output_statistics() {
   std::mt19937_64 rng(5150);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int c = 0; c < 500; ++c) {
     const int64_t p = pick(2, 3), P = pick(1, 3) * p;
     const double eps = c % 2 ? 0.1 : 1e-5;
@@ -441,10 +404,10 @@ void test_adapn_output_statistics() {
     double mo, vo;
     brute_stats_d(out, &mo, &vo);
     const double want_var = vz * (vq + eps) / (vz + eps);
-    CHECK_MSG(sr_test::near(mo, mq, 1e-12 * (1 + std::fabs(mq))),
-              "case %d: output mean %.17g, query mean %.17g", c, mo, mq);
-    CHECK_MSG(sr_test::near(vo, want_var, 1e-11 * (1 + want_var)),
-              "case %d: output var %.17g, want %.17g", c, vo, want_var);
+    CHECK_MSG(sr_test::near(mo, mq, 1e-12 * (1 + std::fabs(mq))), "case %d: output mean %.17g, query mean %.17g", c, mo,
+              mq);
+    CHECK_MSG(sr_test::near(vo, want_var, 1e-11 * (1 + want_var)), "case %d: output var %.17g, want %.17g", c, vo,
+              want_var);
   }
 }
 
@@ -486,8 +449,7 @@ void test_adapn_grad_finite_differences() {
             d_alpha += g[e] * z[e];
             d_beta += g[e];
           }
-          const sr::AdapnGrad<double> ag =
-              sr::adapn_grad<double>(mz, vz, vq, eps, alpha, d_alpha, d_beta, Nz, Nq);
+          const sr::AdapnGrad<double> ag = sr::adapn_grad<double>(mz, vz, vq, eps, alpha, d_alpha, d_beta, Nz, Nq);
           std::vector<double> gz(Nz), gq(Nq), fz(Nz), fq(Nq);
           for (int64_t e = 0; e < Nz; ++e) gz[e] = g[e] * alpha + ag.c1 + ag.c2 * z[e];
           for (int64_t e = 0; e < Nq; ++e) gq[e] = ag.q_mean_coef + ag.q_var_coef * (q[e] - mq);
@@ -516,17 +478,14 @@ void test_adapn_grad_finite_differences() {
           for (double v : fz) sz = std::max(sz, std::fabs(v));
           for (double v : fq) sq = std::max(sq, std::fabs(v));
           char what[160];
-          std::snprintf(what, sizeof what,
-                        "n=%" PRId64 " p=%" PRId64 " eps=%g rep=%d (var_z %.3g, var_q %.3g)",
-                        n, p, eps, rep, vz, vq);
+          std::snprintf(what, sizeof what, "n=%" PRId64 " p=%" PRId64 " eps=%g rep=%d (var_z %.3g, var_q %.3g)", n, p,
+                        eps, rep, vz, vq);
           for (int64_t e = 0; e < Nz; ++e, ++z_checks)
             CHECK_MSG(sr_test::near(gz[e], fz[e], 1e-6 * sz + 1e-12),
-                      "%s: dL/dz[%" PRId64 "] %.12g, finite differences %.12g (max %.3g)",
-                      what, e, gz[e], fz[e], sz);
+                      "%s: dL/dz[%" PRId64 "] %.12g, finite differences %.12g (max %.3g)", what, e, gz[e], fz[e], sz);
           for (int64_t e = 0; e < Nq; ++e, ++q_checks)
             CHECK_MSG(sr_test::near(gq[e], fq[e], 1e-6 * sq + 1e-12),
-                      "%s: dL/dq[%" PRId64 "] %.12g, finite differences %.12g (max %.3g)",
-                      what, e, gq[e], fq[e], sq);
+                      "%s: dL/dq[%" PRId64 "] %.12g, finite differences %.12g (max %.3g)", what, e, gq[e], fq[e], sq);
           // Sanity of the reference itself: the region gradient sums to 0 (the loss
           // does not change when z shifts), the query gradient to d_beta (it shifts the
           // output by the same amount).
@@ -536,13 +495,11 @@ void test_adapn_grad_finite_differences() {
           CHECK_MSG(sr_test::near(sum_fz, 0.0, 1e-7 * (sz * double(Nz) + 1)),
                     "%s: finite-difference dL/dz sums to %.3g", what, sum_fz);
           CHECK_MSG(sr_test::near(sum_fq, d_beta, 1e-7 * (sq * double(Nq) + 1)),
-                    "%s: finite-difference dL/dq sums to %.12g, want %.12g", what, sum_fq,
-                    d_beta);
+                    "%s: finite-difference dL/dq sums to %.12g, want %.12g", what, sum_fq, d_beta);
           ++cases;
         }
   CHECK_MSG(cases == 3 * 2 * 2 * 12 && z_checks > 2000 && q_checks > 500,
-            "coverage: %" PRId64 " cases, %" PRId64 " z checks, %" PRId64 " q checks", cases,
-            z_checks, q_checks);
+            "coverage: %" PRId64 " cases, %" PRId64 " z checks, %" PRId64 " q checks", cases, z_checks, q_checks);
 }
 
 // The float instantiation (what the GPU accumulates in) agrees with the double one.
@@ -555,21 +512,19 @@ void test_adapn_grad_float() {
     const double mz = 2 * u(rng), vz = 0.05 + std::fabs(u(rng)), vq = 0.05 + std::fabs(u(rng));
     const double d_alpha = 5 * u(rng), d_beta = 5 * u(rng);
     // Inputs exactly representable in float, so both see the same values.
-    const float fmz = float(mz), fvz = float(vz), fvq = float(vq), fda = float(d_alpha),
-                fdb = float(d_beta), fe = float(eps);
+    const float fmz = float(mz), fvz = float(vz), fvq = float(vq), fda = float(d_alpha), fdb = float(d_beta),
+                fe = float(eps);
     const float falpha = std::sqrt(fvq + fe) / std::sqrt(fvz + fe);
-    const sr::AdapnGrad<float> gf =
-        sr::adapn_grad<float>(fmz, fvz, fvq, fe, falpha, fda, fdb, Nz, Nq);
-    const sr::AdapnGrad<double> gd = sr::adapn_grad<double>(
-        fmz, fvz, fvq, fe, double(falpha), fda, fdb, Nz, Nq);
-    const double scale = std::fabs(gd.c1) + std::fabs(gd.c2) * (std::fabs(mz) + 1) +
-                         std::fabs(gd.q_mean_coef) + std::fabs(gd.q_var_coef);
+    const sr::AdapnGrad<float> gf = sr::adapn_grad<float>(fmz, fvz, fvq, fe, falpha, fda, fdb, Nz, Nq);
+    const sr::AdapnGrad<double> gd = sr::adapn_grad<double>(fmz, fvz, fvq, fe, double(falpha), fda, fdb, Nz, Nq);
+    const double scale = std::fabs(gd.c1) + std::fabs(gd.c2) * (std::fabs(mz) + 1) + std::fabs(gd.q_mean_coef) +
+                         std::fabs(gd.q_var_coef);
     const double tol = 1e-5 * scale;
     CHECK_MSG(sr_test::near(gf.c1, gd.c1, tol) && sr_test::near(gf.c2, gd.c2, tol) &&
                   sr_test::near(gf.q_mean_coef, gd.q_mean_coef, tol) &&
                   sr_test::near(gf.q_var_coef, gd.q_var_coef, tol),
-              "case %d: float (%g, %g, %g, %g) vs double (%g, %g, %g, %g)", c, gf.c1, gf.c2,
-              gf.q_mean_coef, gf.q_var_coef, gd.c1, gd.c2, gd.q_mean_coef, gd.q_var_coef);
+              "case %d: float (%g, %g, %g, %g) vs double (%g, %g, %g, %g)", c, gf.c1, gf.c2, gf.q_mean_coef,
+              gf.q_var_coef, gd.c1, gd.c2, gd.q_mean_coef, gd.q_var_coef);
   }
 }
 

@@ -30,10 +30,10 @@ struct Shape {
 
 std::vector<Shape> shapes() {
   std::vector<Shape> s = {
-      {1, 64, 16, 1e-6},   // NAFNet width
-      {2, 1, 5, 1e-6},     // C = 1: every output is the bias
-      {2, 3, 130, 0.3},    // three tiles, the last partial; large eps
-      {3, 7, 1, 0.0},      // one pixel, eps 0
+      {1, 64, 16, 1e-6},  // NAFNet width
+      {2, 1, 5, 1e-6},    // C = 1: every output is the bias
+      {2, 3, 130, 0.3},   // three tiles, the last partial; large eps
+      {3, 7, 1, 0.0},     // one pixel, eps 0
   };
   std::mt19937_64 rng(3);
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
@@ -61,8 +61,8 @@ std::vector<LD> brute_forward(const std::vector<double>& x, const std::vector<do
 
 // The kernel under test, tile by tile as the CPU kernel drives it.
 template <typename T, typename Acc>
-std::vector<T> tile_forward(const std::vector<T>& x, const std::vector<T>& w,
-                            const std::vector<T>& bias, const Shape& s) {
+std::vector<T> tile_forward(const std::vector<T>& x, const std::vector<T>& w, const std::vector<T>& bias,
+                            const Shape& s) {
   std::vector<T> y(s.n(), T(-99));
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t p0 = 0; p0 < s.HW; p0 += sr::kLn2dTile) {
@@ -75,13 +75,13 @@ std::vector<T> tile_forward(const std::vector<T>& x, const std::vector<T>& w,
 
 // Pixel by pixel, as the CUDA kernel drives it.
 template <typename T, typename Acc>
-std::vector<T> pixel_forward(const std::vector<T>& x, const std::vector<T>& w,
-                             const std::vector<T>& bias, const Shape& s) {
+std::vector<T> pixel_forward(const std::vector<T>& x, const std::vector<T>& w, const std::vector<T>& bias,
+                             const Shape& s) {
   std::vector<T> y(s.n(), T(-99));
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t p = 0; p < s.HW; ++p)
-      sr::ln2d_pixel_fwd<T, Acc>(x.data() + at(s, b, 0, p), w.data(), bias.data(),
-                                 y.data() + at(s, b, 0, p), s.C, s.HW, Acc(s.eps));
+      sr::ln2d_pixel_fwd<T, Acc>(x.data() + at(s, b, 0, p), w.data(), bias.data(), y.data() + at(s, b, 0, p), s.C, s.HW,
+                                 Acc(s.eps));
   return y;
 }
 
@@ -89,29 +89,27 @@ struct Grads {
   std::vector<double> gx, gw, gb;
 };
 
-Grads tile_backward(const std::vector<double>& g, const std::vector<double>& x,
-                    const std::vector<double>& w, const Shape& s) {
+Grads tile_backward(const std::vector<double>& g, const std::vector<double>& x, const std::vector<double>& w,
+                    const Shape& s) {
   Grads r{std::vector<double>(s.n(), -99), std::vector<double>(s.C, 0), std::vector<double>(s.C, 0)};
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t p0 = 0; p0 < s.HW; p0 += sr::kLn2dTile) {
       const int64_t off = at(s, b, 0, p0);
-      sr::ln2d_tile_bwd<double, double>(g.data() + off, x.data() + off, w.data(), r.gx.data() + off,
-                                        r.gw.data(), r.gb.data(), s.C, s.HW,
-                                        std::min(sr::kLn2dTile, s.HW - p0), s.eps);
+      sr::ln2d_tile_bwd<double, double>(g.data() + off, x.data() + off, w.data(), r.gx.data() + off, r.gw.data(),
+                                        r.gb.data(), s.C, s.HW, std::min(sr::kLn2dTile, s.HW - p0), s.eps);
     }
   return r;
 }
 
 // Pixel by pixel (the CUDA kernel's dL/dx), the weight sums from the returned stats.
-Grads pixel_backward(const std::vector<double>& g, const std::vector<double>& x,
-                     const std::vector<double>& w, const Shape& s) {
+Grads pixel_backward(const std::vector<double>& g, const std::vector<double>& x, const std::vector<double>& w,
+                     const Shape& s) {
   Grads r{std::vector<double>(s.n(), -99), std::vector<double>(s.C, 0), std::vector<double>(s.C, 0)};
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t p = 0; p < s.HW; ++p) {
       double mu, rstd;
-      sr::ln2d_pixel_bwd<double, double>(g.data() + at(s, b, 0, p), x.data() + at(s, b, 0, p),
-                                         w.data(), r.gx.data() + at(s, b, 0, p), s.C, s.HW, s.eps,
-                                         &mu, &rstd);
+      sr::ln2d_pixel_bwd<double, double>(g.data() + at(s, b, 0, p), x.data() + at(s, b, 0, p), w.data(),
+                                         r.gx.data() + at(s, b, 0, p), s.C, s.HW, s.eps, &mu, &rstd);
       for (int64_t c = 0; c < s.C; ++c) {
         r.gw[c] += g[at(s, b, c, p)] * (x[at(s, b, c, p)] - mu) * rstd;
         r.gb[c] += g[at(s, b, c, p)];
@@ -130,18 +128,17 @@ template <typename T, typename Acc>
 void check_forward(const char* types, double tol) {
   std::mt19937_64 rng(21);
   for (const Shape& s : shapes()) {
-    const auto x = features(rng, s.n(), 1.5, 2.0), w = features(rng, s.C, 1.0, 0.5),
-               b = features(rng, s.C, 0.0, 0.3);
+    const auto x = features(rng, s.n(), 1.5, 2.0), w = features(rng, s.C, 1.0, 0.5), b = features(rng, s.C, 0.0, 0.3);
     const auto want = brute_forward(x, w, b, s);
     const std::vector<T> xt(x.begin(), x.end()), wt(w.begin(), w.end()), bt(b.begin(), b.end());
     const auto tiles = tile_forward<T, Acc>(xt, wt, bt, s);
     const auto pixels = pixel_forward<T, Acc>(xt, wt, bt, s);
     for (int64_t e = 0; e < s.n(); ++e) {
       const double t = tol * (1 + std::fabs(double(want[e])));
-      CHECK_MSG(sr_test::near(double(tiles[e]), double(want[e]), t), "%s %s: tile y[%" PRId64
-                "] = %.17g, want %.17g", types, s.str().c_str(), e, double(tiles[e]), double(want[e]));
-      CHECK_MSG(sr_test::near(double(pixels[e]), double(want[e]), t), "%s %s: pixel y[%" PRId64
-                "] = %.17g, want %.17g", types, s.str().c_str(), e, double(pixels[e]), double(want[e]));
+      CHECK_MSG(sr_test::near(double(tiles[e]), double(want[e]), t), "%s %s: tile y[%" PRId64 "] = %.17g, want %.17g",
+                types, s.str().c_str(), e, double(tiles[e]), double(want[e]));
+      CHECK_MSG(sr_test::near(double(pixels[e]), double(want[e]), t), "%s %s: pixel y[%" PRId64 "] = %.17g, want %.17g",
+                types, s.str().c_str(), e, double(pixels[e]), double(want[e]));
     }
   }
 }
@@ -153,11 +150,9 @@ void test_forward_float() { check_forward<float, float>("<float,float>", 2e-5); 
 void test_large_mean_float() {
   std::mt19937_64 rng(9);
   const Shape s{1, 32, 70, 1e-6};
-  const auto x = features(rng, s.n(), 1e3, 0.5), w = features(rng, s.C, 1.0, 0.5),
-             b = features(rng, s.C, 0.0, 0.3);
+  const auto x = features(rng, s.n(), 1e3, 0.5), w = features(rng, s.C, 1.0, 0.5), b = features(rng, s.C, 0.0, 0.3);
   const std::vector<float> xt(x.begin(), x.end()), wt(w.begin(), w.end()), bt(b.begin(), b.end());
-  const auto want = brute_forward(std::vector<double>(xt.begin(), xt.end()),
-                                  std::vector<double>(wt.begin(), wt.end()),
+  const auto want = brute_forward(std::vector<double>(xt.begin(), xt.end()), std::vector<double>(wt.begin(), wt.end()),
                                   std::vector<double>(bt.begin(), bt.end()), s);
   const auto got = tile_forward<float, float>(xt, wt, bt, s);
   for (int64_t e = 0; e < s.n(); ++e) CHECK_NEAR(got[e], double(want[e]), 2e-3);
@@ -169,8 +164,7 @@ void test_backward_finite_differences() {
   for (const Shape& s : shapes()) {
     if (s.n() > 1200) continue;
     ++checked;
-    auto x = features(rng, s.n(), 0.5, 1.5), w = features(rng, s.C, 1.0, 0.5),
-         b = features(rng, s.C, 0.0, 0.3);
+    auto x = features(rng, s.n(), 0.5, 1.5), w = features(rng, s.C, 1.0, 0.5), b = features(rng, s.C, 0.0, 0.3);
     const auto g = sr_test::random_vector<double>(rng, s.n());
     const Grads tile = tile_backward(g, x, w, s), pixel = pixel_backward(g, x, w, s);
     auto loss = [&]() {
@@ -183,8 +177,7 @@ void test_backward_finite_differences() {
     for (int64_t e = 0; e < s.n(); ++e) {
       const double want = fd(x[e]);
       CHECK_MSG(sr_test::near(tile.gx[e], want, 1e-6 * (1 + std::fabs(want))),
-                "%s: tile grad_x[%" PRId64 "] = %.12g, finite difference %.12g", s.str().c_str(), e,
-                tile.gx[e], want);
+                "%s: tile grad_x[%" PRId64 "] = %.12g, finite difference %.12g", s.str().c_str(), e, tile.gx[e], want);
       CHECK_NEAR(pixel.gx[e], tile.gx[e], 1e-12 * (1 + std::fabs(want)));
     }
     for (int64_t c = 0; c < s.C; ++c) {

@@ -44,9 +44,7 @@ struct Shape {
   int64_t n_out() const { return B * C * H * W; }
   std::string str() const {
     char buf[160];
-    std::snprintf(buf, sizeof buf,
-                  "B=%" PRId64 " C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " P=%" PRId64
-                  " T=%" PRId64,
+    std::snprintf(buf, sizeof buf, "B=%" PRId64 " C=%" PRId64 " H=%" PRId64 " W=%" PRId64 " P=%" PRId64 " T=%" PRId64,
                   B, C, H, W, P, T);
     return buf;
   }
@@ -103,8 +101,7 @@ std::vector<T> kernel_forward(const std::vector<T>& patches, const Shape& s) {
     for (int64_t c = 0; c < s.C; ++c)
       for (int64_t y = 0; y < s.H; ++y)
         for (int64_t x = 0; x < s.W; ++x)
-          out[out_index(s, b, c, y, x)] =
-              sr::patch2img_pixel<T, Acc>(patches.data(), d, b, c, y, x);
+          out[out_index(s, b, c, y, x)] = sr::patch2img_pixel<T, Acc>(patches.data(), d, b, c, y, x);
   return out;
 }
 
@@ -125,22 +122,20 @@ std::vector<T> kernel_backward(const std::vector<T>& grad_out, const Shape& s) {
 // Shapes covering the interesting regimes, then random ones.
 std::vector<Shape> test_shapes() {
   std::vector<Shape> shapes = {
-      {1, 1, 5, 5, 5, 1},     // P == H == W: a single patch
-      {2, 1, 6, 17, 6, 1},    // P == H < W, stride 1
-      {2, 3, 8, 7, 3, 1},     // stride 1, heavy overlap
-      {2, 2, 9, 11, 3, 2},    // overlap, odd sizes
-      {1, 2, 12, 12, 4, 4},   // stride == patch: a tiling
-      {1, 2, 10, 13, 2, 3},   // stride > patch: uncovered gaps (zeros)
-      {3, 2, 7, 9, 3, 5},     // stride > patch with uncovered tails
-      {1, 1, 11, 8, 3, 2},    // H - P not a multiple of T: uncovered last row
-      {1, 1, 1, 1, 1, 1},     // smallest case
-      {1, 1, 9, 9, 1, 1},     // 1x1 patches, identity
-      {2, 2, 3, 5, 4, 1},     // P > H: empty grid, all zeros
+      {1, 1, 5, 5, 5, 1},    // P == H == W: a single patch
+      {2, 1, 6, 17, 6, 1},   // P == H < W, stride 1
+      {2, 3, 8, 7, 3, 1},    // stride 1, heavy overlap
+      {2, 2, 9, 11, 3, 2},   // overlap, odd sizes
+      {1, 2, 12, 12, 4, 4},  // stride == patch: a tiling
+      {1, 2, 10, 13, 2, 3},  // stride > patch: uncovered gaps (zeros)
+      {3, 2, 7, 9, 3, 5},    // stride > patch with uncovered tails
+      {1, 1, 11, 8, 3, 2},   // H - P not a multiple of T: uncovered last row
+      {1, 1, 1, 1, 1, 1},    // smallest case
+      {1, 1, 9, 9, 1, 1},    // 1x1 patches, identity
+      {2, 2, 3, 5, 4, 1},    // P > H: empty grid, all zeros
   };
   std::mt19937_64 rng(20240611);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int k = 0; k < 150; ++k) {
     const int64_t P = pick(1, 6), T = pick(1, 8);
     shapes.push_back({pick(1, 2), pick(1, 3), P + pick(0, 14), P + pick(0, 14), P, T});
@@ -155,8 +150,8 @@ void test_grid_len() {
     for (int64_t p = 1; p <= 12; ++p)
       for (int64_t t = 1; t <= 14; ++t)
         CHECK_MSG(sr::grid_len(n, p, t) == brute_grid_len(n, p, t),
-                  "n=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": got %" PRId64 ", want %" PRId64,
-                  n, p, t, sr::grid_len(n, p, t), brute_grid_len(n, p, t));
+                  "n=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": got %" PRId64 ", want %" PRId64, n, p, t,
+                  sr::grid_len(n, p, t), brute_grid_len(n, p, t));
   // A few large axes (closed form: (n - p) / t + 1).
   CHECK(sr::grid_len(1000000, 64, 48) == (1000000 - 64) / 48 + 1);
   CHECK(sr::grid_len(4096, 4096, 7) == 1);
@@ -169,33 +164,33 @@ void check_cover(int64_t y, int64_t p, int64_t t, int64_t m) {
   sr::cover_range(y, p, t, m, &lo, &hi);
   const int64_t count = sr::cover_count(y, p, t, m);
   if (want.empty()) {
-    CHECK_MSG(hi < lo, "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64
-              ": want empty, got [%" PRId64 ", %" PRId64 "]", y, p, t, m, lo, hi);
+    CHECK_MSG(hi < lo,
+              "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64 ": want empty, got [%" PRId64 ", %" PRId64 "]", y,
+              p, t, m, lo, hi);
   } else {
     CHECK_MSG(lo == want.front() && hi == want.back(),
-              "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64 ": got [%" PRId64
-              ", %" PRId64 "], want [%" PRId64 ", %" PRId64 "]",
+              "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64 ": got [%" PRId64 ", %" PRId64 "], want [%" PRId64
+              ", %" PRId64 "]",
               y, p, t, m, lo, hi, want.front(), want.back());
   }
   CHECK_MSG(count == static_cast<int64_t>(want.size()),
-            "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64 ": count %" PRId64
-            ", want %zu", y, p, t, m, count, want.size());
+            "y=%" PRId64 " p=%" PRId64 " t=%" PRId64 " m=%" PRId64 ": count %" PRId64 ", want %zu", y, p, t, m, count,
+            want.size());
 }
 
 void test_cover_range() {
   for (int64_t n = 1; n <= 40; ++n)
-    for (int64_t p = 1; p <= n + 2; ++p)        // includes p == n and p > n (m = 0)
+    for (int64_t p = 1; p <= n + 2; ++p)          // includes p == n and p > n (m = 0)
       for (int64_t t = 1; t <= 2 * p + 3; ++t) {  // stride 1 up to stride > patch
         const int64_t m = brute_grid_len(n, p, t);
         for (int64_t y = 0; y < n + 3; ++y) check_cover(y, p, t, m);  // also past the end
       }
   // Long axes, sampled coordinates.
   std::mt19937_64 rng(7);
-  for (const auto& [n, p, t] : std::vector<std::array<int64_t, 3>>{
-           {100000, 48, 32}, {65536, 64, 1}, {99999, 7, 13}, {50000, 50000, 3}}) {
+  for (const auto& [n, p, t] :
+       std::vector<std::array<int64_t, 3>>{{100000, 48, 32}, {65536, 64, 1}, {99999, 7, 13}, {50000, 50000, 3}}) {
     const int64_t m = brute_grid_len(n, p, t);
-    for (int k = 0; k < 20; ++k)
-      check_cover(std::uniform_int_distribution<int64_t>(0, n - 1)(rng), p, t, m);
+    for (int k = 0; k < 20; ++k) check_cover(std::uniform_int_distribution<int64_t>(0, n - 1)(rng), p, t, m);
     check_cover(0, p, t, m);
     check_cover(n - 1, p, t, m);
   }
@@ -204,10 +199,9 @@ void test_cover_range() {
 void test_dims() {
   for (const Shape& s : test_shapes()) {
     const auto d = sr::patch2img_dims(s.B, s.C, s.H, s.W, s.P, s.T);
-    CHECK_MSG(d.B == s.B && d.C == s.C && d.H == s.H && d.W == s.W && d.P == s.P &&
-                  d.T == s.T && d.m1 == s.m1() && d.m2 == s.m2() && d.L == s.L(),
-              "%s: dims m1=%" PRId64 " m2=%" PRId64 " L=%" PRId64, s.str().c_str(), d.m1,
-              d.m2, d.L);
+    CHECK_MSG(d.B == s.B && d.C == s.C && d.H == s.H && d.W == s.W && d.P == s.P && d.T == s.T && d.m1 == s.m1() &&
+                  d.m2 == s.m2() && d.L == s.L(),
+              "%s: dims m1=%" PRId64 " m2=%" PRId64 " L=%" PRId64, s.str().c_str(), d.m1, d.m2, d.L);
     if (s.L() == 0) continue;
     const int64_t last = s.n_patch() - 1;
     CHECK_MSG(sr::patch_offset(d, s.B - 1, s.L() - 1, s.C - 1, s.P - 1, s.P - 1) == last,
@@ -231,23 +225,19 @@ void check_forward(const char* types, double tol) {
     const auto ref = brute_fold<double>(patches, s);
     const auto cnt = brute_coverage(s);
     for (int64_t e = 0; e < s.n_out(); ++e) {
-      CHECK_MSG(got[e] == T(same_order[e]), "%s %s: out[%" PRId64 "] = %.9g, brute %.9g",
-                types, s.str().c_str(), e, double(got[e]), double(same_order[e]));
-      CHECK_MSG(sr_test::near(double(got[e]), ref[e], tol),
-                "%s %s: out[%" PRId64 "] = %.17g, float64 fold %.17g", types,
-                s.str().c_str(), e, double(got[e]), ref[e]);
+      CHECK_MSG(got[e] == T(same_order[e]), "%s %s: out[%" PRId64 "] = %.9g, brute %.9g", types, s.str().c_str(), e,
+                double(got[e]), double(same_order[e]));
+      CHECK_MSG(sr_test::near(double(got[e]), ref[e], tol), "%s %s: out[%" PRId64 "] = %.17g, float64 fold %.17g",
+                types, s.str().c_str(), e, double(got[e]), ref[e]);
       if (cnt[e % (s.H * s.W)] == 0)
-        CHECK_MSG(got[e] == T(0), "%s %s: uncovered out[%" PRId64 "] = %g", types,
-                  s.str().c_str(), e, double(got[e]));
+        CHECK_MSG(got[e] == T(0), "%s %s: uncovered out[%" PRId64 "] = %g", types, s.str().c_str(), e, double(got[e]));
     }
   }
 }
 
 void test_forward_float() { check_forward<float, float>("<float,float>", 1e-6); }
 void test_forward_double() { check_forward<double, double>("<double,double>", 1e-14); }
-void test_forward_float_double_acc() {
-  check_forward<float, double>("<float,double>", 1e-6);
-}
+void test_forward_float_double_acc() { check_forward<float, double>("<float,double>", 1e-6); }
 
 // Backward, elementwise: against the brute-force transpose in closed form (each patch
 // element receives grad_out at its pixel over that pixel's coverage, counted by
@@ -268,18 +258,14 @@ void check_backward_elementwise(const char* types) {
               const int64_t y = s.T * (l / m2) + py, x = s.T * (l % m2) + px;
               const T want = T(Acc(grad[out_index(s, b, c, y, x)]) / Acc(cnt[y * s.W + x]));
               const int64_t e = patch_index(s, b, l, c, py, px);
-              CHECK_MSG(got[e] == want, "%s %s: grad[%" PRId64 "] = %.17g, want %.17g",
-                        types, s.str().c_str(), e, double(got[e]), double(want));
+              CHECK_MSG(got[e] == want, "%s %s: grad[%" PRId64 "] = %.17g, want %.17g", types, s.str().c_str(), e,
+                        double(got[e]), double(want));
             }
   }
 }
 
-void test_backward_elementwise_float() {
-  check_backward_elementwise<float, float>("<float,float>");
-}
-void test_backward_elementwise_double() {
-  check_backward_elementwise<double, double>("<double,double>");
-}
+void test_backward_elementwise_float() { check_backward_elementwise<float, float>("<float,float>"); }
+void test_backward_elementwise_double() { check_backward_elementwise<double, double>("<double,double>"); }
 
 // Backward against the transpose of the forward *matrix*, built column by column
 // from one-hot inputs to the brute-force fold (small shapes only: O(n_patch^2)).
@@ -298,8 +284,8 @@ void test_backward_matrix_transpose() {
       onehot[k] = 0.0;
       double want = 0.0;  // (F^T g)_k = <F e_k, g>
       for (int64_t q = 0; q < s.n_out(); ++q) want += column[q] * grad[q];
-      CHECK_MSG(sr_test::near(got[k], want, 1e-14), "%s: grad[%" PRId64 "] = %.17g, want %.17g",
-                s.str().c_str(), k, got[k], want);
+      CHECK_MSG(sr_test::near(got[k], want, 1e-14), "%s: grad[%" PRId64 "] = %.17g, want %.17g", s.str().c_str(), k,
+                got[k], want);
     }
   }
   CHECK_MSG(shapes_checked >= 20, "only %d shapes small enough", shapes_checked);
@@ -322,8 +308,8 @@ void test_adjoint_identity() {
       rhs += x[k] * ftg[k];
       scale += std::fabs(x[k] * ftg[k]);
     }
-    CHECK_MSG(sr_test::near(lhs, rhs, 1e-13 * (scale + 1.0)),
-              "%s: <F x, g> = %.17g, <x, F^T g> = %.17g", s.str().c_str(), lhs, rhs);
+    CHECK_MSG(sr_test::near(lhs, rhs, 1e-13 * (scale + 1.0)), "%s: <F x, g> = %.17g, <x, F^T g> = %.17g",
+              s.str().c_str(), lhs, rhs);
   }
 }
 

@@ -20,15 +20,16 @@ void check_grid(int64_t Hk, int64_t Wk, int64_t s, int64_t p, int64_t t) {
       int64_t row = -1, col = -1;
       sr::vertex_of(d, number, &row, &col);
       CHECK_MSG(row == s * t * a && col == s * t * b,
-                "Hk=%" PRId64 " Wk=%" PRId64 " s=%" PRId64 " p=%" PRId64 " t=%" PRId64
-                ": idx %" PRId64 " -> (%" PRId64 ", %" PRId64 "), want (%" PRId64 ", %" PRId64 ")",
+                "Hk=%" PRId64 " Wk=%" PRId64 " s=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": idx %" PRId64 " -> (%" PRId64
+                ", %" PRId64 "), want (%" PRId64 ", %" PRId64 ")",
                 Hk, Wk, s, p, t, number, row, col, s * t * a, s * t * b);
       CHECK(sr::vertex_in_range(d, number));
     }
   }
   CHECK_MSG(d.n1 == rows && d.n2 == cols && d.step == s * t,
-            "Hk=%" PRId64 " Wk=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": grid %" PRId64 "x%" PRId64
-            ", want %" PRId64 "x%" PRId64, Hk, Wk, p, t, d.n1, d.n2, rows, cols);
+            "Hk=%" PRId64 " Wk=%" PRId64 " p=%" PRId64 " t=%" PRId64 ": grid %" PRId64 "x%" PRId64 ", want %" PRId64
+            "x%" PRId64,
+            Hk, Wk, p, t, d.n1, d.n2, rows, cols);
   // Just outside the grid, on both sides.
   CHECK(!sr::vertex_in_range(d, -1));
   CHECK(!sr::vertex_in_range(d, number));
@@ -45,14 +46,12 @@ void test_small_grids() {
 }
 
 void test_ignn_and_random_grids() {
-  check_grid(64, 64, 2, 3, 2);    // IGNN x2, LR 128
-  check_grid(43, 43, 3, 3, 2);    // x3
-  check_grid(32, 32, 4, 3, 2);    // x4
-  check_grid(200, 1, 1, 1, 1);    // one column
+  check_grid(64, 64, 2, 3, 2);  // IGNN x2, LR 128
+  check_grid(43, 43, 3, 3, 2);  // x3
+  check_grid(32, 32, 4, 3, 2);  // x4
+  check_grid(200, 1, 1, 1, 1);  // one column
   std::mt19937_64 rng(11);
-  auto pick = [&](int64_t lo, int64_t hi) {
-    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
-  };
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   for (int k = 0; k < 200; ++k) {
     const int64_t p = pick(1, 7);
     check_grid(p + pick(0, 60), p + pick(0, 60), pick(1, 4), p, pick(1, 9));

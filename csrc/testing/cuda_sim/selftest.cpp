@@ -52,13 +52,20 @@ __global__ void partial_mask_kernel(float* out) {
 const char* sr_sim_selftest(const char* which, const float* x, float* out) {
   cudaGetLastError();
   const std::string w = which;
-  if (w == "block_sum") SR_LAUNCH(2, kN, 0, nullptr, block_sum_kernel<true>)(x, out);
-  else if (w == "block_sum_no_barrier") SR_LAUNCH(2, kN, 0, nullptr, block_sum_kernel<false>)(x, out);
-  else if (w == "warp") SR_LAUNCH(1, kN, 0, nullptr, warp_kernel)(x, out);
-  else if (w == "dynamic_shared") SR_LAUNCH(1, kN, kN * sizeof(float), nullptr, dynamic_shared_kernel)(out);
-  else if (w == "partial_mask") SR_LAUNCH(1, 32, 0, nullptr, partial_mask_kernel)(out);
-  else if (w == "bad_launch") SR_LAUNCH(1, 2048, 0, nullptr, warp_kernel)(x, out);
-  else return "unknown self-test";
+  if (w == "block_sum")
+    SR_LAUNCH(2, kN, 0, nullptr, block_sum_kernel<true>)(x, out);
+  else if (w == "block_sum_no_barrier")
+    SR_LAUNCH(2, kN, 0, nullptr, block_sum_kernel<false>)(x, out);
+  else if (w == "warp")
+    SR_LAUNCH(1, kN, 0, nullptr, warp_kernel)(x, out);
+  else if (w == "dynamic_shared")
+    SR_LAUNCH(1, kN, kN * sizeof(float), nullptr, dynamic_shared_kernel)(out);
+  else if (w == "partial_mask")
+    SR_LAUNCH(1, 32, 0, nullptr, partial_mask_kernel)(out);
+  else if (w == "bad_launch")
+    SR_LAUNCH(1, 2048, 0, nullptr, warp_kernel)(x, out);
+  else
+    return "unknown self-test";
   const cudaError_t e = cudaGetLastError();
   return e == cudaSuccess ? "" : cudaGetErrorString(e);
 }

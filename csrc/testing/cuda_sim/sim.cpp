@@ -44,8 +44,7 @@ Schedule from_env() {
 // so barriers after an early `return` wait only for the threads still running.
 struct Block {
   Block(int n_, Schedule sched_, size_t smem, const char* kernel_)
-      : n(n_), sched(sched_), kernel(kernel_), state(n_, kRunnable), cv(n_),
-        slots(size_t(n_), 0), dyn(smem, 0xff) {
+      : n(n_), sched(sched_), kernel(kernel_), state(n_, kRunnable), cv(n_), slots(size_t(n_), 0), dyn(smem, 0xff) {
     const int warps = (n + kWarp - 1) / kWarp;
     live.assign(1 + warps, 0);
     arrived.assign(1 + warps, 0);
@@ -103,8 +102,9 @@ struct Block {
     }
     for (int t = 0; t < n; ++t)
       if (state[t] >= 0) {
-        fail("threads wait at barriers that the others never reach (divergent "
-             "__syncthreads / warp collective)");
+        fail(
+            "threads wait at barriers that the others never reach (divergent "
+            "__syncthreads / warp collective)");
         return;
       }
     turn = -1;  // every thread has exited
@@ -257,22 +257,19 @@ const char* error_string(cudaError_t e) {
 
 bool check_config(const char* kernel, dim3 grid, dim3 block, size_t smem) {
   const uint64_t threads = uint64_t(block.x) * block.y * block.z;
-  const bool ok = threads >= 1 && threads <= 1024 && block.z <= 64 && grid.x >= 1 &&
-                  grid.y >= 1 && grid.y <= 65535 && grid.z >= 1 && grid.z <= 65535 &&
-                  grid.x <= 0x7fffffffu && smem <= 48 * 1024;
+  const bool ok = threads >= 1 && threads <= 1024 && block.z <= 64 && grid.x >= 1 && grid.y >= 1 && grid.y <= 65535 &&
+                  grid.z >= 1 && grid.z <= 65535 && grid.x <= 0x7fffffffu && smem <= 48 * 1024;
   if (!ok) {
     const std::string why = std::string("invalid launch configuration of ") + kernel + ": grid (" +
-                            std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " +
-                            std::to_string(grid.z) + "), block (" + std::to_string(block.x) +
-                            ", " + std::to_string(block.y) + ", " + std::to_string(block.z) +
-                            "), " + std::to_string(smem) + " B dynamic shared memory";
+                            std::to_string(grid.x) + ", " + std::to_string(grid.y) + ", " + std::to_string(grid.z) +
+                            "), block (" + std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
+                            std::to_string(block.z) + "), " + std::to_string(smem) + " B dynamic shared memory";
     set_error(cudaErrorInvalidConfiguration, why.c_str());
   }
   return ok;
 }
 
-void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem,
-              const std::function<void()>& body) {
+void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body) {
   ++g_launches;
   const int n = int(block.x * block.y * block.z);
   const Schedule sched = schedule();
@@ -294,8 +291,7 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem,
             try {
               blk.start(t);
               body();
-            } catch (const Aborted&) {
-            }
+            } catch (const Aborted&) {}
             blk.exit(t);
             c.block = nullptr;
           });

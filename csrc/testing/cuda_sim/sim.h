@@ -85,8 +85,7 @@ cudaError_t take_error();
 const char* error_string(cudaError_t e);
 
 bool check_config(const char* kernel, dim3 grid, dim3 block, size_t smem);
-void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem,
-              const std::function<void()>& body);
+void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem, const std::function<void()>& body);
 // Number of launches run so far (tests check that a kernel really ran).
 int64_t launch_count();
 
@@ -109,8 +108,7 @@ struct Launcher {
 };
 
 template <class... P>
-Launcher<P...> Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const char* name,
-                      void (*fn)(P...)) {
+Launcher<P...> Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const char* name, void (*fn)(P...)) {
   return {grid, block, smem, name, fn};
 }
 
