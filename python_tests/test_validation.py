@@ -125,3 +125,35 @@ def test_private_backward_ops_check_indices_before_the_kernels_write():
         K.merge_patches_backward(torch.randn(1, 1, 16, 16), coords[:1], torch.tensor([1]), 3, 2)
     with pytest.raises(ValueError, match="order values must lie in"):
         K._merge_patches_bwd(torch.randn(1, 1, 16, 16), coords[:1], torch.tensor([1]), 3, 2)
+
+
+def _index_checks(monkeypatch) -> list[str]:
+    """The names of the index tensors that the Python checks read, call by call."""
+    seen, real = [], v.index_range
+
+    def counted(idx, n, name, what=""):
+        seen.append(name)
+        return real(idx, n, name, what)
+
+    monkeypatch.setattr(v, "index_range", counted)
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["cpu", "reference", "triton"])
+def test_index_values_are_read_once_per_kernel_call(backend, monkeypatch):
+    """The C++ kernels check index values themselves, so the Python side reads them only in
+    front of the reference and Triton kernels: one reduction (a GPU synchronisation) per call."""
+    if backend not in sr_ops.available_backends():
+        pytest.skip(f"{backend} backend not available here")
+    feat = torch.randn(1, 2, 8, 8, generator=G, requires_grad=True)
+    idx = torch.randint(0, 4, (1, 36, 2), generator=G)
+    coords, order = torch.tensor([[0, 1, 2], [0, 4, 0]]), torch.tensor([1, 0])
+    query = QUERY.clone().requires_grad_()
+    seen = _index_checks(monkeypatch)
+    with sr_ops.use_backend(backend):
+        sr_ops.gather_patches(feat, coords, order, 3).sum().backward()
+        sr_ops.graph_aggregate(feat, idx, feat.detach(), (4, 4), 2, 3, 1).sum().backward()
+        sr_ops.cross_scale_knn(query, KEY, 2, 3, 1, None)[0].sum().backward()
+    # five kernel calls read indices: gather forward and backward, graph_aggregate forward and
+    # backward, the knn backward
+    assert seen == ([] if backend == "cpu" else ["order", "order", "idx", "idx", "idx"])

@@ -186,7 +186,7 @@ def select(op: str, device: torch.device, implemented: Iterable[str] | Mapping[s
     order = ("cuda", "triton") if device.type == "cuda" else ("cpu",)
     skipped_for_determinism = None
     for cand in order:
-        if cand not in kernels or not _usable(cand):
+        if cand not in kernels:
             continue
         why = reasons(cand, kernels[cand], device, args)
         if not why:
@@ -244,15 +244,26 @@ class BackendTable:
     """The implementations of one kernel, by backend name; calling it runs the chosen one.
 
     ``native="_<op>_fwd"`` fills the ``cpu`` and ``cuda`` entries not given otherwise with that
-    private schema, called with the table's arguments as they are."""
+    private schema, called with the table's arguments as they are.
 
-    def __init__(self, op: str, native: str | None = None, **impls: Callable):
+    ``values`` checks what only the data can tell (index ranges: the kernels read and write at
+    those offsets). It runs on the table's arguments only before the backends not named in
+    ``values_checked_by`` -- by default the C++ kernels (``cpu``, ``cuda``), which check values
+    themselves (csrc/checks) -- so a call pays one reduction (on a GPU, one synchronisation), not two."""
+
+    def __init__(self, op: str, native: str | None = None, values: Callable | None = None,
+                 values_checked_by: Iterable[str] = ("cpu", "cuda"), **impls: Callable):
         self.op = op
+        self.values_checked_by = frozenset(values_checked_by)
         if native is not None:
             kernel = globals()["native"](native)
             impls.setdefault("cpu", kernel)
             impls.setdefault("cuda", kernel)
         self.impls = impls
+        self.values = values
 
     def __call__(self, device: torch.device, *args, **kwargs):
-        return self.impls[select(self.op, device, self.impls, args)](*args, **kwargs)
+        name = select(self.op, device, self.impls, args)
+        if self.values is not None and name not in self.values_checked_by:
+            self.values(*args)
+        return self.impls[name](*args, **kwargs)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, Kernel, lazy, native
-from sr_ops.reference.cross_scale_knn import _window_rule, check, check_backward
+from sr_ops.reference.cross_scale_knn import _window_rule, check, check_backward, grid
 
 
 # Below the public function, `scale` is the window rule's divisor (the only use of the
@@ -21,9 +22,12 @@ def _reference_fwd(query, key, k, patch_size, stride, window, scale, window_offs
 def _reference_bwd(*args):
     from sr_ops.reference.cross_scale_knn_backward import cross_scale_knn_backward
 
-    return cross_scale_knn_backward(*args)
+    return cross_scale_knn_backward(*args)  # checks its arguments, idx's values too
 
 
+def _bwd_values(grad_dist, idx, query, key, patch_size, stride):
+    n = grid(key.shape[-2], patch_size, stride) * grid(key.shape[-1], patch_size, stride)
+    v.index_range(idx, n, "idx", "the key patches")  # the kernels write at idx
 
 
 CUDA_MAX_K = 32  # sr_cuda::kKnnMaxK (csrc/cuda/cross_scale_knn.cuh): each thread's top-k list
@@ -48,6 +52,8 @@ _backward = BackendTable(
     cpu=native("_cross_scale_knn_bwd"),
     cuda=Kernel(native("_cross_scale_knn_bwd"), deterministic=False),
     triton=Kernel(lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_bwd"), deterministic=False),
+    values=_bwd_values,
+    values_checked_by=("cpu", "cuda", "reference"),
 )
 
 
@@ -69,7 +75,7 @@ def _(query, key, k, patch_size, stride, window, scale, window_offset):
 @torch.library.custom_op("sr_ops::cross_scale_knn_backward", mutates_args=())
 def _knn_backward_op(grad_dist: torch.Tensor, idx: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
                      patch_size: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-    check_backward(grad_dist, idx, query, key, patch_size, stride)  # the kernels write at idx
+    check_backward(grad_dist, idx, query, key, patch_size, stride, values=False)  # values: by _backward
     return _backward(query.device, grad_dist.contiguous(), idx.contiguous(), query.contiguous(),
                      key.contiguous(), patch_size, stride)
 

@@ -16,12 +16,21 @@ def _cpp_bwd(grad, coords, order, img_size):
     return torch.ops.sr_ops._gather_patches_bwd(grad, coords, order, img_size[0], img_size[2], img_size[3])
 
 
+def _fwd_values(img, coords, order, patch_size):
+    check_coords_values(coords, order, img.shape[0], img.shape[2], img.shape[3], patch_size)
+
+
+def _bwd_values(grad, coords, order, img_size):
+    check_coords_values(coords, order, img_size[0], img_size[2], img_size[3], grad.shape[-1])  # written at
+
+
 _forward = BackendTable("gather_patches", reference=reference.gather_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
-                        triton=lazy("sr_ops.triton.gather_patches", "gather_patches_fwd"))
+                        triton=lazy("sr_ops.triton.gather_patches", "gather_patches_fwd"), values=_fwd_values)
 # The GPU backwards paste overlapping windows with atomic adds.
 _backward = BackendTable("gather_patches", reference=reference.gather_patches_backward, cpu=_cpp_bwd,
                          cuda=Kernel(_cpp_bwd, deterministic=False),
-                         triton=Kernel(lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), deterministic=False))
+                         triton=Kernel(lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), deterministic=False),
+                         values=_bwd_values)
 
 
 def check_coords_order(coords, order, n_name: str | None = None, n: int | None = None) -> int:
@@ -65,8 +74,6 @@ def _check(img, coords, order, patch_size):
 @torch.library.custom_op("sr_ops::gather_patches", mutates_args=())
 def _gather_op(img: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, patch_size: int) -> torch.Tensor:
     _check(img, coords, order, patch_size)
-    B, _, H, W = img.shape
-    check_coords_values(coords, order, B, H, W, patch_size)
     return _forward(img.device, img, coords.long().contiguous(), order.long().contiguous(), patch_size)
 
 
@@ -92,7 +99,6 @@ def _check_backward(grad, coords, order, img_size):
 def _gather_backward_op(grad: torch.Tensor, coords: torch.Tensor, order: torch.Tensor,
                         img_size: list[int]) -> torch.Tensor:
     _check_backward(grad, coords, order, img_size)
-    check_coords_values(coords, order, img_size[0], img_size[2], img_size[3], grad.shape[-1])  # written at
     return _backward(grad.device, grad.contiguous(), coords.long().contiguous(), order.long().contiguous(),
                      img_size)
 

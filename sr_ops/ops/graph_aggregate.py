@@ -35,12 +35,27 @@ def _cpp_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, patch_size, st
                                                  scale, patch_size, stride, adapn, eps)
 
 
+def _idx_values(idx, key_hw, patch_size, stride):
+    n1, n2 = key_grid(key_hw, patch_size, stride)
+    v.index_range(idx, n1 * n2, "idx", "the key patches")
+
+
+def _fwd_values(feat, idx, query_feat, key_hw, scale, patch_size, stride, *_):
+    _idx_values(idx, key_hw, patch_size, stride)
+
+
+def _bwd_values(grad, feat, idx, query_feat, weights, key_hw, scale, patch_size, stride, *_):
+    _idx_values(idx, key_hw, patch_size, stride)  # the backward scatters at idx
+
+
 _forward = BackendTable(
     "graph_aggregate",
     reference=_reference_fwd,
     cpu=_cpp_fwd,
     cuda=_cpp_fwd,
     triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_fwd"),
+    values=_fwd_values,
+    values_checked_by=("cpu", "cuda", "reference"),  # the reference's vertex_map checks idx
 )
 # The GPU backwards scatter into grad_feat and the query table with atomics.
 _backward = BackendTable(
@@ -49,10 +64,13 @@ _backward = BackendTable(
     cpu=_cpp_bwd,
     cuda=Kernel(_cpp_bwd, deterministic=False),
     triton=Kernel(lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"), deterministic=False),
+    values=_bwd_values,
+    values_checked_by=("cpu", "cuda", "reference"),
 )
 
 
-def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=True):
+def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps):
+    """Everything but idx's values (checked by the backend table, once, before the kernel)."""
     _check_shapes(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights)
     v.channels(feat, "feat", "graph_aggregate")
     if patch_size < 2:
@@ -62,9 +80,6 @@ def _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, ep
     else:
         v.same_dtype(feat=feat, query_feat=query_feat, weights=weights)
     v.eps(eps)
-    n1, n2 = key_grid(key_hw, patch_size, stride)
-    if values:
-        v.index_range(idx, n1 * n2, "idx", "the key patches")
 
 
 @torch.library.custom_op("sr_ops::graph_aggregate", mutates_args=())
@@ -77,7 +92,7 @@ def _op(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Tensor, key_hw:
 
 @_op.register_fake
 def _(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, adapn, eps):
-    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=False)
+    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps)
     B, C, H, W = feat.shape
     if weights is None:
         return feat.new_empty(B, idx.shape[2], C, scale * H, scale * W)
@@ -143,7 +158,7 @@ def graph_aggregate(feat: torch.Tensor, idx: torch.Tensor, query_feat: torch.Ten
     """
     key_hw = [int(key_hw[0]), int(key_hw[1])] if isinstance(key_hw, (tuple, list, torch.Size)) else key_hw
     # idx's values are checked inside the op: reading them here would break torch.compile's graph.
-    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps, values=False)
+    _check(feat, idx, query_feat, key_hw, scale, patch_size, stride, weights, eps)
     half = feat.dtype in (torch.float16, torch.bfloat16) and feat.device.type == "cpu"
     if half:  # the CPU kernels compute in float32
         dtype = feat.dtype

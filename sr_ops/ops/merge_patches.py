@@ -14,13 +14,23 @@ def _cpp_fwd(outputs, coords, order, out_size, scale):
     return torch.ops.sr_ops._merge_patches_fwd(outputs, coords, order, B, H, W, scale)
 
 
+def _fwd_values(outputs, coords, order, out_size, scale):
+    check_coords_values(coords, order, *out_size, outputs.shape[-1] // scale)
+
+
+def _bwd_values(grad, coords, order, patch_size, scale):
+    check_coords_values(coords, order, grad.shape[0], grad.shape[2] // scale, grad.shape[3] // scale,
+                        patch_size)  # read at
+
 
 # The GPU forwards paste overlapping outputs with atomic adds.
 _forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd,
                         cuda=Kernel(_cpp_fwd, deterministic=False),
-                        triton=Kernel(lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), deterministic=False))
+                        triton=Kernel(lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), deterministic=False),
+                        values=_fwd_values)
 _backward = BackendTable("merge_patches", reference=reference.merge_patches_backward,
-                         native="_merge_patches_bwd", triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"))
+                         native="_merge_patches_bwd", triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"),
+                         values=_bwd_values)
 
 
 def _check(outputs, coords, order, out_size, scale) -> int:
@@ -49,8 +59,8 @@ def _merge_op(outputs: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, 
     P = _check(outputs, coords, order, out_size, scale)
     B = out_size[0] if len(out_size) == 3 else None
     H, W = out_size[-2:]
-    check_coords_values(coords, order, B, H, W, P)
     if B is None:
+        check_coords_values(coords, order, None, H, W, P)  # the batch count is read from coords
         B = int(coords[:, 0].max()) + 1 if coords.shape[0] else 1
     return _forward(outputs.device, outputs.contiguous(), coords.long().contiguous(), order.long().contiguous(),
                     (B, H, W), scale)
@@ -77,8 +87,6 @@ def _check_backward(grad, coords, order, patch_size, scale):
 def _merge_backward_op(grad: torch.Tensor, coords: torch.Tensor, order: torch.Tensor, patch_size: int,
                        scale: int) -> torch.Tensor:
     _check_backward(grad, coords, order, patch_size, scale)
-    B, _, H, W = grad.shape
-    check_coords_values(coords, order, B, H // scale, W // scale, patch_size)  # read at
     return _backward(grad.device, grad.contiguous(), coords.long().contiguous(), order.long().contiguous(),
                      patch_size, scale)
 
