@@ -28,6 +28,7 @@ from sr_ops.ops import (  # noqa: E402
     merge_patches,
     naf_ffn,
     patch2img,
+    to_channels_last,
     vertex_map,
 )
 from sr_ops.tiled import tiled, tiled_stream  # noqa: E402
@@ -73,5 +74,6 @@ __all__ = [
     "extract_patches",
     "class_dispatch",
     "gather_patches",
+    "to_channels_last",
     "merge_patches",
 ]

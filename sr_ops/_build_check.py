@@ -17,6 +17,7 @@ import torch
 CPU_ONLY = {
     "sr_ops::_naf_ffn_fwd": "NAFNet FFN half: CPU kernels and a Triton forward so far (issue 16); no CUDA C++ kernel",
     "sr_ops::_naf_ffn_bwd": "its backward, likewise",
+    "sr_ops::_to_channels_last_fwd": "a layout copy: on a GPU torch's own copy kernel is already bandwidth-bound",
 }
 
 

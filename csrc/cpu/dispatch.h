@@ -28,6 +28,12 @@ inline std::vector<int64_t> axis_counts(int64_t n, int64_t p, int64_t t, int64_t
   return cnt;
 }
 
+// A 4-d map stored channels-last (and not also contiguous, as a 1x1 or single-channel map is):
+// the kernels with a channels-last path read it in place and write their output so.
+inline bool channels_last(const at::Tensor& x) {
+  return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 // Waking the thread team costs more than it saves on small maps.
 inline bool worth_threads(int64_t elements) { return elements >= (int64_t(1) << 15); }
 

@@ -9,6 +9,7 @@
 
 #include "checks/dwconv_gate_ca.h"
 #include "cpu/dispatch.h"
+#include "cpu/dwconv_gate_ca_nhwc.h"
 #include "kernels/dwconv_gate_ca.h"
 
 namespace {
@@ -185,8 +186,18 @@ at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Te
                    const at::Tensor& cb_in, bool gate) {
   sr_cpu::check_cpu_float(x_in, "x");
   const auto d = sr_check::dgc_dims(x_in, dw_in, db_in, cw_in, cb_in, gate);
-  const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(),
-                   cb = cb_in.contiguous();
+  const at::Tensor dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(), cb = cb_in.contiguous();
+  if (sr_cpu::channels_last(x_in)) {  // read in place, written channels-last (ops/dwconv_gate_ca.py's contract)
+    at::Tensor out =
+        at::empty({d.B, sr::dgc_out_channels(d), d.H, d.W}, x_in.options(), at::MemoryFormat::ChannelsLast);
+    SR_DISPATCH_FLOATS(x_in.scalar_type(), "dwconv_gate_ca_fwd_cpu", [&] {
+      sr_dgc_nhwc::forward<scalar_t>(x_in.const_data_ptr<scalar_t>(), dw.const_data_ptr<scalar_t>(),
+                                     db.const_data_ptr<scalar_t>(), cw.const_data_ptr<scalar_t>(),
+                                     cb.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), d);
+    });
+    return out;
+  }
+  const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty({d.B, sr::dgc_out_channels(d), d.H, d.W}, x.options());
   if (out.numel() == 0) return out;
   SR_DISPATCH_FLOATS(x.scalar_type(), "dwconv_gate_ca_fwd_cpu", [&] {

@@ -13,6 +13,7 @@
 #include "checks/layernorm2d.h"
 #include "cpu/clones.h"
 #include "cpu/dispatch.h"
+#include "cpu/layernorm_pixels.h"
 #include "cpu/simd.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm2d.h"
@@ -91,11 +92,13 @@ void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_
   }
 }
 
+}  // namespace
+
 // float: the reductions and the affine step in eight-float vectors (C is a few dozen, so
 // lanes lose nothing measurable), which the AVX2 clone runs as one register; the plain
-// loops above run each pixel's sums one add at a time.
-SR_CPU_CLONES void fwd_nhwc_pixels_f32(const float* x, const float* w, const float* b, float* y, int64_t n, int64_t C,
-                                       float eps) {
+// loops above run each pixel's sums one add at a time. Also naf_ffn's channels-last prologue.
+SR_CPU_CLONES void sr_cpu::layernorm_pixels_f32(const float* x, const float* w, const float* b, float* y, int64_t n,
+                                                int64_t C, float eps) {
   using sr_simd::f32x8;
   using sr_simd::load8;
   const float inv_c = 1.0f / float(C);
@@ -124,6 +127,8 @@ SR_CPU_CLONES void fwd_nhwc_pixels_f32(const float* x, const float* w, const flo
   }
 }
 
+namespace {
+
 template <typename T>
 void fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps) {
   constexpr int64_t kChunk = 256;  // pixels per OpenMP iteration
@@ -132,7 +137,7 @@ void fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t p0 = i * kChunk, m = std::min(kChunk, n - p0);
     if constexpr (std::is_same_v<T, float>) {
-      fwd_nhwc_pixels_f32(x + p0 * d.C, w, b, y + p0 * d.C, m, d.C, float(eps));
+      sr_cpu::layernorm_pixels_f32(x + p0 * d.C, w, b, y + p0 * d.C, m, d.C, float(eps));
     } else {
       fwd_nhwc_pixels<T>(x + p0 * d.C, w, b, y + p0 * d.C, m, d.C, eps);
     }
@@ -166,7 +171,7 @@ void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, d
     T* yc = y + p0 * d.C;
     gelu_span<T>(x + p0 * d.C, yc, m * d.C, tanh_approx);
     if constexpr (std::is_same_v<T, float>) {
-      fwd_nhwc_pixels_f32(yc, w, b, yc, m, d.C, float(eps));
+      sr_cpu::layernorm_pixels_f32(yc, w, b, yc, m, d.C, float(eps));
     } else {
       fwd_nhwc_pixels<T>(yc, w, b, yc, m, d.C, eps);
     }
@@ -186,13 +191,9 @@ void gelu_fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, d
   }
 }
 
-bool channels_last(const at::Tensor& x) {
-  return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-}
-
 at::Tensor layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in, double eps) {
   const auto d = dims_from(x_in, w_in, b_in, eps);
-  if (channels_last(x_in)) {  // output channels-last too (sr_ops/ops/layernorm2d.py's contract)
+  if (sr_cpu::channels_last(x_in)) {  // output channels-last too (sr_ops/ops/layernorm2d.py's contract)
     const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
     at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
     SR_DISPATCH_FLOATS(x_in.scalar_type(), "layernorm2d_fwd_cpu", [&] {
@@ -216,7 +217,7 @@ at::Tensor gelu_layernorm2d_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_
   sr_check::gelu_approximate(approximate);
   const bool tanh_approx = approximate == "tanh";
   const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
-  if (channels_last(x_in)) {
+  if (sr_cpu::channels_last(x_in)) {
     at::Tensor y = at::empty_like(x_in, at::MemoryFormat::ChannelsLast);
     SR_DISPATCH_FLOATS(x_in.scalar_type(), "gelu_layernorm2d_fwd_cpu", [&] {
       gelu_fwd_nhwc<scalar_t>(x_in.const_data_ptr<scalar_t>(), w.const_data_ptr<scalar_t>(),

@@ -5,10 +5,13 @@
 #include <ATen/ATen.h>
 
 #include "check.h"
+#include "cpu/clones.h"
 #include "cpu/dispatch.h"
+#include "cpu/layernorm_pixels.h"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace sr_naf {
@@ -115,6 +118,52 @@ void forward_tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* 
     T* row = w.z.data() + c * n;
     for (int64_t t = 0; t < n; ++t) row[t] += b_out[c];
   }
+}
+
+// LN over each of n pixels' C contiguous channels (the float form: sr_cpu::layernorm_pixels_f32).
+template <typename T>
+void layernorm_pixels(const T* y, const T* nw, const T* nb, T* xn, int64_t n, int64_t C, T eps) {
+  for (int64_t t = 0; t < n; ++t) {
+    const T* px = y + t * C;
+    T mean = T(0), var = T(0);
+    for (int64_t c = 0; c < C; ++c) mean += px[c];
+    mean /= T(C);
+    for (int64_t c = 0; c < C; ++c) var += (px[c] - mean) * (px[c] - mean);  // two passes, as normalise()
+    const T rstd = T(1) / std::sqrt(var / T(C) + eps);
+    for (int64_t c = 0; c < C; ++c) xn[t * C + c] = (px[c] - mean) * rstd * nw[c] + nb[c];
+  }
+}
+
+// g (n, F) = (h[:, :F] + b[:F]) * (h[:, F:] + b[F:]) for h (n, 2F): SimpleGate with conv_in's bias.
+template <typename T>
+SR_CPU_CLONES void gate_pixels(const T* h, const T* b, T* g, int64_t n, int64_t F) {
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t f = 0; f < F; ++f) g[t * F + f] = (h[t * 2 * F + f] + b[f]) * (h[t * 2 * F + F + f] + b[F + f]);
+}
+
+// out (n, C) = y + gamma * (z + b_out): the residual epilogue of a pixel-major tile.
+template <typename T>
+SR_CPU_CLONES void residual_pixels(const T* y, const T* z, const T* b_out, const T* gamma, T* out, int64_t n,
+                                   int64_t C) {
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < C; ++c) out[t * C + c] = y[t * C + c] + gamma[c] * (z[t * C + c] + b_out[c]);
+}
+
+// The channels-last form: y is an (n, C) block of pixels (one pixel's channels contiguous),
+// so the tile is pixel-major and each 1x1 is (n, K) . W^T. Leaves z (n, C) = conv_out(...) without
+// its bias (residual_pixels adds it).
+template <typename T>
+void forward_tile_nhwc(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, const T* w_out,
+                       const T* b_out, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
+  const int64_t C = d.C, F = d.F;
+  if constexpr (std::is_same_v<T, float>) {
+    sr_cpu::layernorm_pixels_f32(y, nw, nb, w.xn.data(), n, C, eps);  // eight-float lanes
+  } else {
+    layernorm_pixels(y, nw, nb, w.xn.data(), n, C, eps);
+  }
+  gemm(w.h.data(), w.xn.data(), n, C, false, w_in, 2 * F, C, true);
+  gate_pixels(w.h.data(), b_in, w.g.data(), n, F);
+  gemm(w.z.data(), w.g.data(), n, F, false, w_out, C, F, true);
 }
 
 }  // namespace sr_naf

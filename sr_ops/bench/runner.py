@@ -11,7 +11,7 @@ import torch
 import sr_ops
 from sr_ops.bench.cases import Case, all_cases
 from sr_ops.bench.memory import peak_bytes
-from sr_ops.bench.timing import median_seconds
+from sr_ops.bench.timing import interleaved_median_seconds, median_seconds
 
 
 @dataclass
@@ -49,9 +49,11 @@ def run_case(case: Case, device: torch.device, repeats: int, with_compile: bool,
     if with_compile and case.compile_fused_impl is not None:
         impls["compile(sr_ops)"] = case.compile_fused_impl
     rows = []
-    for name, fn in impls.items():
-        call = lambda fn=fn: fn(inputs)  # noqa: E731
-        seconds = median_seconds(call, device, repeats=repeats)
+    calls = {name: (lambda fn=fn: fn(inputs)) for name, fn in impls.items()}
+    # the columns are compared with each other: timed in interleaved rounds
+    medians = interleaved_median_seconds(calls, device, repeats=repeats)
+    for name, call in calls.items():
+        seconds = medians[name]
         peak = peak_bytes(call, device)
         flops = case.extra.get("flops")
         rows.append(Row(case.op, case.label, name, _backend_of(name, device), seconds * 1e3,

@@ -1,4 +1,5 @@
-"""Wall time of a callable: warm up, then the median of timed repeats."""
+"""Wall time of callables: warm up, then the median of timed repeats -- of one callable, or of
+several interleaved round by round so that they share the machine's drift."""
 from __future__ import annotations
 
 import statistics
@@ -25,6 +26,36 @@ def median_seconds(fn: Callable[[], object], device: torch.device | str = "cpu",
         if time.perf_counter() > budget_end:
             break
     return statistics.median(times)
+
+
+def interleaved_median_seconds(fns: dict[str, Callable[[], object]], device: torch.device | str = "cpu",
+                               repeats: int = 5, warmup: int = 1, max_seconds: float = 10.0) -> dict[str, float]:
+    """The median seconds of each callable, timed in rounds that call every one once.
+
+    On a shared VM the speed drifts by tens of percent over seconds; timing one callable's
+    repeats after another's puts that drift between them. Round-robin rounds, each starting
+    one place further along (so no callable always runs first, straight after a sibling that
+    left the caches cold or warm), expose all of them to the same drift. Stops after
+    ``max_seconds`` per callable of timed rounds (at least one round)."""
+    device = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    sync()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    budget_end = time.perf_counter() + max_seconds * len(names)
+    for r in range(repeats):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            t0 = time.perf_counter()
+            fns[name]()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+        if time.perf_counter() > budget_end:
+            break
+    return {n: statistics.median(t) for n, t in times.items()}
 
 
 def device_median_ms(fn: Callable[[], object], device: torch.device | str = "cpu", repeats: int = 50,

@@ -12,10 +12,11 @@ from sr_ops.ops.layernorm2d import layernorm2d
 from sr_ops.ops.merge_patches import merge_patches
 from sr_ops.ops.naf_ffn import naf_ffn
 from sr_ops.ops.patch2img import patch2img
+from sr_ops.ops.to_channels_last import to_channels_last
 from sr_ops.ops.vertex_map import vertex_map
 
 __all__ = [
     "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca", "graph_aggregate", "layernorm2d",
     "gelu_layernorm2d", "naf_ffn", "patch2img", "vertex_map", "extract_patches", "class_dispatch",
-    "gather_patches", "merge_patches"
+    "gather_patches", "merge_patches", "to_channels_last"
 ]

@@ -7,13 +7,13 @@ import torch.nn.functional as F
 from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops._autograd import register_closed_form_autograd
+from sr_ops.ops.layernorm2d import out_format
 from sr_ops.reference.dwconv_gate_ca import check as _check_reference
 from sr_ops.reference.dwconv_gate_ca import dwconv_gate_ca as _reference_op
 
 
 def _reference_fwd(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
-    # Contiguous output, as the fake kernel promises and the compiled kernels give.
-    return _reference_op(x, dw_weight, dw_bias, ca_weight, ca_bias, gate).contiguous()
+    return _reference_op(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
 
 
 def _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
@@ -68,13 +68,15 @@ def _out_shape(x, gate):
 def _op(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor, ca_weight: torch.Tensor,
         ca_bias: torch.Tensor, gate: bool) -> torch.Tensor:
     _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    return _forward(x.device, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    out = _forward(x.device, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    # The layout the fake kernel promises: the CPU kernel writes it; the others write contiguous maps.
+    return out.contiguous(memory_format=out_format(x))
 
 
 @_op.register_fake
 def _(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    return x.new_empty(_out_shape(x, gate))
+    return x.new_empty(_out_shape(x, gate)).contiguous(memory_format=out_format(x))
 
 
 @torch.library.custom_op("sr_ops::dwconv_gate_ca_backward", mutates_args=())
@@ -108,7 +110,9 @@ def dwconv_gate_ca(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tens
 
     Returns:
         (B, C', H, W) in x's dtype: ``y * (ca_weight @ mean_hw(y) + ca_bias)`` with y the
-        (gated) depthwise conv. All inputs are promoted to one dtype first. Differentiable in
+        (gated) depthwise conv; channels-last for a channels-last x (the CPU kernel reads such
+        an x in place, a row of all channels at a time), else contiguous. All inputs are
+        promoted to one dtype first. Differentiable in
         x and all four weights, each backend with its own backward kernels.
     """
     _check_reference(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)

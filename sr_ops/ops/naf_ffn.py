@@ -6,6 +6,7 @@ import torch
 from sr_ops import _validate as v
 from sr_ops.backends import BackendTable, lazy, native
 from sr_ops.ops._autograd import register_closed_form_autograd
+from sr_ops.ops.layernorm2d import out_format
 from sr_ops.reference.naf_ffn import check as _check_reference
 from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
 
@@ -52,13 +53,15 @@ def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
 def _op(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor, w_in: torch.Tensor,
         b_in: torch.Tensor, w_out: torch.Tensor, b_out: torch.Tensor, gamma: torch.Tensor, eps: float) -> torch.Tensor:
     _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
-    return _forward(y.device, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+    out = _forward(y.device, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
+    # The layout the fake kernel promises: the CPU kernel writes it; the others write contiguous maps.
+    return out.contiguous(memory_format=out_format(y))
 
 
 @_op.register_fake
 def _(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
     _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)
-    return torch.empty_like(y, memory_format=torch.contiguous_format)
+    return torch.empty_like(y, memory_format=out_format(y))
 
 
 @torch.library.custom_op("sr_ops::naf_ffn_backward", mutates_args=())
@@ -95,7 +98,8 @@ def naf_ffn(y: torch.Tensor, norm_weight: torch.Tensor, norm_bias: torch.Tensor,
         eps: LayerNorm2d's epsilon.
 
     Returns:
-        (B, C, H, W) in y's dtype; all inputs are promoted to one dtype first, float16 and
+        (B, C, H, W) in y's dtype, channels-last for a channels-last y (which the CPU kernel
+        reads in place, in pixel-major tiles), else contiguous; all inputs are promoted to one dtype first, float16 and
         bfloat16 are computed in float32 on the CPU. The CPU kernels work on tiles of 256
         pixels and never write the (B, 2F, H, W) and (B, F, H, W) intermediate maps; the
         backward recomputes each tile's. Differentiable in all eight tensors.
