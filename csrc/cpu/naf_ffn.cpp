@@ -5,7 +5,7 @@
 // two BLAS GEMMs, SimpleGate and the residual (epilogues) all stay in per-thread
 // buffers, so the (2F, H, W) and (F, H, W) intermediate maps are never written (on the
 // machines we measured, fresh 16-32 MB maps cost more in page faults than the GEMM time).
-// A channels-last y is read in place, pixel-major tiles (run_nhwc).
+// A channels-last y is read in place, in pixel-major tiles (run<T, true>).
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -35,8 +35,9 @@ void tile(const T* y, const T* nw, const T* nb, const T* w_in, const T* b_in, co
   }
 }
 
-// OpenMP over (image, tile) jobs; each thread owns one set of tile buffers.
-template <typename T>
+// OpenMP over (image, tile) jobs; each thread owns one set of tile buffers. Nhwc: y is
+// channels-last, a job's kTile consecutive pixels are read and written in place.
+template <typename T, bool Nhwc>
 void run(const at::Tensor& y, const at::Tensor& nw, const at::Tensor& nb, const at::Tensor& w_in,
          const at::Tensor& b_in, const at::Tensor& w_out, const at::Tensor& b_out, const at::Tensor& gamma,
          at::Tensor& out, const Dims d, T eps) {
@@ -51,31 +52,14 @@ void run(const at::Tensor& y, const at::Tensor& nw, const at::Tensor& nb, const 
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < d.B * tiles; ++job) {
       const int64_t b = job / tiles, p0 = (job % tiles) * kTile, n = std::min(kTile, d.HW - p0);
-      const int64_t off = b * d.C * d.HW + p0;
-      tile<T>(yp + off, nwp, nbp, wip, bip, wop, bop, gp, op + off, w, d, n, eps);
-    }
-  }
-}
-
-// Channels-last y: jobs of kTile consecutive pixels of one image, read and written in place.
-template <typename T>
-void run_nhwc(const at::Tensor& y, const at::Tensor& nw, const at::Tensor& nb, const at::Tensor& w_in,
-              const at::Tensor& b_in, const at::Tensor& w_out, const at::Tensor& b_out, const at::Tensor& gamma,
-              at::Tensor& out, const Dims d, T eps) {
-  const int64_t tiles = (d.HW + kTile - 1) / kTile;
-  const T *yp = y.const_data_ptr<T>(), *gp = gamma.const_data_ptr<T>();
-  T* op = out.mutable_data_ptr<T>();
-#pragma omp parallel if (sr_cpu::worth_threads(d.B * d.HW * d.C))
-  {
-    Buffers<T> w(d);
-#pragma omp for schedule(static)
-    for (int64_t job = 0; job < d.B * tiles; ++job) {
-      const int64_t b = job / tiles, p0 = (job % tiles) * kTile, n = std::min(kTile, d.HW - p0);
-      const int64_t off = (b * d.HW + p0) * d.C;
-      sr_naf::forward_tile_nhwc(yp + off, nw.const_data_ptr<T>(), nb.const_data_ptr<T>(), w_in.const_data_ptr<T>(),
-                                b_in.const_data_ptr<T>(), w_out.const_data_ptr<T>(), b_out.const_data_ptr<T>(), w, d, n,
-                                eps);
-      sr_naf::residual_pixels(yp + off, w.z.data(), b_out.const_data_ptr<T>(), gp, op + off, n, d.C);
+      if constexpr (Nhwc) {
+        const int64_t off = (b * d.HW + p0) * d.C;
+        sr_naf::forward_tile_nhwc(yp + off, nwp, nbp, wip, bip, wop, bop, w, d, n, eps);
+        sr_naf::residual_pixels(yp + off, w.z.data(), bop, gp, op + off, n, d.C);
+      } else {
+        const int64_t off = b * d.C * d.HW + p0;
+        tile<T>(yp + off, nwp, nbp, wip, bip, wop, bop, gp, op + off, w, d, n, eps);
+      }
     }
   }
 }
@@ -92,15 +76,16 @@ at::Tensor naf_ffn_fwd_cpu(const at::Tensor& y_in, const at::Tensor& nw_in, cons
   if (sr_cpu::channels_last(y_in)) {  // output channels-last too (sr_ops/ops/naf_ffn.py's contract)
     at::Tensor out = at::empty_like(y_in, at::MemoryFormat::ChannelsLast);
     AT_DISPATCH_FLOATING_TYPES(y_in.scalar_type(), "naf_ffn_fwd_cpu", [&] {
-      run_nhwc<scalar_t>(y_in, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps));
+      run<scalar_t, true>(y_in, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps));
     });
     return out;
   }
   const at::Tensor y = y_in.contiguous();
   at::Tensor out = at::empty_like(y);
   if (d.B * d.HW == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "naf_ffn_fwd_cpu",
-                             [&] { run<scalar_t>(y, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps)); });
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "naf_ffn_fwd_cpu", [&] {
+    run<scalar_t, false>(y, nw, nb, w_in, b_in, w_out, b_out, gamma, out, d, scalar_t(eps));
+  });
   return out;
 }
 
