@@ -18,7 +18,7 @@ def _as_4d(w_in, w_out, gamma):
 
 def _reference_fwd(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
     w_in, w_out, gamma = _as_4d(w_in, w_out, gamma)
-    return _reference_op(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps).contiguous()
+    return _reference_op(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps)  # _op sets the layout
 
 
 def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):

@@ -12,11 +12,12 @@ from sr_ops.reference.layernorm2d import layernorm2d
 from sr_ops.reference.merge_patches import merge_patches, merge_patches_backward
 from sr_ops.reference.naf_ffn import naf_ffn
 from sr_ops.reference.patch2img import patch2img, patch2img_backward
+from sr_ops.reference.to_channels_last import to_channels_last
 from sr_ops.reference.vertex_map import vertex_map
 
 __all__ = [
     "patch2img", "patch2img_backward", "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca",
     "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn", "vertex_map",
     "extract_patches", "extract_patches_backward", "class_dispatch", "gather_patches",
-    "gather_patches_backward", "merge_patches", "merge_patches_backward"
+    "gather_patches_backward", "merge_patches", "merge_patches_backward", "to_channels_last"
 ]

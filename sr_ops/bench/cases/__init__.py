@@ -39,6 +39,7 @@ def all_cases() -> list[Case]:
         patch2img,
         patch_dispatch,
         rt4ksr,
+        to_channels_last,
     )
 
     return [*patch2img.cases(), *cross_scale_knn.cases(), *adapn.cases(), *graph_aggregate.cases(),
@@ -46,4 +47,5 @@ def all_cases() -> list[Case]:
             *edsr.cases(),
             *ignn.cases(),
             *classsr.cases(),
-            *patch_dispatch.cases()]
+            *patch_dispatch.cases(),
+            *to_channels_last.cases()]
