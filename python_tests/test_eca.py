@@ -18,6 +18,9 @@ CASES = [
     ((2, 4, 1, 1), 3),  # one pixel
 ]
 BIG = ((2, 32, 48, 40), 5)  # past the CPU kernel's threading threshold
+# Planes of 4,757 values, past the CPU forward's 4,096-value chunks and not a multiple of its
+# 256-value blocks; 7 channels split over the threads, so halos at uneven range ends.
+LONG_PLANES = ((2, 7, 67, 71), 5)
 
 
 def inputs(shape, k, device, dtype=torch.float32, grad=False, weight_shape=None):
@@ -57,6 +60,18 @@ def test_large_input(backend, seed):
     if backend == "triton" and device_for(backend).type == "cpu":
         pytest.skip("too slow for the Triton interpreter")
     check(*inputs(*BIG, device_for(backend), grad=True))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_long_planes_any_thread_count(backend, seed, threads):
+    if backend == "triton" and device_for(backend).type == "cpu":
+        pytest.skip("too slow for the Triton interpreter")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        check(*inputs(*LONG_PLANES, device_for(backend), grad=True))
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_non_contiguous_inputs(backend, seed):
