@@ -17,6 +17,7 @@ from sr_ops.imresize import imresize  # noqa: E402
 from sr_ops.ops import (  # noqa: E402
     adapn,
     class_dispatch,
+    conv3x3,
     cross_scale_knn,
     dwconv_gate_ca,
     eca,
@@ -76,4 +77,5 @@ __all__ = [
     "gather_patches",
     "to_channels_last",
     "merge_patches",
+    "conv3x3",
 ]

@@ -7,11 +7,30 @@ from torch import nn
 
 import sr_ops
 
-__all__ = ["LayerNorm2d", "layer_norm_2d", "shuffle_clamp", "shuffle_clamp_into"]
+__all__ = ["LayerNorm2d", "conv3x3", "layer_norm_2d", "shuffle_clamp", "shuffle_clamp_into"]
 
 # Set to False to force the plain-PyTorch LayerNorm2d even when the fused op exists
 # (for comparisons and debugging).
 USE_FUSED_LAYERNORM = True
+# Likewise for sr_ops.conv3x3 in place of a plain 3x3 nn.Conv2d (conv3x3 below).
+USE_FUSED_CONV3X3 = True
+
+
+def _plain_3x3(conv: nn.Conv2d) -> bool:
+    return (conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.bias is not None
+            and conv.padding_mode == "zeros")
+
+
+def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)``, through ``sr_ops.conv3x3`` (Winograd; faster than oneDNN's direct
+    convolution on AVX2 CPUs) when x is a float32 CPU map and conv a 3x3, stride-1,
+    zero-padding-1 convolution with bias; ``conv(x)`` itself otherwise (other devices and
+    dtypes gain nothing from the op)."""
+    if (USE_FUSED_CONV3X3 and x.device.type == "cpu" and x.dtype == torch.float32
+            and conv.weight.dtype == torch.float32 and _plain_3x3(conv)):
+        return sr_ops.conv3x3(x, conv.weight, conv.bias)
+    return conv(x)
 
 
 def _layer_norm_2d_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,

@@ -78,7 +78,7 @@ class RepResBlock(nn.Module):
         self.rep_conv = nn.Conv2d(n_feats, n_feats, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.rep_conv(x)
+        return blocks.conv3x3(self.rep_conv, x)
 
 
 class SimplifiedNAFBlock(nn.Module):
@@ -169,7 +169,7 @@ class RT4KSR(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
 
         lr = _unshuffle2(x)  # channels-last on the CPU; the output is NCHW again below
-        feats = self.head(lr)
+        feats = blocks.conv3x3(self.head[0], lr)
         if self.forget:
             deep = self.body(feats)
             hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
@@ -179,7 +179,7 @@ class RT4KSR(nn.Module):
         else:
             tailed = self.tail(self.body(feats))
         conv, shuffle = self.upsample
-        up = conv(tailed)
+        up = blocks.conv3x3(conv, tailed)
         if not (ph or pw):
             # At even sizes the shuffle, clamp and NCHW copy are one strided pass (one op,
             # differentiable, opaque to torch.compile, whose own loop for them is ~3x slower),

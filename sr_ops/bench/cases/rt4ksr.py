@@ -1,6 +1,6 @@
-"""RT4KSR x2 (re-parameterised) on one LR frame: LayerNorm2d through sr_ops.layernorm2d
-(`sr_ops`) vs plain PyTorch (`pytorch`), and torch.compile of each (--compile). Full: a
-1280x720 frame; quick: 320x180."""
+"""RT4KSR x2 (re-parameterised) on one LR frame: LayerNorm2d through sr_ops.layernorm2d and
+the 3x3 convolutions through sr_ops.conv3x3 (`sr_ops`) vs plain PyTorch (`pytorch`), and
+torch.compile of each (--compile). Full: a 1280x720 frame; quick: 320x180."""
 from __future__ import annotations
 
 import functools
@@ -23,12 +23,13 @@ def _run(fused: bool, d, compiled: bool = False):
     model = d["model"]
     if compiled:  # one compiled wrapper per way; the flag is read (and guarded) while tracing
         model = d.setdefault("compiled", {}).setdefault(fused, torch.compile(model, dynamic=False))
-    saved, blocks.USE_FUSED_LAYERNORM = blocks.USE_FUSED_LAYERNORM, fused
+    saved = blocks.USE_FUSED_LAYERNORM, blocks.USE_FUSED_CONV3X3
+    blocks.USE_FUSED_LAYERNORM = blocks.USE_FUSED_CONV3X3 = fused
     try:
         with torch.no_grad():
             return model(d["x"])
     finally:
-        blocks.USE_FUSED_LAYERNORM = saved
+        blocks.USE_FUSED_LAYERNORM, blocks.USE_FUSED_CONV3X3 = saved
 
 
 def cases() -> list[Case]:
