@@ -8,6 +8,7 @@ import sr_ops
 from sr_ops import models
 from sr_ops.io import read_image, to_uint8
 from sr_ops.metrics import psnr
+from sr_ops.models import blocks
 from sr_ops.models.reparam import fold_expand_fea_reduce
 from sr_ops.models.rt4ksr import RT4KSR, RepResBlock, ResBlock, load_official_state_dict
 
@@ -275,6 +276,7 @@ def test_gelu_fused_into_next_norm_equals_separate_steps(dtype, atol, grad, monk
     # order, GELU then LayerNorm2d, gives the same image, and the same input gradient.
     net = _randomise(models.build("rt4ksr", 2, clamp=False)).to(dtype)
     assert net._gelu_fusable()
+    monkeypatch.setattr(blocks, "USE_FUSED_CONV3X3", False)  # else the norms run in the convs (below)
     x = (torch.rand(1, 3, 12, 18, dtype=dtype) * 1.4 - 0.2).requires_grad_(grad)
     calls = []
     real = sr_ops.gelu_layernorm2d
@@ -289,3 +291,27 @@ def test_gelu_fused_into_next_norm_equals_separate_steps(dtype, atol, grad, monk
         (gf,) = torch.autograd.grad(fused, x, g)
         (gp,) = torch.autograd.grad(plain, x, g)
         torch.testing.assert_close(gf, gp, rtol=0, atol=atol * 10)
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["inference", "autograd"])
+def test_norms_fused_into_convs_equal_separate_steps(grad, monkeypatch):
+    # float32 on the CPU: head -> norm and each block's conv -> GELU -> next norm are
+    # sr_ops.conv3x3_layernorm2d (five calls); the official sequence of modules gives the
+    # same image and input gradient within float32 rounding.
+    net = _randomise(models.build("rt4ksr", 2, clamp=False))
+    x = (torch.rand(1, 3, 12, 18) * 1.4 - 0.2).requires_grad_(grad)
+    assert net._convs_norms_fusable(x)
+    calls = []
+    real = sr_ops.conv3x3_layernorm2d
+    monkeypatch.setattr(sr_ops, "conv3x3_layernorm2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fused = net(x)
+    assert len(calls) == len(net.body) + 1
+    monkeypatch.setattr(blocks, "USE_FUSED_CONV3X3", False)
+    monkeypatch.setattr(blocks, "USE_FUSED_LAYERNORM", False)
+    plain = net(x)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-4)
+    if grad:
+        g = torch.randn_like(fused)
+        (gf,) = torch.autograd.grad(fused, x, g)
+        (gp,) = torch.autograd.grad(plain, x, g)
+        torch.testing.assert_close(gf, gp, rtol=1e-3, atol=1e-3)

@@ -18,6 +18,7 @@ from sr_ops.ops import (  # noqa: E402
     adapn,
     class_dispatch,
     conv3x3,
+    conv3x3_layernorm2d,
     cross_scale_knn,
     dwconv_gate_ca,
     eca,
@@ -78,4 +79,5 @@ __all__ = [
     "to_channels_last",
     "merge_patches",
     "conv3x3",
+    "conv3x3_layernorm2d",
 ]

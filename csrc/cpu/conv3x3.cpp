@@ -16,7 +16,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "cpu/clones.h"
@@ -167,54 +169,113 @@ SR_CPU_CLONES_FMA void tile_gemms(const float* V, const float* U, float* M, cons
   }
 }
 
-// y[2ty + i, 2tx + j] = (A^T m A)[i][j] + bias, A^T = [1 1 1 0; 0 1 -1 -1], for the outputs
-// inside the map (odd H or W leave the last tile half outside).
+// r[i][j] = (A^T m A)[i][j] + bias for channels co .. co + 7 of tile t, A^T = [1 1 1 0; 0 1 -1 -1];
+// the lanes past Cout come out 0 (U's and the bias's padding, to CoutP, are zero).
+SR_INLINE void tile_outputs(const float* M, const float* bias, int t, int64_t co, const Dims& d, f32x8 r[2][2]) {
+  f32x8 m[4][4];
+  for (int e = 0; e < 16; ++e) m[e / 4][e % 4] = load8(M + (int64_t(e) * kTiles + t) * d.CoutP + co);
+  f32x8 s[2][4];
+  for (int j = 0; j < 4; ++j) {
+    s[0][j] = m[0][j] + m[1][j] + m[2][j];
+    s[1][j] = m[1][j] - m[2][j] - m[3][j];
+  }
+  const f32x8 bv = load8(bias + co);
+  for (int i = 0; i < 2; ++i) {
+    r[i][0] = s[i][0] + s[i][1] + s[i][2] + bv;
+    r[i][1] = s[i][1] - s[i][2] - s[i][3] + bv;
+  }
+}
+
+SR_INLINE void store_lanes(float* dst, f32x8 v, int64_t lanes) {
+  if (lanes == 8)
+    store8(dst, v);
+  else
+    for (int64_t l = 0; l < lanes; ++l) dst[l] = v[l];
+}
+
+// The 2x2 outputs of tile t's pixels inside the map (odd H or W leave the last tile half
+// outside), or nullptr.
+SR_INLINE void tile_pixels(float* y, const Dims& d, int64_t b, int64_t ty, int64_t tx, float* out[4]) {
+  for (int p = 0; p < 4; ++p) {
+    const int64_t yy = 2 * ty + p / 2, xx = 2 * tx + p % 2;
+    out[p] = (yy < d.H && xx < d.W) ? y + ((b * d.H + yy) * d.W + xx) * d.Cout : nullptr;
+  }
+}
+
 SR_CPU_CLONES_FMA void output_tiles(const float* M, const float* bias, float* y, const Dims& d, int64_t b, int64_t ty,
                                     int64_t tx0, int n) {
   for (int t = 0; t < n; ++t) {
-    float* out[2][2];
-    for (int i = 0; i < 2; ++i)
-      for (int j = 0; j < 2; ++j) {
-        const int64_t yy = 2 * ty + i, xx = 2 * (tx0 + t) + j;
-        out[i][j] = (yy < d.H && xx < d.W) ? y + ((b * d.H + yy) * d.W + xx) * d.Cout : nullptr;
-      }
+    float* out[4];
+    tile_pixels(y, d, b, ty, tx0 + t, out);
     for (int64_t co = 0; co < d.CoutP; co += 8) {
-      f32x8 m[4][4];
-      for (int e = 0; e < 16; ++e) m[e / 4][e % 4] = load8(M + (int64_t(e) * kTiles + t) * d.CoutP + co);
-      f32x8 s[2][4];
-      for (int j = 0; j < 4; ++j) {
-        s[0][j] = m[0][j] + m[1][j] + m[2][j];
-        s[1][j] = m[1][j] - m[2][j] - m[3][j];
+      f32x8 r[2][2];
+      tile_outputs(M, bias, t, co, d, r);
+      for (int p = 0; p < 4; ++p)
+        if (out[p]) store_lanes(out[p] + co, r[p / 2][p % 2], std::min<int64_t>(8, d.Cout - co));
+    }
+  }
+}
+
+// conv3x3_layernorm2d's epilogue: each output pixel's Cout values (after GELU when gelu)
+// normalised over the channels, as layernorm2d; the convolution's own output is never written.
+// weight and bias padded to CoutP, as the convolution's bias.
+struct Norm {
+  const float *weight, *bias;
+  float eps;
+  bool gelu;
+};
+
+SR_CPU_CLONES_FMA void output_tiles_norm(const float* M, const float* bias, float* y, const Dims& d, int64_t b,
+                                         int64_t ty, int64_t tx0, int n, const Norm& nm, float* P) {
+  const float pad = float(d.CoutP - d.Cout);
+  for (int t = 0; t < n; ++t) {
+    float* out[4];
+    tile_pixels(y, d, b, ty, tx0 + t, out);
+    for (int64_t co = 0; co < d.CoutP; co += 8) {  // P[p][co]: the tile's four pixels
+      f32x8 r[2][2];
+      tile_outputs(M, bias, t, co, d, r);
+      for (int p = 0; p < 4; ++p)
+        store8(P + p * d.CoutP + co, nm.gelu ? sr_simd::gelu8(r[p / 2][p % 2]) : r[p / 2][p % 2]);
+    }
+    for (int p = 0; p < 4; ++p) {
+      if (!out[p]) continue;
+      float* v = P + p * d.CoutP;
+      f32x8 acc{};
+      for (int64_t co = 0; co < d.CoutP; co += 8) acc += load8(v + co);  // the padded lanes hold 0
+      const float mean = sr_simd::hsum8(acc) / float(d.Cout);
+      const f32x8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
+      acc = f32x8{};
+      for (int64_t co = 0; co < d.CoutP; co += 8) {
+        const f32x8 c = load8(v + co) - mv;
+        acc += c * c;
       }
-      const int64_t lanes = std::min<int64_t>(8, d.Cout - co);
-      f32x8 bv{};
-      for (int64_t l = 0; l < lanes; ++l) bv[l] = bias[co + l];
-      for (int i = 0; i < 2; ++i) {
-        const f32x8 r[2] = {s[i][0] + s[i][1] + s[i][2] + bv, s[i][1] - s[i][2] - s[i][3] + bv};
-        for (int j = 0; j < 2; ++j) {
-          if (!out[i][j]) continue;
-          if (lanes == 8)
-            store8(out[i][j] + co, r[j]);
-          else
-            for (int64_t l = 0; l < lanes; ++l) out[i][j][co + l] = r[j][l];
-        }
+      // less the padded lanes' (0 - mean)^2
+      const float var = std::max(0.0f, (sr_simd::hsum8(acc) - pad * mean * mean) / float(d.Cout));
+      const float rs = 1.0f / std::sqrt(var + nm.eps);
+      const f32x8 rv = {rs, rs, rs, rs, rs, rs, rs, rs};
+      for (int64_t co = 0; co < d.CoutP; co += 8) {
+        const int64_t lanes = std::min<int64_t>(8, d.Cout - co);
+        store_lanes(out[p] + co, (load8(v + co) - mv) * rv * load8(nm.weight + co) + load8(nm.bias + co), lanes);
       }
     }
   }
 }
 
-void run(const float* x, const float* U, const float* bias, float* y, const Dims& d) {
+void run(const float* x, const float* U, const float* bias, float* y, const Dims& d, const Norm* norm) {
   const int64_t jobs = d.B * d.TH * d.runs;
   const int64_t work = d.B * d.H * d.W * d.Cin * d.Cout;
   at::parallel_for(0, jobs, sr_cpu::worth_threads(work / 64) ? 1 : jobs, [&](int64_t j0, int64_t j1) {
-    std::vector<float> V(16 * kTiles * d.Cin), M(16 * kTiles * d.CoutP);
+    std::vector<float> V(16 * kTiles * d.Cin), M(16 * kTiles * d.CoutP), P(4 * d.CoutP);
     for (int64_t job = j0; job < j1; ++job) {
       const int64_t run_i = job % d.runs, ty = (job / d.runs) % d.TH, b = job / (d.runs * d.TH);
       const int64_t tx0 = run_i * kTiles;
       const int n = int(std::min<int64_t>(kTiles, d.TW - tx0));
       input_tiles(x, V.data(), d, b, ty, tx0, n);
       tile_gemms(V.data(), U, M.data(), d);
-      output_tiles(M.data(), bias, y, d, b, ty, tx0, n);
+      if (norm)
+        output_tiles_norm(M.data(), bias, y, d, b, ty, tx0, n, *norm, P.data());
+      else
+        output_tiles(M.data(), bias, y, d, b, ty, tx0, n);
     }
   });
 }
@@ -236,21 +297,49 @@ void check_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
                     sr_check::shape(b.sizes()));
 }
 
+// A (Cout,) vector zero-padded to n, so the epilogues load whole vectors.
+std::vector<float> padded(const at::Tensor& t, int64_t n) {
+  std::vector<float> out(n, 0.0f);
+  const at::Tensor c = t.contiguous();
+  std::copy_n(c.const_data_ptr<float>(), c.numel(), out.begin());
+  return out;
+}
+
 // x (B, Cin, H, W) float32, any layout (read channels-last); -> (B, Cout, H, W) channels-last.
-at::Tensor conv3x3_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b_in) {
-  check_args(x_in, w_in, b_in);
+at::Tensor forward(const at::Tensor& x_in, const at::Tensor& w_in, const at::Tensor& b, const Norm* norm) {
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
-  const at::Tensor w = w_in.contiguous(), b = b_in.contiguous();
+  const at::Tensor w = w_in.contiguous();
   Dims d{x.size(0), x.size(2), x.size(3), x.size(1), w.size(0), (w.size(0) + 7) / 8 * 8, 0, 0, 0};
   d.TH = (d.H + 1) / 2;
   d.TW = (d.W + 1) / 2;
   d.runs = (d.TW + kTiles - 1) / kTiles;
   at::Tensor y = at::empty({d.B, d.Cout, d.H, d.W}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   if (y.numel() == 0) return y;
-  if (d.Cin == 0) return y.copy_(b.view({1, d.Cout, 1, 1}).expand_as(y));
   const std::vector<float> U = transform_weights(w.const_data_ptr<float>(), d);
-  run(x.const_data_ptr<float>(), U.data(), b.const_data_ptr<float>(), y.mutable_data_ptr<float>(), d);
+  const std::vector<float> bias = padded(b, d.CoutP);
+  run(x.const_data_ptr<float>(), U.data(), bias.data(), y.mutable_data_ptr<float>(), d, norm);
   return y;
+}
+
+at::Tensor conv3x3_fwd_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  check_args(x, w, b);
+  return forward(x, w, b, nullptr);
+}
+
+at::Tensor conv3x3_layernorm2d_fwd_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                                       const at::Tensor& nw_in, const at::Tensor& nb_in, double eps, bool gelu) {
+  check_args(x, w, b);
+  for (const auto& [t, name] : {std::pair{&nw_in, "norm_weight"}, std::pair{&nb_in, "norm_bias"}}) {
+    TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat, name, " must be float32 as x, got ",
+                     sr_check::dtype_name(t->scalar_type()));
+    TORCH_CHECK_VALUE(t->device().is_cpu() && t->dim() == 1 && t->size(0) == w.size(0), name,
+                      " must be a CPU tensor of shape (Cout,) = (", w.size(0), ",), got ", sr_check::shape(t->sizes()));
+  }
+  TORCH_CHECK_VALUE(std::isfinite(eps) && eps >= 0, "eps must be a finite non-negative number, got ", eps);
+  const int64_t coutp = (w.size(0) + 7) / 8 * 8;
+  const std::vector<float> nw = padded(nw_in, coutp), nb = padded(nb_in, coutp);
+  const Norm norm{nw.data(), nb.data(), float(eps), gelu};
+  return forward(x, w, b, &norm);
 }
 
 }  // namespace
@@ -258,6 +347,13 @@ at::Tensor conv3x3_fwd_cpu(const at::Tensor& x_in, const at::Tensor& w_in, const
 TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
   // x (B, Cin, H, W), weight (Cout, Cin, 3, 3), bias (Cout,), float32; stride 1, padding 1.
   m.def("_conv3x3_fwd(Tensor x, Tensor weight, Tensor bias) -> Tensor");
+  // layernorm2d(gelu(conv) if gelu else conv, norm_weight, norm_bias, eps), norm_* (Cout,).
+  m.def(
+      "_conv3x3_layernorm2d_fwd(Tensor x, Tensor weight, Tensor bias, Tensor norm_weight, Tensor norm_bias, float eps, "
+      "bool gelu) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(sr_ops, CPU, m) { m.impl("_conv3x3_fwd", &conv3x3_fwd_cpu); }
+TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
+  m.impl("_conv3x3_fwd", &conv3x3_fwd_cpu);
+  m.impl("_conv3x3_layernorm2d_fwd", &conv3x3_layernorm2d_fwd_cpu);
+}

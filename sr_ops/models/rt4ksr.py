@@ -169,15 +169,10 @@ class RT4KSR(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
 
         lr = _unshuffle2(x)  # channels-last on the CPU; the output is NCHW again below
-        feats = blocks.conv3x3(self.head[0], lr)
-        if self.forget:
-            deep = self.body(feats)
-            hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
-            tailed = self.tail(self.gamma * deep + hf)
-        elif self._gelu_fusable():
-            tailed = self._body_tail_fused(feats)
+        if self._convs_norms_fusable(lr):
+            tailed = self._convs_norms_fused(lr)
         else:
-            tailed = self.tail(self.body(feats))
+            tailed = self._head_body_tail(x, lr)
         conv, shuffle = self.upsample
         up = blocks.conv3x3(conv, tailed)
         if not (ph or pw):
@@ -192,6 +187,35 @@ class RT4KSR(nn.Module):
         if self.clamp:
             out = out.clamp(0.0, 1.0)
         return out.contiguous()
+
+    def _head_body_tail(self, x: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        feats = blocks.conv3x3(self.head[0], lr)
+        if self.forget:
+            deep = self.body(feats)
+            hf = self.hfb(self.head(F.pixel_unshuffle(x - _gaussian_blur5(x), 2)))
+            return self.tail(self.gamma * deep + hf)
+        if self._gelu_fusable():
+            return self._body_tail_fused(feats)
+        return self.tail(self.body(feats))
+
+    def _convs_norms_fusable(self, lr: torch.Tensor) -> bool:
+        """The re-parameterised model on a float32 CPU map, every activation the exact GELU:
+        then each 3x3 convolution but the last two feeds only a norm (through GELU in the body)."""
+        return (blocks.USE_FUSED_CONV3X3 and not self.forget and lr.device.type == "cpu"
+                and lr.dtype == torch.float32 and self._gelu_fusable()
+                and all(blk.act.approximate == "none" for blk in self.body)
+                and all(isinstance(c, RepResBlock) for c in [blk.conv1 for blk in self.body] + [self.tail[1]]))
+
+    def _convs_norms_fused(self, lr: torch.Tensor) -> torch.Tensor:
+        """tail(body(head(lr))) as five sr_ops.conv3x3_layernorm2d (head -> norm, then each
+        block's conv -> GELU -> the next norm, the tail's norm last) and the tail's conv: the
+        norms run in the convolutions' epilogues, so no block's conv output is ever written."""
+        convs = [self.head[0]] + [blk.conv1.rep_conv for blk in self.body]
+        norms = [blk.norm for blk in self.body] + [self.tail[0]]
+        y = lr
+        for i, (conv, norm) in enumerate(zip(convs, norms)):
+            y = sr_ops.conv3x3_layernorm2d(y, conv.weight, conv.bias, norm.weight, norm.bias, norm.eps, gelu=i > 0)
+        return blocks.conv3x3(self.tail[1].rep_conv, y)
 
     def _gelu_fusable(self) -> bool:
         return blocks.USE_FUSED_LAYERNORM and all(type(blk.act) is nn.GELU for blk in self.body)

@@ -57,14 +57,18 @@ def _setup_ctx(ctx, inputs, output):
     ctx.save_for_backward(*inputs)
 
 
-def _grad(ctx, grad):
-    x, weight, bias = ctx.saved_tensors
+def conv3x3_backward(grad, x, weight, mask):
+    """(grad_x, grad_weight, grad_bias) of conv3x3 at (x, weight), each None where mask says
+    it is not needed: ATen's convolution backward (differentiable again)."""
     if x.shape[1] == 0:  # ATen's convolution backward mishandles Cin = 0 as its forward does
         return torch.zeros_like(x), torch.zeros_like(weight), grad.sum((0, 2, 3))
-    mask = list(ctx.needs_input_grad)
-    gx, gw, gb = torch.ops.aten.convolution_backward(
-        grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, mask)
-    return gx, gw, gb
+    return torch.ops.aten.convolution_backward(
+        grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, list(mask))
+
+
+def _grad(ctx, grad):
+    x, weight, _ = ctx.saved_tensors
+    return conv3x3_backward(grad, x, weight, ctx.needs_input_grad)
 
 
 _conv3x3_op.register_autograd(_grad, setup_context=_setup_ctx)

@@ -2,6 +2,7 @@
 from sr_ops.reference.adapn import adapn
 from sr_ops.reference.class_dispatch import class_dispatch
 from sr_ops.reference.conv3x3 import conv3x3
+from sr_ops.reference.conv3x3_layernorm2d import conv3x3_layernorm2d
 from sr_ops.reference.cross_scale_knn import cross_scale_knn
 from sr_ops.reference.dwconv_gate_ca import dwconv_gate_ca
 from sr_ops.reference.eca import eca
@@ -20,5 +21,6 @@ __all__ = [
     "patch2img", "patch2img_backward", "adapn", "cross_scale_knn", "eca", "dwconv_gate_ca",
     "graph_aggregate", "layernorm2d", "gelu_layernorm2d", "naf_ffn", "vertex_map",
     "extract_patches", "extract_patches_backward", "class_dispatch", "gather_patches",
-    "gather_patches_backward", "merge_patches", "merge_patches_backward", "to_channels_last", "conv3x3"
+    "gather_patches_backward", "merge_patches", "merge_patches_backward", "to_channels_last", "conv3x3",
+    "conv3x3_layernorm2d"
 ]

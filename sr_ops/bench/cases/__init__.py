@@ -29,6 +29,7 @@ def all_cases() -> list[Case]:
     from sr_ops.bench.cases import (
         adapn,
         classsr,
+        conv3x3,
         cross_scale_knn,
         eca,
         edsr,
@@ -48,4 +49,5 @@ def all_cases() -> list[Case]:
             *ignn.cases(),
             *classsr.cases(),
             *patch_dispatch.cases(),
-            *to_channels_last.cases()]
+            *to_channels_last.cases(),
+            *conv3x3.cases()]
