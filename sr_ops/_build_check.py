@@ -18,6 +18,8 @@ CPU_ONLY = {
     "sr_ops::_naf_ffn_fwd": "NAFNet FFN half: CPU kernels and a Triton forward so far (issue 16); no CUDA C++ kernel",
     "sr_ops::_naf_ffn_bwd": "its backward, likewise",
     "sr_ops::_to_channels_last_fwd": "a layout copy: on a GPU torch's own copy kernel is already bandwidth-bound",
+    "sr_ops::_conv3x3_fwd": "Winograd for AVX2 CPUs, where oneDNN has none; on a GPU cuDNN already has its own",
+    "sr_ops::_conv3x3_layernorm2d_fwd": "its norm epilogue; CUDA runs cuDNN's convolution then the layernorm2d kernels",
 }
 
 
