@@ -33,6 +33,14 @@ def backend(request):
         yield request.param
 
 
+@pytest.fixture(params=[b for b in ("reference", "cpu") if b in sr_ops.available_backends()])
+def cpu_backend(request):
+    """reference and cpu in turn, forced, for the ops whose only kernel of ours is the CPU's
+    (their cuda/triton entries run torch's own kernels: conv3x3, conv3x3_layernorm2d)."""
+    with sr_ops.use_backend(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def seed(request):
     """A seed per test, from its id: stable across runs (Python's str hash is salted per

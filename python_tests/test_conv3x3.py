@@ -8,8 +8,6 @@ import torch.nn.functional as F
 
 import sr_ops
 
-KERNELS = [b for b in ("reference", "cpu") if b in sr_ops.available_backends()]
-
 CASES = [  # (B, Cin, Cout, H, W)
     pytest.param((1, 24, 24, 9, 11), id="rt4ksr-block"),
     pytest.param((1, 12, 24, 6, 8), id="rt4ksr-head"),
@@ -21,12 +19,6 @@ CASES = [  # (B, Cin, Cout, H, W)
     pytest.param((1, 9, 8, 1, 4), id="one-row"),
     pytest.param((1, 8, 16, 3, 1), id="one-column"),
 ]
-
-
-@pytest.fixture(params=KERNELS)
-def kernel(request):
-    with sr_ops.use_backend(request.param):
-        yield request.param
 
 
 def inputs(B, Cin, Cout, H, W, dtype=torch.float32, grad=False):
@@ -53,7 +45,7 @@ def assert_float32_close(got, x, w, b):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("layout", ["nchw", "channels-last"])
-def test_matches_float64_convolution(kernel, case, layout, seed):
+def test_matches_float64_convolution(cpu_backend, case, layout, seed):
     x, w, b = inputs(*case)
     if layout == "channels-last":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -65,7 +57,7 @@ def test_matches_float64_convolution(kernel, case, layout, seed):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_any_thread_count(kernel, threads, seed):
+def test_any_thread_count(cpu_backend, threads, seed):
     # 70 tile rows of 96 tiles: several jobs per row and per thread, a half tile at the end.
     x, w, b = inputs(1, 24, 24, 139, 191)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -78,7 +70,7 @@ def test_any_thread_count(kernel, threads, seed):
     assert_float32_close(got, x, w, b)
 
 
-def test_non_contiguous_inputs(kernel, seed):
+def test_non_contiguous_inputs(cpu_backend, seed):
     x = torch.randn(6, 7, 2, 5).permute(2, 3, 0, 1)  # (2, 5, 6, 7), neither layout
     w = torch.randn(4, 5, 3, 3, 2)[..., 1]
     b = torch.randn(8)[::2]
@@ -86,7 +78,7 @@ def test_non_contiguous_inputs(kernel, seed):
     assert_float32_close(sr_ops.conv3x3(x, w, b), x, w, b)
 
 
-def test_non_finite_where_the_convolution_is(kernel):
+def test_non_finite_where_the_convolution_is(cpu_backend):
     x, w, b = inputs(1, 10, 9, 8, 9)
     x[0, 1, 0, 0], x[0, 4, 3, 5], x[0, 9, 7, 8] = float("nan"), float("inf"), float("-inf")
     x[0, 2, 5, 2] = float("inf")
@@ -97,7 +89,7 @@ def test_non_finite_where_the_convolution_is(kernel):
     torch.testing.assert_close(got.double()[~bad], want[~bad], rtol=1e-5, atol=1e-5)
 
 
-def test_empty_maps(kernel):
+def test_empty_maps(cpu_backend):
     for B, Cin in [(0, 4), (2, 0)]:
         x, w, b = inputs(B, Cin, 3, 4, 5)
         x, w, b = (t.requires_grad_() for t in (x, w, b))
@@ -109,7 +101,7 @@ def test_empty_maps(kernel):
         torch.testing.assert_close(gb, g.sum((0, 2, 3)))
 
 
-def test_gradients_match_conv2d(kernel, seed):
+def test_gradients_match_conv2d(cpu_backend, seed):
     x, w, b = inputs(2, 6, 5, 7, 4, grad=True)
     out = sr_ops.conv3x3(x, w, b)
     g = torch.randn_like(out)
@@ -134,7 +126,7 @@ def test_mixed_dtypes_promote(seed):
     torch.testing.assert_close(out, oracle(x.half(), w, b), rtol=0, atol=1e-12)
 
 
-def test_opcheck(kernel, seed):
+def test_opcheck(cpu_backend, seed):
     for cl in (False, True):
         x, w, b = inputs(1, 5, 8, 6, 7, grad=True)
         if cl:

@@ -8,8 +8,6 @@ import torch.nn.functional as F
 import sr_ops
 from sr_ops import reference
 
-KERNELS = [b for b in ("reference", "cpu") if b in sr_ops.available_backends()]
-
 CASES = [  # (B, Cin, Cout, H, W)
     pytest.param((1, 24, 24, 9, 11), id="rt4ksr-block"),
     pytest.param((1, 12, 24, 6, 8), id="rt4ksr-head"),
@@ -19,12 +17,6 @@ CASES = [  # (B, Cin, Cout, H, W)
     pytest.param((1, 2, 1, 1, 1), id="one-channel-one-pixel"),
     pytest.param((1, 0, 3, 3, 4), id="no-input-channels"),
 ]
-
-
-@pytest.fixture(params=KERNELS)
-def kernel(request):
-    with sr_ops.use_backend(request.param):
-        yield request.param
 
 
 def inputs(B, Cin, Cout, H, W, dtype=torch.float32, grad=False):
@@ -45,7 +37,7 @@ def composed(x, w, b, nw, nb, eps=1e-6, gelu=False):
 @pytest.mark.parametrize("gelu", [False, True], ids=["norm", "gelu-norm"])
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("layout", ["nchw", "channels-last"])
-def test_matches_float64_composition(kernel, case, layout, gelu, seed):
+def test_matches_float64_composition(cpu_backend, case, layout, gelu, seed):
     x, w, b, nw, nb = inputs(*case)
     if layout == "channels-last":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -58,7 +50,7 @@ def test_matches_float64_composition(kernel, case, layout, gelu, seed):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_any_thread_count(kernel, threads, seed):
+def test_any_thread_count(cpu_backend, threads, seed):
     x, w, b, nw, nb = inputs(1, 24, 24, 67, 171)
     x = x.contiguous(memory_format=torch.channels_last)
     before = torch.get_num_threads()
@@ -70,7 +62,7 @@ def test_any_thread_count(kernel, threads, seed):
     torch.testing.assert_close(got.double(), composed(x, w, b, nw, nb, gelu=True), rtol=1e-4, atol=1e-4)
 
 
-def test_non_finite_spoils_its_pixels_only(kernel):
+def test_non_finite_spoils_its_pixels_only(cpu_backend):
     x, w, b, nw, nb = inputs(1, 10, 9, 8, 9)
     x[0, 1, 0, 0], x[0, 4, 3, 5], x[0, 9, 7, 8] = float("nan"), float("inf"), float("-inf")
     got = sr_ops.conv3x3_layernorm2d(x.contiguous(memory_format=torch.channels_last), w, b, nw, nb, gelu=True)
@@ -81,7 +73,7 @@ def test_non_finite_spoils_its_pixels_only(kernel):
 
 
 @pytest.mark.parametrize("gelu", [False, True], ids=["norm", "gelu-norm"])
-def test_gradients_match_composition(kernel, gelu, seed):
+def test_gradients_match_composition(cpu_backend, gelu, seed):
     args = inputs(2, 6, 5, 7, 4, grad=True)
     out = sr_ops.conv3x3_layernorm2d(*args, 1e-6, gelu)
     g = torch.randn_like(out)
@@ -101,7 +93,7 @@ def test_gradcheck_float64(seed):
         torch.testing.assert_close(fn(*args), composed(*args, 0.1, gelu), rtol=0, atol=1e-10)
 
 
-def test_opcheck(kernel, seed):
+def test_opcheck(cpu_backend, seed):
     for cl, gelu in [(False, False), (True, True)]:
         x, w, b, nw, nb = inputs(1, 5, 8, 6, 7, grad=True)
         if cl:
