@@ -146,3 +146,14 @@ def test_cpp_kernel_rejects_bad_arguments_without_crashing():
         op(X, W, B, B, B.double(), 1e-6, False)
     with pytest.raises(ValueError, match="eps must be a finite non-negative number"):
         op(X, W, B, B, B, float("nan"), False)
+
+
+def test_triton_backend_composes_its_norm_kernels(seed):
+    # On a GPU (or Triton's interpreter) the op is F.conv2d then the Triton gelu_layernorm2d.
+    if "triton" not in sr_ops.available_backends():
+        pytest.skip("no triton backend here")
+    dev = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    args = [t.to(dev) for t in inputs(1, 5, 6, 4, 7)]
+    with sr_ops.use_backend("triton"):
+        got = sr_ops.conv3x3_layernorm2d(*args, 1e-6, True)
+    torch.testing.assert_close(got.double().cpu(), composed(*(t.cpu() for t in args), gelu=True), rtol=1e-4, atol=1e-4)
