@@ -98,3 +98,56 @@ def test_eval_csv_into_a_missing_folder_fails_first(tmp_path, monkeypatch, seed,
     assert main(["eval", "--model", "rt4ksr", "--scale", "2", "--dataset", str(data),
                  "--csv", str(tmp_path / "no" / "such" / "x.csv")]) == 2
     assert "cannot write --csv" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-5"])
+def test_max_memory_must_be_a_positive_number(tmp_path, seed, capsys, value):
+    src, out = folder_of_three(tmp_path, seed)
+    assert main(["upscale", str(src), str(out), "--model", "rt4ksr", "--scale", "2", "--quiet",
+                 f"--max-memory={value}"]) == 2
+    line = one_error_line(capsys)
+    assert line == f"sr-ops: --max-memory must be a positive number of MiB, got {float(value)}"
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_a_tiny_max_memory_is_reported_as_given(tmp_path, seed, capsys):
+    src, out = folder_of_three(tmp_path, seed)
+    assert main(["upscale", str(src), str(out), "--model", "rt4ksr", "--scale", "2", "--quiet",
+                 "--max-memory", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-memory 0.001 MiB cannot hold this image" in err and " 0 MiB" not in err
+
+
+def _pickled_object(path):
+    import pickle
+
+    with open(path, "wb") as f:
+        pickle.dump({"weights": random.Random(0)}, f, protocol=4)
+
+
+def _torch_saved_object(path):
+    import collections
+
+    import torch
+
+    torch.save({"state_dict": collections.Counter("abc"), "cfg": random.Random(0)}, path)
+
+
+@pytest.mark.parametrize("write, reason", [
+    pytest.param(lambda p: p.write_text("lr = 1e-4\nepochs = 100\n"), "is not a PyTorch checkpoint", id="text"),
+    pytest.param(_pickled_object, "holds Python objects besides tensors", id="pickled-object"),
+    pytest.param(_torch_saved_object, "holds Python objects besides tensors", id="torch-saved-object")])
+@pytest.mark.parametrize("model", ["rt4ksr", "fsrcnn", "nafnet_sr"])
+def test_a_checkpoint_that_is_not_tensors_says_so_in_one_line(tmp_path, seed, capsys, write, reason, model):
+    import warnings
+
+    src, out = folder_of_three(tmp_path, seed)
+    ckpt = tmp_path / "notes.pth"
+    write(ckpt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's pickle-protocol notice used to print before the error
+        assert main(["upscale", str(src), str(out), "--model", model, "--scale", "2", "--checkpoint", str(ckpt),
+                     "--quiet"]) == 2
+    line = one_error_line(capsys)
+    assert f"cannot build '{model}'" in line and f"notes.pth {reason}" in line, line
+    assert line.count("notes.pth") == 1 and "Check the documentation" not in line, line

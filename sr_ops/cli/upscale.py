@@ -7,6 +7,7 @@ interrupted (or a torchrun rank that crashed) is finished by running it again.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -45,10 +46,10 @@ def build_model(name: str, scale: int, checkpoint: str | None, **options):
         return models.build(name, scale, checkpoint, **options)
     except Exception as exc:  # noqa: BLE001 (a corrupt checkpoint fails in many ways: pickle, EOF, struct, ...)
         reason = one_line(exc)
-        if type(exc).__name__ not in reason:
-            reason = f"{type(exc).__name__}: {reason}"
-        raise UsageError(f"cannot build {name!r} for scale {scale}"
-                         f"{' from ' + checkpoint if checkpoint else ''}: {reason}") from None
+        if type(exc).__name__ not in reason and not (checkpoint and checkpoint in reason):
+            reason = f"{type(exc).__name__}: {reason}"  # the loader's own errors name the file
+        source = f" from {checkpoint}" if checkpoint and checkpoint not in reason else ""
+        raise UsageError(f"cannot build {name!r} for scale {scale}{source}: {reason}") from None
 
 
 def check_device(device: str) -> None:
@@ -119,8 +120,8 @@ def upscale_picture(fn, pic: Picture, scale: int, device: str, tile: int | None,
         held = pic.samples.nbytes + out.nbytes + (4 * out.shape[0] * out.shape[1] if jpeg else 0)
         budget = max_memory - held - _SLACK
         if budget <= 0:
-            raise ValueError(f"--max-memory {max_memory / 2**20:.0f} MiB cannot hold this image: its input and "
-                             f"output samples alone take {(held + _SLACK) / 2**20:.0f} MiB")
+            raise ValueError(f"--max-memory {max_memory / 2**20:.3g} MiB cannot hold this image: its input and "
+                             f"output samples alone take {(held + _SLACK) / 2**20:.4g} MiB")
     dev = torch.device(device)
     ncolour = 1 if pic.grey else 3
 
@@ -146,6 +147,8 @@ def run(args) -> int:
             raise UsageError(f"--scale must be >= 1, got {args.scale}")
         if args.overlap < 0:
             raise UsageError(f"--overlap must be >= 0, got {args.overlap}")
+        if args.max_memory is not None and not (math.isfinite(args.max_memory) and args.max_memory > 0):
+            raise UsageError(f"--max-memory must be a positive number of MiB, got {args.max_memory}")
         if args.tile is not None and args.tile < max(2 * args.overlap, 1):
             raise UsageError(f"--tile must be at least 2 * --overlap ({2 * args.overlap}), got {args.tile}")
         check_device(args.device)
@@ -171,7 +174,7 @@ def _work(args, jobs, model, group: distributed.Group) -> int:
     t0 = time.perf_counter()
     model = model.to(group.device)
     fn = model_fn(model, args.ensemble)
-    max_memory = None if args.max_memory is None else int(args.max_memory * 2**20)
+    max_memory = None if args.max_memory is None else round(args.max_memory * 2**20)
     mine = distributed.shard(jobs, group.rank, group.world)
     todo = [(src, dst) for src, dst in mine if args.overwrite or not dst.exists()]
     written, failed = 0, 0

@@ -7,20 +7,51 @@ training checkpoint with the weights under ``state_dict`` / ``params`` / ``param
 """
 from __future__ import annotations
 
+import pickle
+import re
+import warnings
 from os import PathLike
 
 import torch
 from torch import nn
 
-__all__ = ["check_rgb", "check_scale", "load_strict", "read_state_dict"]
+__all__ = ["check_rgb", "check_scale", "load_file", "load_strict", "read_state_dict"]
 
 _WRAPPERS = ("state_dict", "params_ema", "params", "model")
+
+
+def load_file(path) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, with one clear ``ValueError`` for a
+    file it cannot read. torch's own errors name the pickle opcode or zip record that failed
+    (``KeyError: 101`` for a text file, ``IndexError: pop from empty list``, ...) and its
+    weights-only refusal runs to a paragraph; a missing or unreadable file stays ``OSError``."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive, the legacy format a pickle (protocol >= 2 starts with PROTO)
+    pickled = head.startswith((b"PK\x03\x04", b"\x80"))
+    with warnings.catch_warnings():
+        # the weights-only unpickler's notice about a newer pickle protocol: noise for a
+        # file that either loads or gets the error below
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (text, truncated or foreign files fail in many ways)
+            text = " ".join(str(exc).split())
+            found = re.search(r"WeightsUnpickler error: (.*?)(?:\. | Check the documentation|$)", text)
+            if pickled and isinstance(exc, pickle.UnpicklingError) and found:
+                raise ValueError(f"{path} holds Python objects besides tensors and plain containers, which "
+                                 f"weights-only loading refuses ({found.group(1).rstrip('.')}); if you trust "
+                                 "the file, load it with torch.load and save its state_dict") from None
+            raise ValueError(f"{path} is not a PyTorch checkpoint (torch.load failed with "
+                             f"{type(exc).__name__}: {text[:80]})") from None
 
 
 def read_state_dict(checkpoint) -> dict[str, torch.Tensor]:
     """Path or dict -> flat ``{name: tensor}``."""
     if isinstance(checkpoint, (str, PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = load_file(checkpoint)
     if not isinstance(checkpoint, dict):
         raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
     for key in _WRAPPERS:

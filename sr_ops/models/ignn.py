@@ -31,7 +31,7 @@ from torch import nn
 
 from sr_ops.imresize import imresize
 from sr_ops.models import register
-from sr_ops.models._checkpoints import check_rgb, load_strict
+from sr_ops.models._checkpoints import check_rgb, load_file, load_strict
 from sr_ops.models.edsr_blocks import MeanShift, ResBlock, Upsampler
 from sr_ops.models.ignn_graph import GCNBlock, construct_graph, conv, knn_window_start
 from sr_ops.models.vgg import VGGRelu12, load_torchvision_vgg
@@ -161,7 +161,7 @@ class IGNN(nn.Module):
 
 def _read(checkpoint) -> dict:
     if isinstance(checkpoint, (str, PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = load_file(checkpoint)
     if not isinstance(checkpoint, dict):
         raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
     for wrapper in ("net_state_dict", "state_dict"):  # official: {'net_state_dict': ..., 'epoch_idx': ...}

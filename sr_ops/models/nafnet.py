@@ -25,6 +25,7 @@ from torch import nn
 
 import sr_ops
 from sr_ops.models import register
+from sr_ops.models._checkpoints import load_file
 from sr_ops.models.blocks import LayerNorm2d
 
 __all__ = ["NAFBlock", "NAFNetSR"]
@@ -122,8 +123,7 @@ class NAFNetSR(nn.Module):
 def _build_nafnet_sr(scale, checkpoint=None, width: int = 32, depth: int = 4, **options) -> nn.Module:
     model = NAFNetSR(scale, width=width, depth=depth, **options)
     if checkpoint is not None:
-        state = checkpoint if isinstance(checkpoint, dict) else torch.load(checkpoint, map_location="cpu",
-                                                                          weights_only=True)
+        state = checkpoint if isinstance(checkpoint, dict) else load_file(checkpoint)
         for key in ("params_ema", "params", "state_dict"):  # BasicSR-style wrappers
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]

@@ -31,7 +31,7 @@ from torch import nn
 
 import sr_ops
 from sr_ops.models import blocks, register
-from sr_ops.models._checkpoints import check_rgb
+from sr_ops.models._checkpoints import check_rgb, load_file
 from sr_ops.models.blocks import LayerNorm2d, shuffle_clamp
 from sr_ops.models.reparam import fold_expand_fea_reduce
 from sr_ops.models.reparam import reparameterize as reparameterize_model
@@ -250,7 +250,7 @@ def load_official_state_dict(model: nn.Module, checkpoint) -> nn.Module:
     every shape mismatch.
     """
     if isinstance(checkpoint, (str, PathLike)):
-        checkpoint = torch.load(checkpoint, weights_only=True, map_location="cpu")
+        checkpoint = load_file(checkpoint)
     if not isinstance(checkpoint, dict):
         raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
     state = checkpoint.get("state_dict", checkpoint)

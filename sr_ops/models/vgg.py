@@ -19,6 +19,7 @@ from os import PathLike
 import torch
 from torch import nn
 
+from sr_ops.models._checkpoints import load_file
 from sr_ops.models.edsr_blocks import MeanShift
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VGGRelu12", "load_torchvision_vgg"]
@@ -50,7 +51,7 @@ class VGGRelu12(nn.Module):
 
 def _state_dict(checkpoint) -> dict:
     if isinstance(checkpoint, (str, PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        checkpoint = load_file(checkpoint)
     if not isinstance(checkpoint, dict):
         raise TypeError(f"checkpoint must be a path or a dict, got {type(checkpoint).__name__}")
     return checkpoint.get("state_dict", checkpoint)
