@@ -21,8 +21,9 @@ _WRAPPERS = ("state_dict", "params_ema", "params", "model")
 
 
 def load_file(path) -> object:
-    """``torch.load(path, weights_only=True)`` on the CPU, with one clear ``ValueError`` for a
-    file it cannot read. torch's own errors name the pickle opcode or zip record that failed
+    """``torch.load(path, weights_only=True)`` on the CPU, with a one-sentence error for a file
+    it cannot read: ``ValueError`` for one that is not a checkpoint, ``pickle.UnpicklingError``
+    (torch's class) for one that holds objects weights-only loading refuses. torch's own errors name the pickle opcode or zip record that failed
     (``KeyError: 101`` for a text file, ``IndexError: pop from empty list``, ...) and its
     weights-only refusal runs to a paragraph; a missing or unreadable file stays ``OSError``."""
     with open(path, "rb") as f:
@@ -41,7 +42,7 @@ def load_file(path) -> object:
             text = " ".join(str(exc).split())
             found = re.search(r"WeightsUnpickler error: (.*?)(?:\. | Check the documentation|$)", text)
             if pickled and isinstance(exc, pickle.UnpicklingError) and found:
-                raise ValueError(f"{path} holds Python objects besides tensors and plain containers, which "
+                raise pickle.UnpicklingError(f"{path} holds Python objects besides tensors and plain containers, which "
                                  f"weights-only loading refuses ({found.group(1).rstrip('.')}); if you trust "
                                  "the file, load it with torch.load and save its state_dict") from None
             raise ValueError(f"{path} is not a PyTorch checkpoint (torch.load failed with "
