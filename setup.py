@@ -73,7 +73,7 @@ setup(
     packages=find_packages(include=["sr_ops", "sr_ops.*"]),
     python_requires=">=3.10",
     install_requires=["torch>=2.6", "numpy", "pillow", "pypng", "tqdm"],
-    extras_require={"triton": ["triton"], "test": ["pytest", "pytest-benchmark", "hypothesis"],
+    extras_require={"triton": ["triton"], "test": ["pytest", "pytest-benchmark", "pytest-xdist"],
                     "bench": ["pytest-benchmark", "matplotlib", "faiss-cpu"]},
     entry_points={"console_scripts": ["sr-ops=sr_ops.__main__:main"]},
     ext_modules=ext_modules,
