@@ -60,7 +60,9 @@ def _setup_ctx(ctx, inputs, output):
 def conv3x3_backward(grad, x, weight, mask):
     """(grad_x, grad_weight, grad_bias) of conv3x3 at (x, weight), each None where mask says
     it is not needed: ATen's convolution backward (differentiable again)."""
-    if x.shape[1] == 0:  # ATen's convolution backward mishandles Cin = 0 as its forward does
+    if x.shape[1] == 0 or grad.numel() == 0:
+        # ATen's convolution backward mishandles Cin = 0 as its forward does, and raises on
+        # empty maps: nothing flows, and the bias takes the (possibly empty) sum.
         return torch.zeros_like(x), torch.zeros_like(weight), grad.sum((0, 2, 3))
     return torch.ops.aten.convolution_backward(
         grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, list(mask))
@@ -79,13 +81,15 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     channels-last float32 maps.
 
     Args:
-        x: (B, Cin, H, W) float tensor; any H, W >= 1 (odd sizes too).
+        x: (B, Cin, H, W) float tensor; any sizes (odd too, 0 gives an empty map).
         weight: (Cout, Cin, 3, 3).
         bias: (Cout,).
 
     Returns:
-        (B, Cout, H, W) in the promoted dtype of the three; channels-last for a channels-last
-        x, else contiguous. On the CPU in float32, Winograd F(2x2, 3x3): within float32
+        (B, Cout, H, W) in x's dtype (computed in the promoted dtype of the three);
+        channels-last for a channels-last x, else contiguous; empty when B, H, W or Cout is 0.
+        The padded zeros count as inputs: a non-finite weight tap that meets them makes the
+        pixel NaN (0 * inf), as the float64 direct sum. On the CPU in float32, Winograd F(2x2, 3x3): within float32
         rounding of the direct convolution (the transforms add a few ulp per 2x2 tile, about
         oneDNN's own error against float64), and non-finite where it is non-finite (an inf
         may come out NaN). float64, float16, bfloat16 and the cuda and triton backends run ``F.conv2d``.
@@ -93,4 +97,4 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     """
     _check_reference(x, weight, bias)
     dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), bias.dtype)
-    return _conv3x3_op(x.to(dtype), weight.to(dtype), bias.to(dtype))
+    return _conv3x3_op(x.to(dtype), weight.to(dtype), bias.to(dtype)).to(x.dtype)

@@ -1,0 +1,162 @@
+"""conv3x3 and conv3x3_layernorm2d at the edges issue 31 found: non-finite weight taps that
+meet only the zero padding, zero sizes on every backend and at the private schemas, meta
+tensors and wrong dtypes there, half inputs (computed in float32, rounded once), the
+result's dtype with mixed inputs, and the weight and bias gradients at any thread count."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sr_ops
+from sr_ops import reference
+
+
+def direct(x, w, b):
+    """The float64 direct convolution, the padded zeros multiplied as any input (0 * inf = NaN)."""
+    return F.conv2d(F.pad(x.double(), (1, 1, 1, 1)), w.double(), b.double())
+
+
+def direct_norm(x, w, b, nw, nb, eps=1e-6, gelu=False):
+    z = direct(x, w, b)
+    return reference.layernorm2d(F.gelu(z) if gelu else z, nw.double(), nb.double(), eps)
+
+
+# two 3 -> 24 channel maps of 17 x 19: big enough that float32 F.conv2d (oneDNN) skips the padded taps.
+SHAPE = (2, 3, 24, 17, 19)
+
+
+def maps(B, Cin, Cout, H, W):
+    return torch.randn(B, Cin, H, W), torch.randn(Cout, Cin, 3, 3) / 3, torch.randn(Cout)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")], ids=["inf", "nan"])
+@pytest.mark.parametrize("tap", range(9))
+def test_non_finite_weight_tap_meets_the_padding(cpu_backend, tap, value, seed):
+    x, w, b = maps(*SHAPE)
+    w[5, 2, tap // 3, tap % 3] = value
+    nw, nb = torch.ones(SHAPE[2]), torch.zeros(SHAPE[2])
+    for cl in (False, True):
+        xi = x.contiguous(memory_format=torch.channels_last) if cl else x
+        want = ~direct(x, w, b).isfinite()
+        assert torch.equal(~sr_ops.conv3x3(xi, w, b).isfinite(), want)
+        want = ~direct_norm(x, w, b, nw, nb).isfinite()
+        assert torch.equal(~sr_ops.conv3x3_layernorm2d(xi, w, b, nw, nb).isfinite(), want)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+def test_non_finite_x_on_the_borders(cpu_backend, value, seed):
+    B, Cin, Cout, H, W = SHAPE
+    for y, xx in [(0, 0), (0, W - 1), (H - 1, 0), (H - 1, W - 1), (0, 8), (9, 0), (H - 1, 7), (6, W - 1)]:
+        x, w, b = maps(*SHAPE)
+        x[0, 1, y, xx] = value
+        want = ~direct(x, w, b).isfinite()
+        assert torch.equal(~sr_ops.conv3x3(x, w, b).isfinite(), want)
+        nw, nb = torch.ones(Cout), torch.zeros(Cout)
+        want = ~direct_norm(x, w, b, nw, nb, gelu=True).isfinite()
+        assert torch.equal(~sr_ops.conv3x3_layernorm2d(x, w, b, nw, nb, gelu=True).isfinite(), want)
+
+
+EMPTY = [(0, 4, 3, 5, 6), (2, 4, 3, 0, 6), (2, 4, 3, 5, 0), (2, 0, 3, 0, 0)]
+
+
+@pytest.mark.parametrize("case", EMPTY + [(2, 4, 0, 5, 6)])
+def test_conv3x3_zero_sizes(backend, case):
+    x, w, b = (t.requires_grad_() for t in maps(*case))
+    out = sr_ops.conv3x3(x, w, b)
+    assert out.shape == (case[0], case[2], case[3], case[4]) and out.dtype == torch.float32
+    gx, gw, gb = torch.autograd.grad(out, (x, w, b), torch.ones_like(out), allow_unused=True)
+    assert torch.equal(gx, torch.zeros_like(x)) and torch.equal(gw, torch.zeros_like(w))
+    assert torch.equal(gb, torch.zeros_like(b))
+    assert torch.ops.sr_ops.conv3x3(x, w, b).shape == out.shape
+
+
+@pytest.mark.parametrize("case", EMPTY)
+def test_conv3x3_layernorm2d_zero_sizes(backend, case):
+    x, w, b = maps(*case)
+    nw, nb = torch.ones(case[2]), torch.zeros(case[2])
+    args = [t.requires_grad_() for t in (x, w, b, nw, nb)]
+    out = sr_ops.conv3x3_layernorm2d(*args, 1e-6, True)
+    assert out.shape == (case[0], case[2], case[3], case[4]) and out.dtype == torch.float32
+    grads = torch.autograd.grad(out, args, torch.ones_like(out))
+    for g, t in zip(grads, args):
+        assert torch.equal(g, torch.zeros_like(t))
+    assert torch.ops.sr_ops.conv3x3_layernorm2d(*args, 1e-6, False).shape == out.shape
+
+
+def _private_schemas():
+    if "cpu" not in sr_ops.available_backends():
+        pytest.skip("extension not built")
+    return torch.ops.sr_ops._conv3x3_fwd, torch.ops.sr_ops._conv3x3_layernorm2d_fwd
+
+
+@pytest.mark.parametrize("case", EMPTY + [(2, 4, 0, 5, 6)])
+def test_private_schemas_zero_sizes(case):
+    conv, fused = _private_schemas()
+    x, w, b = maps(*case)
+    assert conv(x, w, b).shape == (case[0], case[2], case[3], case[4])
+    if case[2] == 0:
+        with pytest.raises(ValueError, match="weight must have at least one output channel"):
+            fused(x, w, b, b, b, 1e-6, False)
+    else:
+        assert fused(x, w, b, b, b, 1e-6, False).shape == (case[0], case[2], case[3], case[4])
+
+
+def test_private_schemas_reject_meta_and_wrong_dtypes():
+    conv, fused = _private_schemas()
+    x, w, b = maps(1, 4, 3, 5, 6)
+    for args, exc, match in [
+        ((x.to("meta"), w.to("meta"), b.to("meta")), ValueError, "x must be a CPU tensor, got meta"),
+        ((x, w.to("meta"), b), ValueError, "weight must be a CPU tensor, got meta"),
+        ((x.int(), w.int(), b.int()), TypeError, "x must be a floating-point tensor, got torch.int32"),
+        ((x, w.double(), b), TypeError, "takes float32 x, weight and bias"),
+        ((x.half(), w.half(), b.half()), TypeError, "takes float32 x, weight and bias"),
+    ]:
+        with pytest.raises(exc, match=match):
+            conv(*args)
+        with pytest.raises(exc, match=match):
+            fused(*args, args[2], args[2], 1e-6, True)
+    with pytest.raises(ValueError, match="norm_weight must be a CPU tensor"):
+        fused(x, w, b, b.to("meta"), b, 1e-6, True)
+    with pytest.raises(TypeError, match="norm_weight must be float32"):
+        fused(x, w, b, b.int(), b, 1e-6, True)
+
+
+def test_custom_ops_reject_mixed_dtypes():
+    x, w, b = maps(1, 4, 3, 5, 6)
+    with pytest.raises(TypeError, match="must share a dtype"):
+        torch.ops.sr_ops.conv3x3(x, w.double(), b)
+    with pytest.raises(TypeError, match="must share a dtype"):
+        torch.ops.sr_ops.conv3x3_layernorm2d(x, w, b, b.double(), b, 1e-6, False)
+
+
+def test_result_has_x_dtype(seed):  # float64 computation: the reference, automatically
+    x, w, b = maps(1, 4, 3, 5, 6)
+    out = sr_ops.conv3x3(x, w.double(), b)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, direct(x, w, b).float(), rtol=1e-6, atol=1e-6)
+    out = sr_ops.conv3x3(x.double(), w, b.half())
+    assert out.dtype == torch.float64
+    nw, nb = torch.rand(3) + 0.5, torch.randn(3)
+    out = sr_ops.conv3x3_layernorm2d(x, w, b.double(), nw, nb)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, direct_norm(x, w, b, nw, nb).float(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("gelu", [False, True], ids=["norm", "gelu-norm"])
+@pytest.mark.parametrize("backend_name", ["reference", "triton", None], ids=["reference", "triton", "auto"])
+def test_half_inputs_rounded_once(backend_name, gelu, dtype, seed):
+    if backend_name is not None and backend_name not in sr_ops.available_backends():
+        pytest.skip(f"no {backend_name} backend here")
+    # a large mean against the spread: a half convolution rounded before the norm loses it
+    x, w, b = maps(1, 8, 12, 6, 7)
+    b = b + 60
+    nw, nb = torch.rand(12) + 0.5, torch.randn(12) * 0.1
+    args = [t.to(dtype) for t in (x, w, b, nw, nb)]
+    with sr_ops.use_backend(backend_name) if backend_name else torch.no_grad():
+        got = sr_ops.conv3x3_layernorm2d(*args, 1e-6, gelu)
+    assert got.dtype == dtype
+    want = direct_norm(*args, gelu=gelu)
+    once = direct_norm(*args, gelu=gelu).float().to(dtype)  # exact, rounded once
+    f32 = reference.conv3x3_layernorm2d(*(t.float() for t in args), 1e-6, gelu).to(dtype)
+    floor = max((once.double() - want).abs().max().item(), (f32.double() - want).abs().max().item())
+    assert (got.double() - want).abs().max().item() <= 1.5 * floor
