@@ -160,3 +160,73 @@ def test_half_inputs_rounded_once(backend_name, gelu, dtype, seed):
     f32 = reference.conv3x3_layernorm2d(*(t.float() for t in args), 1e-6, gelu).to(dtype)
     floor = max((once.double() - want).abs().max().item(), (f32.double() - want).abs().max().item())
     assert (got.double() - want).abs().max().item() <= 1.5 * floor
+
+
+def _grads_at(threads, fn, args, g):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return torch.autograd.grad(fn(*args), args, g)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("deterministic", [True, False], ids=["deterministic", "default"])
+@pytest.mark.parametrize("fused", [False, True], ids=["conv3x3", "conv3x3_layernorm2d"])
+def test_gradients_bitwise_equal_at_any_thread_count(fused, deterministic, seed):
+    """docs/design.md: the CPU sums in a fixed order at any thread count. The weight's and the
+    bias's gradients sum over every pixel (ATen's backward splits that sum by thread on some
+    machines); 2 maps of 30 x 37 make several chunks of the fixed-order kernel."""
+    x = torch.randn(2, 8, 30, 37).contiguous(memory_format=torch.channels_last).requires_grad_()
+    w = (torch.randn(12, 8, 3, 3) / 8).requires_grad_()
+    b = torch.randn(12).requires_grad_()
+    if fused:
+        nw, nb = (torch.rand(12) + 0.5).requires_grad_(), torch.randn(12).requires_grad_()
+        args, fn = (x, w, b, nw, nb), lambda *a: sr_ops.conv3x3_layernorm2d(*a, 1e-6, True)
+    else:
+        args, fn = (x, w, b), sr_ops.conv3x3
+    g = torch.randn(2, 12, 30, 37)
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        first, *rest = [_grads_at(t, fn, args, g) for t in (1, 2, 3)]
+    finally:
+        torch.use_deterministic_algorithms(was)
+    for other in rest:
+        for a, e in zip(first, other):
+            assert torch.equal(a, e), (a.shape, (a - e).abs().max().item())
+    if not fused:
+        want = torch.autograd.grad(direct(x, w, b), (x, w, b), g.double())
+        for a, e in zip(first, want):
+            torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
+
+
+def test_weight_gradient_kernel():
+    if "cpu" not in sr_ops.available_backends():
+        pytest.skip("extension not built")
+    op = torch.ops.sr_ops._conv3x3_bwd_weight
+    for B, Cin, Cout, H, W in [(2, 5, 7, 9, 4), (1, 3, 24, 5, 7), (1, 24, 9, 70, 3), (2, 0, 3, 4, 4)]:
+        x, g = torch.randn(B, Cin, H, W), torch.randn(B, Cout, H, W)
+        gw, gb = op(g, x)
+        want = torch.nn.grad.conv2d_weight(x.double(), (Cout, Cin, 3, 3), g.double(), padding=1)
+        torch.testing.assert_close(gw.double(), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(gb.double(), g.double().sum((0, 2, 3)), rtol=1e-5, atol=1e-5)
+    # an inf gradient meets the padded zeros of the border taps: NaN, as the direct sum
+    x, g = torch.randn(1, 2, 4, 5), torch.randn(1, 3, 4, 5)
+    g[0, 1, 0, 0] = float("inf")
+    want = torch.nn.grad.conv2d_weight(F.pad(x.double(), (1, 1, 1, 1)), (3, 2, 3, 3), g.double())
+    assert torch.equal(op(g, x)[0].isnan(), want.isnan())
+    for case in EMPTY:  # zero sizes: zero gradients of the right shapes
+        x, w, b = maps(*case)
+        gw, gb = op(torch.randn(case[0], case[2], case[3], case[4]), x)
+        assert torch.equal(gw, torch.zeros_like(w)) and torch.equal(gb, torch.zeros_like(b))
+    x, g = torch.randn(1, 4, 5, 6), torch.randn(1, 3, 5, 6)
+    for args, exc, match in [
+        ((g.to("meta"), x.to("meta")), ValueError, "grad must be a CPU tensor, got meta"),
+        ((g, x.int()), TypeError, "x must be a floating-point tensor, got torch.int32"),
+        ((g, x.double()), TypeError, "takes float32 grad and x"),
+        ((g[:, :, :4], x), ValueError, r"grad must be \(B, Cout, H, W\) with x's B, H and W"),
+        ((g[0], x), ValueError, r"grad must have 4 dims"),
+    ]:
+        with pytest.raises(exc, match=match):
+            op(*args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import reference
-from sr_ops.backends import BackendTable, Kernel
+from sr_ops.backends import BackendTable, Kernel, available_backends, requested_backend
 from sr_ops.ops.layernorm2d import out_format
 from sr_ops.reference.conv3x3 import _check as _check_reference
 
@@ -64,8 +64,26 @@ def conv3x3_backward(grad, x, weight, mask):
         # ATen's convolution backward mishandles Cin = 0 as its forward does, and raises on
         # empty maps: nothing flows, and the bias takes the (possibly empty) sum.
         return torch.zeros_like(x), torch.zeros_like(weight), grad.sum((0, 2, 3))
+    if _fixed_order(grad, x, mask):
+        # grad_x is a per-pixel sum (ATen's is thread-count independent); the weight's and the
+        # bias's sums over every pixel come from our kernel, in an order fixed by the shapes
+        gx = None
+        if mask[0]:
+            gx = torch.ops.aten.convolution_backward(
+                grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [True, False, False])[0]
+        gw, gb = torch.ops.sr_ops._conv3x3_bwd_weight(grad, x)
+        return gx, gw if mask[1] else None, gb if mask[2] else None
     return torch.ops.aten.convolution_backward(
         grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, list(mask))
+
+
+def _fixed_order(grad, x, mask):
+    """Whether the weight and bias gradients go through the fixed-order CPU kernel: float32 CPU
+    maps, first order only (a double backward needs ATen's differentiable formula), not while
+    torch.compile traces (fake tensors), not under use_backend("reference")."""
+    return ((mask[1] or mask[2]) and type(x) is torch.Tensor and type(grad) is torch.Tensor
+            and x.device.type == "cpu" and x.dtype == grad.dtype == torch.float32 and not torch.is_grad_enabled()
+            and requested_backend() in (None, "cpu") and "cpu" in available_backends())
 
 
 def _grad(ctx, grad):

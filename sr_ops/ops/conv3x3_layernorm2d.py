@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel
-from sr_ops.ops.conv3x3 import _conv3x3_op, conv3x3_backward
+from sr_ops.ops.conv3x3 import _conv3x3_op, _fixed_order, conv3x3_backward
 from sr_ops.ops.gelu_layernorm2d import gelu_layernorm2d
 from sr_ops.ops.layernorm2d import _layernorm2d_backward_op, layernorm2d, out_format
 from sr_ops.reference.conv3x3_layernorm2d import _check as _check_reference
@@ -86,9 +86,15 @@ def _grad(ctx, grad):
         zeros = [torch.zeros_like(t) for t in (x, weight, bias, norm_weight, norm_bias)]
         return (*zeros, None, None)
     z = _conv3x3_op(x, weight, bias)  # recomputed: the forward never writes it
-    h = F.gelu(z) if ctx.gelu else z
+    # ATen's GELU differs in the last bit with the thread count (a scalar path on each thread's
+    # tail); the CPU's float32 first-order backward takes ours, fixed at any count
+    ours = ctx.gelu and _fixed_order(grad, x, (False, True, False))
+    h = (torch.ops.sr_ops._conv3x3_gelu(z) if ours else F.gelu(z)) if ctx.gelu else z
     gh, gnw, gnb = _layernorm2d_backward_op(grad, h, norm_weight, norm_bias, ctx.eps)
-    gz = torch.ops.aten.gelu_backward(gh, z) if ctx.gelu else gh
+    if ctx.gelu:
+        gz = torch.ops.sr_ops._conv3x3_gelu(z, gh) if ours else torch.ops.aten.gelu_backward(gh, z)
+    else:
+        gz = gh
     gx, gw, gb = conv3x3_backward(gz, x, weight, ctx.needs_input_grad[:3])
     return gx, gw, gb, gnw, gnb, None, None
 
