@@ -230,3 +230,24 @@ def test_weight_gradient_kernel():
     ]:
         with pytest.raises(exc, match=match):
             op(*args)
+
+
+def test_gelu_kernel():
+    if "cpu" not in sr_ops.available_backends():
+        pytest.skip("extension not built")
+    op = torch.ops.sr_ops._conv3x3_gelu
+    z = torch.randn(2, 5, 3, 7).contiguous(memory_format=torch.channels_last) * 3
+    g = torch.randn(2, 5, 3, 7)
+    torch.testing.assert_close(op(z), F.gelu(z), rtol=1e-6, atol=1e-6)
+    assert op(z).is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(op(z, g), torch.ops.aten.gelu_backward(g, z), rtol=1e-5, atol=1e-6)
+    assert op(torch.empty(0, 3)).shape == (0, 3)
+    for args, exc, match in [
+        ((z.to("meta"),), ValueError, "z must be a CPU tensor, got meta"),
+        ((z.int(),), TypeError, "z must be a floating-point tensor, got torch.int32"),
+        ((z.double(),), TypeError, "takes float32 z"),
+        ((z, g.double()), TypeError, "z and grad must share a dtype"),
+        ((z, g[:1]), ValueError, "grad must have z's shape"),
+    ]:
+        with pytest.raises(exc, match=match):
+            op(*args)

@@ -5,7 +5,9 @@ runs directly at ~80% of an AVX2 machine's FMA peak (it has no Winograd path the
 CPU kernel (csrc/cpu/conv3x3.cpp) computes F(2x2, 3x3): 2.25x fewer multiplies, the
 transformed tiles kept in cache. Other devices and dtypes run ``F.conv2d`` (cuDNN picks
 its own Winograd or implicit-GEMM kernels on a GPU). The backward is ATen's convolution
-backward, so gradients are torch's own (and differentiable again)."""
+backward (differentiable again), except the CPU's float32 first-order weight and bias
+gradients: ATen splits their sum over the pixels by thread, so they come from our kernel
+(csrc/cpu/conv3x3_backward.cpp), in an order fixed by the shapes."""
 from __future__ import annotations
 
 import torch
@@ -111,7 +113,8 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
         rounding of the direct convolution (the transforms add a few ulp per 2x2 tile, about
         oneDNN's own error against float64), and non-finite where it is non-finite (an inf
         may come out NaN). float64, float16, bfloat16 and the cuda and triton backends run ``F.conv2d``.
-        Differentiable in all three (ATen's convolution backward; twice too).
+        Differentiable in all three (ATen's convolution backward, twice; on the CPU in
+        float32 the weight and bias gradients sum in a fixed order at any thread count).
     """
     _check_reference(x, weight, bias)
     dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), bias.dtype)
