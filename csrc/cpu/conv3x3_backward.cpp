@@ -112,9 +112,10 @@ std::tuple<at::Tensor, at::Tensor> conv3x3_bwd_weight_cpu(const at::Tensor& grad
   if (rows * s.W == 0 || s.Cout == 0) return {gw, gb};
   const at::Tensor x = x_in.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor g = grad_in.contiguous(at::MemoryFormat::ChannelsLast);
-  // Chunks of at least 2048 pixels (the partial's cost is amortised), at most 64 of them (their
-  // memory); both from the shapes only, never from the thread count.
-  const int64_t per = std::max((2048 + s.W - 1) / s.W, (rows + 63) / 64);
+  // Chunks of at least 2048 pixels (the partial's cost is amortised), at most 64 of them and
+  // at most 32 MiB of partials (wide convolutions); all from the shapes, never the thread count.
+  const int64_t most = std::clamp<int64_t>((int64_t(8) << 20) / std::max<int64_t>(1, s.CoutP * s.KP), 1, 64);
+  const int64_t per = std::max((2048 + s.W - 1) / s.W, (rows + most - 1) / most);
   const int64_t chunks = (rows + per - 1) / per;
   std::vector<float> acc(chunks * s.CoutP * s.KP, 0.0f), bacc(chunks * s.Cout, 0.0f);
   const float* xp = x.const_data_ptr<float>();
