@@ -88,7 +88,7 @@ def _grad(ctx, grad):
     z = _conv3x3_op(x, weight, bias)  # recomputed: the forward never writes it
     # ATen's GELU differs in the last bit with the thread count (a scalar path on each thread's
     # tail); the CPU's float32 first-order backward takes ours, fixed at any count
-    ours = ctx.gelu and _fixed_order(grad, x, (False, True, False))
+    ours = ctx.gelu and _fixed_order(grad, x)
     h = (torch.ops.sr_ops._conv3x3_gelu(z) if ours else F.gelu(z)) if ctx.gelu else z
     gh, gnw, gnb = _layernorm2d_backward_op(grad, h, norm_weight, norm_bias, ctx.eps)
     if ctx.gelu:
