@@ -49,6 +49,35 @@ def test_matches_float64_composition(cpu_backend, case, layout, gelu, seed):
     torch.testing.assert_close(got.double(), composed(x, w, b, nw, nb, gelu=gelu), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("gelu", [False, True], ids=["norm", "gelu-norm"])
+@pytest.mark.parametrize("cout", [*range(1, 18), 24, 31, 33])
+def test_large_mean_against_the_spread(cpu_backend, cout, gelu, seed):
+    """A norm of a conv whose channel mean is 1e2..1e4 times its spread is ill-conditioned in
+    float32 for the reference too: the kernel's error against float64 may be a few times the
+    float32 reference's own, not more (the padded lanes once cancelled it to 1e3)."""
+    x = torch.randn(2, 4, 5, 7)
+    w = torch.randn(cout, 4, 3, 3) * 0.2
+    nw, nb = torch.rand(cout) + 0.5, torch.randn(cout) * 0.1
+    for mean in (1e2, 1e3, 1e4):
+        b = mean + torch.randn(cout)
+        want = composed(x, w, b, nw, nb, gelu=gelu)
+        ref32 = reference.conv3x3_layernorm2d(x, w, b, nw, nb, 1e-6, gelu)
+        got = sr_ops.conv3x3_layernorm2d(x, w, b, nw, nb, 1e-6, gelu)
+        err, ref_err = ((t.double() - want).abs().max().item() for t in (got, ref32))
+        assert err <= 3 * ref_err + 1e-4, (mean, err, ref_err)
+
+
+@pytest.mark.parametrize("value", [333.3, 12345.678, 0.1, 7.77])
+@pytest.mark.parametrize("cout", [1, 2, 4, 8, 16])
+def test_zero_variance_with_zero_eps_is_nan(cpu_backend, cout, value):
+    # every channel equal (a zero convolution, one bias; a power-of-two Cout keeps the mean
+    # exact): 0 / sqrt(0 + 0), NaN as the reference, not norm_bias
+    x, w = torch.randn(1, 3, 4, 5), torch.zeros(cout, 3, 3, 3)
+    b = torch.full((cout,), value)
+    got = sr_ops.conv3x3_layernorm2d(x, w, b, torch.ones(cout), torch.full((cout,), 0.5), 0.0)
+    assert got.isnan().all()
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_any_thread_count(cpu_backend, threads, seed):
     x, w, b, nw, nb = inputs(1, 24, 24, 67, 171)

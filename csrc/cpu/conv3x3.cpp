@@ -227,7 +227,11 @@ struct Norm {
 
 SR_CPU_CLONES_FMA void output_tiles_norm(const float* M, const float* bias, float* y, const Dims& d, int64_t b,
                                          int64_t ty, int64_t tx0, int n, const Norm& nm, float* P) {
-  const float pad = float(d.CoutP - d.Cout);
+  // 1 on the last vector's lanes below Cout, 0 past it: the deviations are summed with the
+  // padded lanes exactly 0. Subtracting their (0 - mean)^2 afterwards instead cancels in float32
+  // when the mean is large against the spread (a 1e3 mean over a spread of 1 lost everything).
+  f32x8 tail{};
+  for (int64_t l = 0; l < 8; ++l) tail[l] = (d.CoutP - 8 + l < d.Cout) ? 1.0f : 0.0f;
   for (int t = 0; t < n; ++t) {
     float* out[4];
     tile_pixels(y, d, b, ty, tx0 + t, out);
@@ -245,12 +249,15 @@ SR_CPU_CLONES_FMA void output_tiles_norm(const float* M, const float* bias, floa
       const float mean = sr_simd::hsum8(acc) / float(d.Cout);
       const f32x8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
       acc = f32x8{};
-      for (int64_t co = 0; co < d.CoutP; co += 8) {
+      for (int64_t co = 0; co + 8 < d.CoutP; co += 8) {
         const f32x8 c = load8(v + co) - mv;
         acc += c * c;
       }
-      // less the padded lanes' (0 - mean)^2
-      const float var = std::max(0.0f, (sr_simd::hsum8(acc) - pad * mean * mean) / float(d.Cout));
+      const f32x8 c = (load8(v + d.CoutP - 8) - mv) * tail;
+      acc += c * c;
+      // No clamp: the sum of squares is >= 0, and a zero variance with eps = 0 must give NaN
+      // (0 * inf) as the reference does, not norm_bias.
+      const float var = sr_simd::hsum8(acc) / float(d.Cout);
       const float rs = 1.0f / std::sqrt(var + nm.eps);
       const f32x8 rv = {rs, rs, rs, rs, rs, rs, rs, rs};
       for (int64_t co = 0; co < d.CoutP; co += 8) {
@@ -329,6 +336,9 @@ at::Tensor conv3x3_fwd_cpu(const at::Tensor& x, const at::Tensor& w, const at::T
 at::Tensor conv3x3_layernorm2d_fwd_cpu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                                        const at::Tensor& nw_in, const at::Tensor& nb_in, double eps, bool gelu) {
   check_args(x, w, b);
+  TORCH_CHECK_VALUE(w.size(0) >= 1,
+                    "weight must have at least one output channel (the norm needs Cout >= 1), got shape ",
+                    sr_check::shape(w.sizes()));
   for (const auto& [t, name] : {std::pair{&nw_in, "norm_weight"}, std::pair{&nb_in, "norm_bias"}}) {
     TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat, name, " must be float32 as x, got ",
                      sr_check::dtype_name(t->scalar_type()));
@@ -354,6 +364,13 @@ TORCH_LIBRARY_FRAGMENT(sr_ops, m) {
 }
 
 TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
+  m.impl("_conv3x3_fwd", &conv3x3_fwd_cpu);
+  m.impl("_conv3x3_layernorm2d_fwd", &conv3x3_layernorm2d_fwd_cpu);
+}
+
+// Meta tensors reach the same checks, which reject them by device (a ValueError, as for any
+// other wrong device), where the dispatcher would raise NotImplementedError.
+TORCH_LIBRARY_IMPL(sr_ops, Meta, m) {
   m.impl("_conv3x3_fwd", &conv3x3_fwd_cpu);
   m.impl("_conv3x3_layernorm2d_fwd", &conv3x3_layernorm2d_fwd_cpu);
 }

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from sr_ops import reference
 from sr_ops.backends import BackendTable, Kernel
-from sr_ops.ops.conv3x3 import _conv3x3_op, conv3x3_backward
+from sr_ops.ops.conv3x3 import _conv3x3_op, _fixed_order, conv3x3_backward
 from sr_ops.ops.gelu_layernorm2d import gelu_layernorm2d
 from sr_ops.ops.layernorm2d import _layernorm2d_backward_op, layernorm2d, out_format
 from sr_ops.reference.conv3x3_layernorm2d import _check as _check_reference
@@ -27,9 +27,16 @@ def _reference_fwd(x, weight, bias, norm_weight, norm_bias, eps, gelu):
 
 
 def _composed_fwd(x, weight, bias, norm_weight, norm_bias, eps, gelu):
-    # conv3x3 keeps x's layout, and the norms keep the conv's
-    z = _conv3x3_op(x, weight, bias)
-    return (gelu_layernorm2d if gelu else layernorm2d)(z, norm_weight, norm_bias, eps)
+    b, _, h, w = x.shape
+    if b * h * w == 0:
+        return x.new_empty((b, weight.shape[0], h, w)).contiguous(memory_format=out_format(x))
+    # half maps: the convolution in float32, rounded once after the norm (its mean would lose
+    # ~1e-3 in float16, which the norm divides by the spread). conv3x3 keeps x's layout, the
+    # norms keep the conv's.
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    z = _conv3x3_op(x.to(dtype), weight.to(dtype), bias.to(dtype))
+    out = (gelu_layernorm2d if gelu else layernorm2d)(z, norm_weight.to(dtype), norm_bias.to(dtype), eps)
+    return out.to(x.dtype)
 
 
 def _cpp_fwd(x, weight, bias, norm_weight, norm_bias, eps, gelu):
@@ -75,10 +82,19 @@ def _setup_ctx(ctx, inputs, output):
 
 def _grad(ctx, grad):
     x, weight, bias, norm_weight, norm_bias = ctx.saved_tensors
+    if grad.numel() == 0:  # an empty map: nothing flows, the norm's and the bias's sums are 0
+        zeros = [torch.zeros_like(t) for t in (x, weight, bias, norm_weight, norm_bias)]
+        return (*zeros, None, None)
     z = _conv3x3_op(x, weight, bias)  # recomputed: the forward never writes it
-    h = F.gelu(z) if ctx.gelu else z
+    # ATen's GELU differs in the last bit with the thread count (a scalar path on each thread's
+    # tail); the CPU's float32 first-order backward takes ours, fixed at any count
+    ours = ctx.gelu and _fixed_order(grad, x)
+    h = (torch.ops.sr_ops._conv3x3_gelu(z) if ours else F.gelu(z)) if ctx.gelu else z
     gh, gnw, gnb = _layernorm2d_backward_op(grad, h, norm_weight, norm_bias, ctx.eps)
-    gz = torch.ops.aten.gelu_backward(gh, z) if ctx.gelu else gh
+    if ctx.gelu:
+        gz = torch.ops.sr_ops._conv3x3_gelu(z, gh) if ours else torch.ops.aten.gelu_backward(gh, z)
+    else:
+        gz = gh
     gx, gw, gb = conv3x3_backward(gz, x, weight, ctx.needs_input_grad[:3])
     return gx, gw, gb, gnw, gnb, None, None
 
@@ -92,7 +108,7 @@ def conv3x3_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     writing the convolution's map.
 
     Args:
-        x: (B, Cin, H, W) float tensor; any H, W >= 1.
+        x: (B, Cin, H, W) float tensor; any sizes (odd too, 0 gives an empty map).
         weight: (Cout, Cin, 3, 3), Cout >= 1; bias: (Cout,). The convolution: stride 1, zero
             padding 1, as ``sr_ops.conv3x3``.
         norm_weight, norm_bias: (Cout,) scale and shift of the norm; eps: non-negative number
@@ -100,7 +116,8 @@ def conv3x3_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
         gelu: apply ``F.gelu`` (erf form) between the convolution and the norm.
 
     Returns:
-        (B, Cout, H, W) in the promoted dtype of the five: ``layernorm2d(gelu(conv3x3(x, weight,
+        (B, Cout, H, W) in x's dtype (computed in the promoted dtype of the five, float16 and
+        bfloat16 in float32, rounded once); empty when B, H or W is 0: ``layernorm2d(gelu(conv3x3(x, weight,
         bias)) if gelu else conv3x3(...), norm_weight, norm_bias, eps)``, within float32
         rounding (the CPU's float32 kernel: Winograd as conv3x3, GELU by gelu_layernorm2d's
         vector erf). Channels-last for a channels-last x, else contiguous. Differentiable in
@@ -109,4 +126,4 @@ def conv3x3_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     _check_reference(x, weight, bias, norm_weight, norm_bias, eps, gelu)
     dtype = torch.promote_types(torch.promote_types(x.dtype, weight.dtype), bias.dtype)
     dtype = torch.promote_types(torch.promote_types(dtype, norm_weight.dtype), norm_bias.dtype)
-    return _op(*(t.to(dtype) for t in (x, weight, bias, norm_weight, norm_bias)), float(eps), gelu)
+    return _op(*(t.to(dtype) for t in (x, weight, bias, norm_weight, norm_bias)), float(eps), gelu).to(x.dtype)

@@ -29,10 +29,15 @@ def _check(x, weight, bias, norm_weight, norm_bias, eps, gelu):
 def conv3x3_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, norm_weight: torch.Tensor,
                         norm_bias: torch.Tensor, eps: float = 1e-6, gelu: bool = False) -> torch.Tensor:
     """x (B, Cin, H, W), weight (Cout, Cin, 3, 3), bias / norm_weight / norm_bias (Cout,) ->
-    (B, Cout, H, W): ``layernorm2d(act(conv3x3(x, weight, bias)), norm_weight, norm_bias, eps)``,
-    act the exact (erf) GELU when gelu, else the identity."""
+    (B, Cout, H, W) in x's dtype: ``layernorm2d(act(conv3x3(x, weight, bias)), norm_weight,
+    norm_bias, eps)``, act the exact (erf) GELU when gelu, else the identity. Computed in the
+    promoted dtype of the five, float32 at least, and rounded once: a float16 convolution
+    rounded before the norm loses ~1e-3 of its mean, which the norm divides by the spread."""
     _check(x, weight, bias, norm_weight, norm_bias, eps, gelu)
-    z = conv3x3(x, weight, bias)
+    dtype = torch.float32
+    for t in (x, weight, bias, norm_weight, norm_bias):
+        dtype = torch.promote_types(dtype, t.dtype)
+    z = conv3x3(x.to(dtype), weight.to(dtype), bias.to(dtype))
     if gelu:
         z = F.gelu(z)
-    return layernorm2d(z, norm_weight.to(z.dtype), norm_bias.to(z.dtype), eps)
+    return layernorm2d(z, norm_weight.to(dtype), norm_bias.to(dtype), eps).to(x.dtype)
