@@ -240,3 +240,11 @@ def test_zero_sizes_give_empty_output_and_zero_gradients(naf_backend, shape, cha
     for name, gr, x in zip(t, grads, t.values()):
         assert gr.shape == x.shape, name
         assert torch.equal(gr, torch.zeros_like(x)), f"grad of {name} must be 0"
+
+
+def test_zero_channels_still_raise():
+    t = make(1, 1, 3, 3, 1)
+    t = dict(t, y=torch.randn(1, 0, 3, 3), norm_weight=torch.randn(0), norm_bias=torch.randn(0),
+             w_in=torch.randn(2, 0, 1, 1), w_out=torch.randn(0, 1, 1, 1), b_out=torch.randn(0), gamma=torch.randn(0))
+    with pytest.raises(ValueError, match="y must have at least one channel"):
+        sr_ops.naf_ffn(**t)
