@@ -19,6 +19,7 @@
 
 #include "kernels/common.h"
 #include "kernels/convert.h"
+#include "kernels/gelu.h"
 
 namespace sr {
 
@@ -49,6 +50,26 @@ SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   for (int64_t c = 0; c < C; ++c)
     y[c * s] = sr_cast<T>((sr_cast<Acc>(x[c * s]) - mu) * rstd * sr_cast<Acc>(w[c]) + sr_cast<Acc>(b[c]));
+}
+
+// gelu_layernorm2d's pixel for the half types: GELU(x) is recomputed in Acc for each of the
+// three passes (stats, squares, output) instead of written to y, so it is rounded once, at y.
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_pixel_gelu_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, Acc eps,
+                                        bool tanh_approx) {
+  Acc sum = Acc(0);
+  for (int64_t c = 0; c < C; ++c) sum += gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx);
+  const Acc mu = sum / Acc(C);
+  Acc ss = Acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc d = gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx) - mu;
+    ss += d * d;
+  }
+  const Acc rstd = ln2d_rsqrt(ss / Acc(C) + eps);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc v = gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx);
+    y[c * s] = sr_cast<T>((v - mu) * rstd * sr_cast<Acc>(w[c]) + sr_cast<Acc>(b[c]));
+  }
 }
 
 // dL/dx of one pixel; returns mu and rstd for the weight gradients.
