@@ -196,3 +196,24 @@ def test_cpp_kernel_rejects_bad_arguments_without_crashing():
         torch.ops.sr_ops._gelu_layernorm2d_fwd(X, W[:3], B, 1e-6, "none")
     with pytest.raises(TypeError, match="x and weight must share a dtype"):
         torch.ops.sr_ops._gelu_layernorm2d_fwd(X, W.double(), B, 1e-6, "none")
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 5), (2, 4, 0, 5), (1, 4, 3, 0)], ids=["B0", "H0", "W0"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zero_sizes_give_empty_output_and_zero_gradients(backend, shape, channels_last):
+    """Issue 31 item 5's rule, as naf_ffn: B, H or W = 0 is an empty map, not an error."""
+    x, w, b = inputs(shape, device_for(backend))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w.requires_grad_()
+    b.requires_grad_()
+    out = sr_ops.gelu_layernorm2d(x, w, b)
+    assert out.shape == shape
+    for name, g, t in zip("xwb", torch.autograd.grad(out, (x, w, b), torch.ones_like(out)), (x, w, b)):
+        assert torch.equal(g, torch.zeros_like(t)), f"grad of {name} must be 0"
+
+
+def test_zero_channels_still_raise():
+    with pytest.raises(ValueError, match="x must"):
+        sr_ops.gelu_layernorm2d(torch.randn(1, 0, 3, 3), torch.randn(0), torch.randn(0))

@@ -169,3 +169,82 @@ T = make(1, 4, 5, 6, 3)
 def test_bad_inputs(naf_backend, change, exc, match):
     with pytest.raises(exc, match=match):
         sr_ops.naf_ffn(**(T | change))
+
+
+def _op_args(t):
+    return (t["y"], t["norm_weight"], t["norm_bias"], t["w_in"].flatten(1), t["b_in"], t["w_out"].flatten(1),
+            t["b_out"], t["gamma"].flatten(), 1e-6)
+
+
+def test_backward_runs_under_flop_counter_mode(naf_backend, seed):
+    t = make(1, 8, 5, 6, 4, grad=True)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False):  # it raised 'Cannot access storage of TensorWrapper' (torch.func.vjp)
+        out = sr_ops.naf_ffn(**t)
+        got = torch.autograd.grad(out, list(t.values()), torch.ones_like(out))
+    want = torch.autograd.grad(reference.naf_ffn(**t), list(t.values()), torch.ones_like(out))
+    for name, a, b in zip(t, got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m: f"grad of {name}: {m}")
+
+
+def test_opcheck_backward(naf_backend, seed):
+    t = make(1, 4, 5, 6, 3)
+    args = _op_args(t)
+    grad = torch.randn_like(t["y"])
+    torch.library.opcheck(torch.ops.sr_ops.naf_ffn_backward.default, (grad, *args))
+
+
+def test_backward_agrees_with_the_cpu_kernel(seed):
+    if "cpu" not in sr_ops.available_backends():
+        pytest.skip("no compiled CPU kernels")
+    t = make(2, 12, 9, 37, 5, dtype=torch.float64)  # 666 px: a chunk tail and several tiles
+    args = _op_args(t)
+    grad = torch.randn_like(t["y"])
+    kernel = torch.ops.sr_ops._naf_ffn_bwd(grad, *args)
+    from sr_ops.reference.naf_ffn import naf_ffn_backward
+
+    closed = naf_ffn_backward(grad, *args)
+    for a, b in zip(kernel, closed):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_deterministic_gradients_at_one_two_three_threads(naf_backend, seed):
+    t = make(2, 16, 40, 37, 8, grad=True)  # 2960 px: several pixel chunks, a tail
+    g = torch.randn(t["y"].shape)
+    saved, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    runs = []
+    try:
+        torch.use_deterministic_algorithms(True)
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            runs.append(torch.autograd.grad(sr_ops.naf_ffn(**t), list(t.values()), g))
+    finally:
+        torch.set_num_threads(saved)
+        torch.use_deterministic_algorithms(det)
+    for run in runs[1:]:
+        for name, a, b in zip(t, runs[0], run):
+            assert torch.equal(a, b), f"grad of {name} changed with the thread count"
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 5), (2, 4, 0, 5), (1, 4, 3, 0)], ids=["B0", "H0", "W0"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zero_sizes_give_empty_output_and_zero_gradients(naf_backend, shape, channels_last):
+    B, C, H, W = shape
+    t = make(B, C, H, W, 3, grad=True)
+    if channels_last:
+        t["y"] = t["y"].detach().to(memory_format=torch.channels_last).requires_grad_()
+    out = sr_ops.naf_ffn(**t)
+    assert out.shape == shape and out.dtype == t["y"].dtype
+    grads = torch.autograd.grad(out, list(t.values()), torch.ones_like(out))
+    for name, gr, x in zip(t, grads, t.values()):
+        assert gr.shape == x.shape, name
+        assert torch.equal(gr, torch.zeros_like(x)), f"grad of {name} must be 0"
+
+
+def test_zero_channels_still_raise():
+    t = make(1, 1, 3, 3, 1)
+    t = dict(t, y=torch.randn(1, 0, 3, 3), norm_weight=torch.randn(0), norm_bias=torch.randn(0),
+             w_in=torch.randn(2, 0, 1, 1), w_out=torch.randn(0, 1, 1, 1), b_out=torch.randn(0), gamma=torch.randn(0))
+    with pytest.raises(ValueError, match="y must have at least one channel"):
+        sr_ops.naf_ffn(**t)

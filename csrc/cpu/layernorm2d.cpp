@@ -74,11 +74,12 @@ void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2
 
 // Channels-last maps (what oneDNN's convolutions run fastest on, on the CPU): each pixel's
 // C values are contiguous, so a pixel is one short two-pass reduction; OpenMP over pixels.
-template <typename T>
-void fwd_nhwc_pixels(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t C, double eps) {
+// X may be wider than T: gelu_layernorm2d's half types normalise a float copy of GELU(x).
+template <typename T, typename X = T>
+void fwd_nhwc_pixels(const X* x, const T* w, const T* b, T* y, int64_t n, int64_t C, double eps) {
   using Acc = at::opmath_type<T>;
   for (int64_t px = 0; px < n; ++px) {
-    const T* xp = x + px * C;
+    const X* xp = x + px * C;
     T* yp = y + px * C;
     Acc mu = Acc(0), var = Acc(0);
     for (int64_t c = 0; c < C; ++c) mu += Acc(xp[c]);
@@ -161,19 +162,36 @@ void gelu_span(const T* x, T* y, int64_t n, bool tanh_approx) {
   for (int64_t i = 0; i < n; ++i) y[i] = T(sr::gelu<Acc>(Acc(x[i]), tanh_approx));
 }
 
+// float16 / bfloat16 keep GELU(x) in a float scratch (per thread) and round once, at the
+// norm's output (docs/design.md, Dtypes): GELU rounded to the half type first had 2-3x the
+// error. float and double write GELU(x) into y and normalise it there, in place.
+template <typename T>
+constexpr bool kWidenGelu = !std::is_same_v<T, at::opmath_type<T>>;
+
 template <typename T>
 void gelu_fwd_nhwc(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps, bool tanh_approx) {
+  using Acc = at::opmath_type<T>;
   constexpr int64_t kChunk = 256;  // pixels per OpenMP iteration, as fwd_nhwc
   const int64_t n = d.B * d.HW, chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
-  for (int64_t i = 0; i < chunks; ++i) {
-    const int64_t p0 = i * kChunk, m = std::min(kChunk, n - p0);
-    T* yc = y + p0 * d.C;
-    gelu_span<T>(x + p0 * d.C, yc, m * d.C, tanh_approx);
-    if constexpr (std::is_same_v<T, float>) {
-      sr_cpu::layernorm_pixels_f32(yc, w, b, yc, m, d.C, float(eps));
-    } else {
-      fwd_nhwc_pixels<T>(yc, w, b, yc, m, d.C, eps);
+#pragma omp parallel if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  {
+    std::vector<Acc> wide(kWidenGelu<T> ? kChunk * d.C : 0);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < chunks; ++i) {
+      const int64_t p0 = i * kChunk, m = std::min(kChunk, n - p0);
+      T* yc = y + p0 * d.C;
+      if constexpr (kWidenGelu<T>) {
+        const T* xc = x + p0 * d.C;
+        for (int64_t j = 0; j < m * d.C; ++j) wide[j] = sr::gelu<Acc>(Acc(xc[j]), tanh_approx);
+        fwd_nhwc_pixels<T, Acc>(wide.data(), w, b, yc, m, d.C, eps);
+      } else {
+        gelu_span<T>(x + p0 * d.C, yc, m * d.C, tanh_approx);
+        if constexpr (std::is_same_v<T, float>) {
+          sr_cpu::layernorm_pixels_f32(yc, w, b, yc, m, d.C, float(eps));
+        } else {
+          fwd_nhwc_pixels<T>(yc, w, b, yc, m, d.C, eps);
+        }
+      }
     }
   }
 }
@@ -182,12 +200,23 @@ template <typename T>
 void gelu_fwd_impl(const T* x, const T* w, const T* b, T* y, const Ln2dDims d, double eps, bool tanh_approx) {
   using Acc = at::opmath_type<T>;
   const int64_t tp = tiles_per_plane(d);
-#pragma omp parallel for schedule(static) if (sr_cpu::worth_threads(d.B * d.C * d.HW))
-  for (int64_t t = 0; t < d.B * tp; ++t) {
-    const int64_t p0 = (t % tp) * sr::kLn2dTile, n = std::min(sr::kLn2dTile, d.HW - p0);
-    const int64_t off = t / tp * d.C * d.HW + p0;
-    for (int64_t c = 0; c < d.C; ++c) gelu_span<T>(x + off + c * d.HW, y + off + c * d.HW, n, tanh_approx);
-    sr::ln2d_tile_fwd<T, Acc>(y + off, w, b, y + off, d.C, d.HW, n, Acc(eps));  // in place
+#pragma omp parallel if (sr_cpu::worth_threads(d.B * d.C * d.HW))
+  {
+    std::vector<Acc> wide(kWidenGelu<T> ? sr::kLn2dTile * d.C : 0);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < d.B * tp; ++t) {
+      const int64_t p0 = (t % tp) * sr::kLn2dTile, n = std::min(sr::kLn2dTile, d.HW - p0);
+      const int64_t off = t / tp * d.C * d.HW + p0;
+      if constexpr (kWidenGelu<T>) {
+        for (int64_t c = 0; c < d.C; ++c)
+          for (int64_t p = 0; p < n; ++p)
+            wide[c * sr::kLn2dTile + p] = sr::gelu<Acc>(Acc(x[off + c * d.HW + p]), tanh_approx);
+        sr::ln2d_tile_fwd_strided<Acc, T, Acc>(wide.data(), sr::kLn2dTile, w, b, y + off, d.HW, d.C, n, Acc(eps));
+      } else {
+        for (int64_t c = 0; c < d.C; ++c) gelu_span<T>(x + off + c * d.HW, y + off + c * d.HW, n, tanh_approx);
+        sr::ln2d_tile_fwd<T, Acc>(y + off, w, b, y + off, d.C, d.HW, n, Acc(eps));  // in place
+      }
+    }
   }
 }
 

@@ -3,6 +3,8 @@
 // coalesced run. The weight and bias gradients: a block per channel reducing over all
 // B * HW pixels from the per-pixel mean and rstd the first kernel saved (no atomics,
 // deterministic). The per-element formulas come from csrc/kernels/layernorm2d.h.
+#include <type_traits>
+
 #include "cuda/common.cuh"
 #include "cuda/layernorm2d.cuh"
 #include "kernels/convert.h"
@@ -26,7 +28,8 @@ __global__ void fwd_kernel(const T* __restrict__ x, const T* __restrict__ w, con
 }
 
 // gelu_layernorm2d: the thread writes its pixel's GELU values to y, then normalises them
-// there in place (ln2d_pixel_fwd reads each value before it writes it).
+// there in place (ln2d_pixel_fwd reads each value before it writes it). float16 / bfloat16
+// would round GELU(x) there: they recompute it in float instead, rounding once (issue 31).
 template <typename T>
 __global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
                                 T* __restrict__ y, int64_t B, int64_t C, int64_t HW, double eps, bool tanh_approx) {
@@ -34,9 +37,13 @@ __global__ void gelu_fwd_kernel(const T* __restrict__ x, const T* __restrict__ w
   const int64_t n = B * HW;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
-    for (int64_t c = 0; c < C; ++c)
-      y[base + c * HW] = sr_cast<T>(sr::gelu<Acc>(sr_cast<Acc>(x[base + c * HW]), tanh_approx));
-    sr::ln2d_pixel_fwd<T, Acc>(y + base, w, b, y + base, C, HW, Acc(eps));
+    if constexpr (std::is_same_v<T, Acc>) {
+      for (int64_t c = 0; c < C; ++c)
+        y[base + c * HW] = sr_cast<T>(sr::gelu<Acc>(sr_cast<Acc>(x[base + c * HW]), tanh_approx));
+      sr::ln2d_pixel_fwd<T, Acc>(y + base, w, b, y + base, C, HW, Acc(eps));
+    } else {
+      sr::ln2d_pixel_gelu_fwd<T, Acc>(x + base, w, b, y + base, C, HW, Acc(eps), tanh_approx);
+    }
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include "kernels/common.h"
 #include "kernels/convert.h"
+#include "kernels/gelu.h"
 
 namespace sr {
 
@@ -49,6 +50,26 @@ SR_HOST_DEVICE void ln2d_pixel_fwd(const T* x, const T* w, const T* b, T* y, int
   ln2d_pixel_stats<T, Acc>(x, C, s, eps, &mu, &rstd);
   for (int64_t c = 0; c < C; ++c)
     y[c * s] = sr_cast<T>((sr_cast<Acc>(x[c * s]) - mu) * rstd * sr_cast<Acc>(w[c]) + sr_cast<Acc>(b[c]));
+}
+
+// gelu_layernorm2d's pixel for the half types: GELU(x) is recomputed in Acc for each of the
+// three passes (stats, squares, output) instead of written to y, so it is rounded once, at y.
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_pixel_gelu_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, Acc eps,
+                                        bool tanh_approx) {
+  Acc sum = Acc(0);
+  for (int64_t c = 0; c < C; ++c) sum += gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx);
+  const Acc mu = sum / Acc(C);
+  Acc ss = Acc(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc d = gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx) - mu;
+    ss += d * d;
+  }
+  const Acc rstd = ln2d_rsqrt(ss / Acc(C) + eps);
+  for (int64_t c = 0; c < C; ++c) {
+    const Acc v = gelu<Acc>(sr_cast<Acc>(x[c * s]), tanh_approx);
+    y[c * s] = sr_cast<T>((v - mu) * rstd * sr_cast<Acc>(w[c]) + sr_cast<Acc>(b[c]));
+  }
 }
 
 // dL/dx of one pixel; returns mu and rstd for the weight gradients.
@@ -90,14 +111,23 @@ SR_HOST_DEVICE void ln2d_tile_stats(const T* x, int64_t C, int64_t s, int64_t n,
   for (int64_t p = 0; p < n; ++p) rstd[p] = ln2d_rsqrt(rstd[p] / Acc(C) + eps);
 }
 
-template <typename T, typename Acc>
-SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, int64_t n, Acc eps) {
+// x of type X with channel stride sx, y of type T with channel stride sy: gelu_layernorm2d's
+// float16 / bfloat16 path normalises a float tile of GELU(x) and rounds once, at y.
+template <typename X, typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_tile_fwd_strided(const X* x, int64_t sx, const T* w, const T* b, T* y, int64_t sy, int64_t C,
+                                          int64_t n, Acc eps) {
   Acc mu[kLn2dTile], rstd[kLn2dTile];
-  ln2d_tile_stats<T, Acc>(x, C, s, n, eps, mu, rstd);
+  ln2d_tile_stats<X, Acc>(x, C, sx, n, eps, mu, rstd);
   for (int64_t c = 0; c < C; ++c) {
     const Acc wc = sr_cast<Acc>(w[c]), bc = sr_cast<Acc>(b[c]);
-    for (int64_t p = 0; p < n; ++p) y[c * s + p] = sr_cast<T>((sr_cast<Acc>(x[c * s + p]) - mu[p]) * rstd[p] * wc + bc);
+    for (int64_t p = 0; p < n; ++p)
+      y[c * sy + p] = sr_cast<T>((sr_cast<Acc>(x[c * sx + p]) - mu[p]) * rstd[p] * wc + bc);
   }
+}
+
+template <typename T, typename Acc>
+SR_HOST_DEVICE void ln2d_tile_fwd(const T* x, const T* w, const T* b, T* y, int64_t C, int64_t s, int64_t n, Acc eps) {
+  ln2d_tile_fwd_strided<T, T, Acc>(x, s, w, b, y, s, C, n, eps);
 }
 
 // dL/dx of the tile, and its pixels' contributions added to gw_acc / gb_acc (C each).

@@ -9,6 +9,7 @@ from sr_ops.ops._autograd import register_closed_form_autograd
 from sr_ops.ops.layernorm2d import out_format
 from sr_ops.reference.naf_ffn import check as _check_reference
 from sr_ops.reference.naf_ffn import naf_ffn as _reference_op
+from sr_ops.reference.naf_ffn import naf_ffn_backward as _reference_backward
 
 
 def _as_4d(w_in, w_out, gamma):
@@ -22,13 +23,9 @@ def _reference_fwd(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, e
 
 
 def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
-    """Gradients of all eight tensors by recomputing the reference (torch.func.vjp, not
-    torch.autograd: custom-op kernels run below the autograd key)."""
-    fn = lambda *t: _reference_fwd(*t, eps)  # noqa: E731
-    _, vjp = torch.func.vjp(fn, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma)
-    return tuple(g.contiguous() for g in vjp(grad))
-
-
+    """The closed form (sr_ops/reference/naf_ffn.py): plain torch ops, so it runs under
+    dispatch modes (FlopCounterMode) and opcheck, and sums over the pixels in a fixed order."""
+    return _reference_backward(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma.reshape(-1), eps)
 
 
 # No CUDA kernel yet: CUDA tensors take the Triton forward; the backward on CUDA is the

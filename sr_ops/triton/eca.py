@@ -9,6 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops.triton._round import to_out
 from sr_ops.triton._util import acc_dtype
 
 BLOCK = 1024
@@ -91,7 +92,7 @@ def _apply_kernel(x_ptr, gate_ptr, add_ptr, y_ptr, HW, chunks, WITH_ADD: tl.cons
     v = tl.load(x_ptr + pl * HW + e, mask=live, other=0.0).to(ACC) * tl.load(gate_ptr + pl)
     if WITH_ADD:
         v += tl.load(add_ptr + pl)
-    tl.store(y_ptr + pl * HW + e, v.to(y_ptr.dtype.element_ty), mask=live)
+    tl.store(y_ptr + pl * HW + e, to_out(v, y_ptr), mask=live)
 
 
 def _acc(x):

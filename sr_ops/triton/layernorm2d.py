@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops.triton._round import to_out
 from sr_ops.triton._util import acc_dtype
 
 
@@ -49,7 +50,7 @@ def _fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, HW, tiles, eps,
     w = tl.load(w_ptr + c, mask=c < C, other=0.0).to(ACC)
     b = tl.load(b_ptr + c, mask=c < C, other=0.0).to(ACC)
     y = xhat * w[:, None] + b[:, None]
-    tl.store(y_ptr + ptrs, y.to(y_ptr.dtype.element_ty), mask=live)
+    tl.store(y_ptr + ptrs, to_out(y, y_ptr), mask=live)
 
 
 @triton.jit
@@ -63,7 +64,7 @@ def _bwd_kernel(g_ptr, x_ptr, w_ptr, gx_ptr, part_ptr, C, HW, tiles, eps,
     a = tl.sum(gw, axis=0) / C
     bb = tl.sum(gw * xhat, axis=0) / C
     gx = rstd[None, :] * (gw - a[None, :] - xhat * bb[None, :])
-    tl.store(gx_ptr + ptrs, gx.to(gx_ptr.dtype.element_ty), mask=live)
+    tl.store(gx_ptr + ptrs, to_out(gx, gx_ptr), mask=live)
     part = part_ptr + pid.to(tl.int64) * 2 * C
     tl.store(part + c, tl.sum(g * xhat, axis=1), mask=c < C)
     tl.store(part + C + c, tl.sum(g, axis=1), mask=c < C)

@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sr_ops.triton._round import to_out
 from sr_ops.triton._util import acc_dtype
 
 
@@ -45,7 +46,7 @@ def _fwd_kernel(y_ptr, nw_ptr, nb_ptr, wi_ptr, bi_ptr, wo_ptr, bo_ptr, g_ptr, ou
     bo = tl.load(bo_ptr + c, mask=cm, other=0.0).to(ACC)
     gm = tl.load(g_ptr + c, mask=cm, other=0.0).to(ACC)
     z = tl.dot(wo, gate, input_precision="ieee") + bo[:, None]
-    tl.store(out_ptr + ptrs, (yv + gm[:, None] * z).to(out_ptr.dtype.element_ty), mask=live)
+    tl.store(out_ptr + ptrs, to_out(yv + gm[:, None] * z, out_ptr), mask=live)
 
 
 def naf_ffn_fwd(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
