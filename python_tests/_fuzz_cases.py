@@ -109,13 +109,14 @@ class Draw:
     def eps(self, choices=(0.0, 1e-6, 1e-6, 0.1)) -> float:
         return self.pick(choices)
 
-    def flat_pixels(self, x: torch.Tensor, eps: float) -> torch.Tensor:
+    def flat_pixels(self, x: torch.Tensor, eps: float, value: float = 0.75) -> torch.Tensor:
         """With eps = 0, make some pixels equal across channels (zero variance: NaN on every
-        backend); x is (B, C, H, W)."""
+        backend); x is (B, C, H, W). ``value`` sums exactly (C * 0.75 is a float for any C
+        here), so the mean of the pixel is the value whatever the order of the sum."""
         if eps == 0 and x.numel() and self.chance(0.5):
             x = x.clone()
             mask = torch.rand(x.shape[0], 1, *x.shape[2:], generator=self.gen) < 0.3
-            x.masked_fill_(mask.to(x.device), 0.75)
+            x.masked_fill_(mask.to(x.device), value)
             self.notes.append("flat pixels")
         return x
 
@@ -138,7 +139,8 @@ def layernorm2d(d: Draw):
 def gelu_layernorm2d(d: Draw):
     b, c, h, w = d.size(1, 2), d.channels(), d.size(), d.size()
     eps, approximate = d.eps(), d.pick(["none", "tanh"])
-    x = d.flat_pixels(d.tensor((b, c, h, w), lo=-3, hi=4, main=True), eps)
+    # GELU(0) = 0 exactly, so flat pixels of 0 stay flat and exact after it
+    x = d.flat_pixels(d.tensor((b, c, h, w), lo=-3, hi=4, main=True), eps, value=0.0)
     return Call((x, *_norm_weights(d, c), eps, approximate), [0, 1, 2], about=f"x {(b, c, h, w)} eps {eps}")
 
 
@@ -155,8 +157,8 @@ def conv3x3_layernorm2d(d: Draw):
     x = d.tensor((b, cin, h, w), main=True)
     wt = d.tensor((cout, cin, 3, 3), lo=-0.3, hi=0.3, weight=True)
     bias = d.tensor((cout,), weight=True)
-    if eps == 0 and d.chance(0.3):  # every pixel's Cout values equal: zero variance
-        wt, bias = wt[:1].expand_as(wt).clone(), bias[:1].expand_as(bias).clone()
+    if eps == 0 and d.chance(0.3):  # every pixel's Cout values equal (0.75, or GELU(0) = 0): zero variance
+        wt, bias = torch.zeros_like(wt), torch.full_like(bias, 0.0 if gelu else 0.75)
         d.notes.append("equal output channels")
     args = (x, wt, bias, *_norm_weights(d, cout), eps, gelu)
     return Call(args, [0, 1, 2, 3, 4], about=f"x {(b, cin, h, w)} cout {cout} eps {eps} gelu {gelu}")
