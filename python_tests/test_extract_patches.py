@@ -104,6 +104,16 @@ def test_opcheck(backend, seed):
     torch.library.opcheck(torch.ops.sr_ops.extract_patches.default, (img, 3, 2))
 
 
+def test_empty_batch(backend):
+    """B = 0: no patches and an empty gradient on every backend (the CPU backward rejected
+    B = 0)."""
+    img = torch.randn(0, 3, 7, 6, device=device_for(backend), requires_grad=True)
+    patches, coords = sr_ops.extract_patches(img, 3, 2)
+    assert patches.shape == (0, 3, 3, 3) and coords.shape == (0, 3)
+    (grad,) = torch.autograd.grad(patches, img, torch.randn_like(patches))
+    assert grad.shape == img.shape
+
+
 def test_compiles_without_graph_breaks(seed):
     img = torch.randn(1, 2, 9, 10, requires_grad=True)
     fn = torch.compile(lambda x: sr_ops.extract_patches(x, 4, 3)[0] * 2, backend="aot_eager", fullgraph=True)

@@ -99,6 +99,19 @@ def test_opcheck(backend, seed):
     torch.library.opcheck(torch.ops.sr_ops.gather_patches_backward.default, (g, coords, order, list(img.shape)))
 
 
+@pytest.mark.parametrize("B", [0, 2])
+def test_no_patches(backend, B):
+    """N = 0 (and B = 0): an empty result, and a zero gradient of img's shape, on every
+    backend (the CPU backward rejected B = 0)."""
+    dev = device_for(backend)
+    img = torch.randn(B, 3, 7, 6, device=dev, requires_grad=True)
+    coords, order = torch.zeros(0, 3, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
+    out = sr_ops.gather_patches(img, coords, order, 3)
+    assert out.shape == (0, 3, 3, 3)
+    (grad,) = torch.autograd.grad(out, img, torch.randn_like(out))
+    assert grad.shape == img.shape and not grad.any()
+
+
 def test_compiles_without_graph_breaks(seed):
     img, coords, order = setup((1, 2, 9, 9, 3, 2), "cpu")
     img.requires_grad_()

@@ -101,6 +101,17 @@ def test_opcheck(backend, seed):
         torch.library.opcheck(torch.ops.sr_ops.patch2img_backward.default, (g, P, T))
 
 
+def test_empty_batch(backend):
+    """B = 0: an empty image and an empty gradient on every backend (the reference's
+    backward reshaped its 0 elements with a -1 and raised)."""
+    dev = device_for(backend)
+    p = torch.randn(0, grid(7, 3, 2) * grid(6, 3, 2), 2, 3, 3, device=dev, requires_grad=True)
+    out = sr_ops.patch2img(p, (7, 6), 3, 2)
+    assert out.shape == (0, 2, 7, 6)
+    (grad,) = torch.autograd.grad(out, p, torch.randn_like(out))
+    assert grad.shape == p.shape
+
+
 def test_compiles_without_graph_breaks(seed):
     p = make_patches(1, 2, 9, 9, 3, 2, "cpu").requires_grad_()
     fn = torch.compile(lambda x: sr_ops.patch2img(x, (9, 9), 3, 2) * 2, backend="aot_eager", fullgraph=True)

@@ -1,7 +1,8 @@
 // CPU kernels for graph_aggregate (fused IGNN GraphAgg: vertex map + gather + AdaPN +
 // patch2img + optional per-pixel weighting).
 //
-// Forward, two passes: (1) the (B, m, k, C) table of AdaPN affine terms (alpha, beta);
+// Forward, two passes: (1) the (B, m, k, C) table of AdaPN affine terms (alpha, beta,
+// shift: see kernels/graph_aggregate.h);
 // (2) output-stationary: each HR output row gathers, for the <= ceil(p/t)^2 query
 // patches covering it, the k neighbours' region values, normalises them, weights them,
 // and divides by the coverage. The (B, m, k, C, s*p, s*p) gathered patches never exist.
@@ -12,7 +13,8 @@
 // output-stationary over LR pixels; (4) grad_weights output-stationary over HR pixels.
 //
 // Regions may overhang feat's bottom/right border (see kernels/graph_aggregate.h): the
-// loops over a region row clip at W, rows past H and the clipped tail are 0 * alpha + beta.
+// loops over a region row clip at W, rows past H and the clipped tail are
+// (0 - shift) * alpha + beta.
 #include <torch/library.h>
 
 #include <algorithm>
@@ -30,7 +32,7 @@ using Dims = sr::GraphAggDims;
 // Columns of the region row at feat row `row`, starting at column x, that lie inside feat.
 inline int64_t valid_cols(const Dims& d, int64_t row, int64_t x) { return row < d.H ? std::min(d.P, d.W - x) : 0; }
 
-// Pass 1: ab[b, q, r, c] = (alpha, beta).
+// Pass 1: ab[b, q, r, c] = (alpha, beta, shift).
 template <typename T, typename Acc>
 void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2;
@@ -41,19 +43,19 @@ void affine_table(const T* feat, const T* qf, const int64_t* idx, Acc* ab, const
     for (int64_t c = 0; c < d.C; ++c) {
       const T* fplane = feat + (b * d.C + c) * d.H * d.W;
       const T* qplane = qf + (b * d.C + c) * d.H * d.W;
-      Acc mq = 0, vq = 0;
-      if (adapn) sr::window_stats<T, Acc>(qplane, d.H, d.W, qy, qx, d.p, &mq, &vq);
+      Acc sq = 0, dq = 0, vq = 0;
+      if (adapn) sr::window_stats<T, Acc>(qplane, d.H, d.W, qy, qx, d.p, &sq, &dq, &vq);
       for (int64_t r = 0; r < d.k; ++r) {
-        Acc* out = ab + ((bq * d.k + r) * d.C + c) * 2;
+        Acc* out = ab + ((bq * d.k + r) * d.C + c) * sr::kAffineStride;
         if (!adapn) {
-          out[0] = Acc(1), out[1] = Acc(0);
+          out[0] = Acc(1), out[1] = Acc(0), out[2] = Acc(0);
           continue;
         }
         int64_t y, x;
         sr::region_origin(d, idx[bq * d.k + r], &y, &x);
-        Acc mz, vz;
-        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &mz, &vz);
-        sr::adapn_affine(mz, vz, mq, vq, eps, &out[0], &out[1]);
+        Acc dz, vz;
+        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &out[2], &dz, &vz);
+        sr::adapn_affine(dz, vz, sq + dq, vq, eps, &out[0], &out[1]);
       }
     }
   }
@@ -85,16 +87,17 @@ void fold_rows(const T* feat, const int64_t* idx, const Acc* ab, const T* weight
             const T* w = weights ? weights + ((b * d.k + r) * d.HH + Y) * d.WW + d.T * j : nullptr;
             Acc* a_r = acc.data() + (weights ? 0 : r * d.C * d.WW) + d.T * j;
             for (int64_t c = 0; c < d.C; ++c) {
-              const Acc alpha = ab[((q * d.k + r) * d.C + c) * 2];
-              const Acc beta = ab[((q * d.k + r) * d.C + c) * 2 + 1];
+              const Acc* abc = ab + ((q * d.k + r) * d.C + c) * sr::kAffineStride;
+              const Acc alpha = abc[0], beta = abc[1], shift = abc[2];
+              const Acc zero = beta - shift * alpha;  // the overhang's value
               const T* src = feat + ((b * d.C + c) * d.H + y + u) * d.W + x;
               Acc* a = a_r + c * d.WW;
               if (w) {
-                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(w[v]) * (Acc(src[v]) * alpha + beta);
-                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(w[v]) * beta;
+                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(w[v]) * ((Acc(src[v]) - shift) * alpha + beta);
+                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(w[v]) * zero;
               } else {
-                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(src[v]) * alpha + beta;
-                for (int64_t v = nv; v < d.P; ++v) a[v] += beta;
+                for (int64_t v = 0; v < nv; ++v) a[v] += (Acc(src[v]) - shift) * alpha + beta;
+                for (int64_t v = nv; v < d.P; ++v) a[v] += zero;
               }
             }
           }
@@ -143,7 +146,7 @@ at::Tensor graph_aggregate_fwd_cpu(const at::Tensor& feat, const at::Tensor& idx
                                        : at::empty({d.B, d.k, d.C, d.HH, d.WW}, a.feat.options());
   AT_DISPATCH_FLOATING_TYPES(a.feat.scalar_type(), "graph_aggregate_fwd_cpu", [&] {
     using Acc = scalar_t;
-    std::vector<Acc> ab(d.B * d.m1 * d.m2 * d.k * d.C * 2);
+    std::vector<Acc> ab(d.B * d.m1 * d.m2 * d.k * d.C * sr::kAffineStride);
     affine_table<scalar_t, Acc>(a.feat.const_data_ptr<scalar_t>(), a.qf.const_data_ptr<scalar_t>(),
                                 a.idx.const_data_ptr<int64_t>(), ab.data(), d, adapn, Acc(eps));
     fold_rows<scalar_t, Acc>(a.feat.const_data_ptr<scalar_t>(), a.idx.const_data_ptr<int64_t>(), ab.data(),
@@ -165,8 +168,9 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
               T* g_w, const Dims d, bool adapn, Acc eps) {
   const int64_t m = d.m1 * d.m2, Nz = d.P * d.P, Nq = d.p * d.p;
   const auto cy = sr_cpu::axis_counts(d.HH, d.P, d.T, d.m1), cx = sr_cpu::axis_counts(d.WW, d.P, d.T, d.m2);
-  // gc[b, q, r, c] = (alpha, beta, c1, c2); qc[b, q, c] = (mean coef, var coef, mean_q).
-  std::vector<Acc> gc(d.B * m * d.k * d.C * 4), qc(d.B * m * d.C * 3, Acc(0));
+  // gc[b, q, r, c] = (alpha, beta, c1, c2, shift); qc[b, q, c] = (mean coef, var coef,
+  // shift_q, dmean_q).
+  std::vector<Acc> gc(d.B * m * d.k * d.C * sr::kCoefStride), qc(d.B * m * d.C * sr::kQueryCoefStride, Acc(0));
   const bool threads = sr_cpu::worth_threads(d.B * m * d.k * d.C * Nz);
 
   // (1) AdaPN gradient coefficients from the sums over each region's HR footprint.
@@ -175,30 +179,31 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
     const int64_t b = bq / m, q = bq % m, i = q / d.m2, j = q % d.m2;
     for (int64_t c = 0; c < d.C; ++c) {
       const T* fplane = feat + (b * d.C + c) * d.H * d.W;
-      Acc mq = 0, vq = 0;
-      if (adapn) sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
-      Acc* qcoef = qc.data() + (bq * d.C + c) * 3;
-      qcoef[2] = mq;
+      Acc* qcoef = qc.data() + (bq * d.C + c) * sr::kQueryCoefStride;
+      Acc vq = 0;
+      if (adapn)
+        sr::window_stats<T, Acc>(qf + (b * d.C + c) * d.H * d.W, d.H, d.W, d.t * i, d.t * j, d.p, &qcoef[2], &qcoef[3],
+                                 &vq);
       for (int64_t r = 0; r < d.k; ++r) {
-        Acc* g = gc.data() + ((bq * d.k + r) * d.C + c) * 4;
+        Acc* g = gc.data() + ((bq * d.k + r) * d.C + c) * sr::kCoefStride;
         if (!adapn) {
-          g[0] = Acc(1), g[1] = g[2] = g[3] = Acc(0);
+          g[0] = Acc(1), g[1] = g[2] = g[3] = g[4] = Acc(0);
           continue;
         }
         int64_t y, x;
         sr::region_origin(d, idx[bq * d.k + r], &y, &x);
-        Acc mz, vz, alpha, beta, da = 0, db = 0;
-        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &mz, &vz);
-        sr::adapn_affine(mz, vz, mq, vq, eps, &alpha, &beta);
+        Acc shift, dz, vz, alpha, beta, da = 0, db = 0;
+        sr::window_stats<T, Acc>(fplane, d.H, d.W, y, x, d.P, &shift, &dz, &vz);
+        sr::adapn_affine(dz, vz, qcoef[2] + qcoef[3], vq, eps, &alpha, &beta);
         for (int64_t u = 0; u < d.P; ++u)
           for (int64_t v = 0; v < d.P; ++v) {
             const int64_t Y = d.T * i + u, X = d.T * j + v;
             const Acc gv = grad_at<T, Acc>(grad, weights, d, b, r, c, Y, X, Acc(1) / Acc(cy[Y] * cx[X]));
-            da += gv * sr::region_value<T, Acc>(fplane, d, y + u, x + v);
+            da += gv * (sr::region_value<T, Acc>(fplane, d, y + u, x + v) - shift);
             db += gv;
           }
-        const auto co = sr::adapn_grad(mz, vz, vq, eps, alpha, da, db, Nz, Nq);
-        g[0] = alpha, g[1] = beta, g[2] = co.c1, g[3] = co.c2;
+        const auto co = sr::adapn_grad(dz, vz, vq, eps, alpha, da, db, Nz, Nq);
+        g[0] = alpha, g[1] = beta, g[2] = co.c1, g[3] = co.c2, g[4] = shift;
         qcoef[0] += co.q_mean_coef;
         qcoef[1] += co.q_var_coef;
       }
@@ -216,13 +221,13 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
       for (int64_t r = 0; r < d.k; ++r) {
         int64_t y, x;
         sr::region_origin(d, idx[(b * m + q) * d.k + r], &y, &x);
-        const Acc* g = gc.data() + (((b * m + q) * d.k + r) * d.C + c) * 4;
+        const Acc* g = gc.data() + (((b * m + q) * d.k + r) * d.C + c) * sr::kCoefStride;
         for (int64_t u = 0; u < d.P; ++u)
           for (int64_t v = 0; v < valid_cols(d, y + u, x); ++v) {  // the overhang takes no gradient
             const int64_t Y = d.T * i + u, X = d.T * j + v;
             const Acc gv = grad_at<T, Acc>(grad, weights, d, b, r, c, Y, X, Acc(1) / Acc(cy[Y] * cx[X]));
             const int64_t o = (y + u) * d.W + x + v;
-            acc[o] += gv * g[0] + g[2] + g[3] * Acc(fplane[o]);
+            acc[o] += gv * g[0] + g[2] + g[3] * (Acc(fplane[o]) - g[4]);
           }
       }
     }
@@ -243,8 +248,8 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
         Acc s = 0;
         for (int64_t i = i0; i <= i1; ++i)
           for (int64_t j = j0; j <= j1; ++j) {
-            const Acc* qcoef = qc.data() + ((b * m + i * d.m2 + j) * d.C + c) * 3;
-            s += qcoef[0] + qcoef[1] * (val - qcoef[2]);
+            const Acc* qcoef = qc.data() + ((b * m + i * d.m2 + j) * d.C + c) * sr::kQueryCoefStride;
+            s += qcoef[0] + qcoef[1] * ((val - qcoef[2]) - qcoef[3]);
           }
         g_qf[row * d.W + x] = T(s);
       }
@@ -272,11 +277,12 @@ void backward(const T* grad, const T* feat, const T* qf, const int64_t* idx, con
               const int64_t nv = valid_cols(d, y + u, x);
               Acc* a = acc.data() + r * d.WW + d.T * j;
               for (int64_t c = 0; c < d.C; ++c) {
-                const Acc* g = gc.data() + ((q * d.k + r) * d.C + c) * 4;
+                const Acc* g = gc.data() + ((q * d.k + r) * d.C + c) * sr::kCoefStride;
+                const Acc zero = g[1] - g[4] * g[0];  // the overhang's value
                 const T* src = feat + ((b * d.C + c) * d.H + y + u) * d.W + x;
                 const T* gr = grad + ((b * d.C + c) * d.HH + Y) * d.WW + d.T * j;
-                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(gr[v]) * (Acc(src[v]) * g[0] + g[1]);
-                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(gr[v]) * g[1];
+                for (int64_t v = 0; v < nv; ++v) a[v] += Acc(gr[v]) * ((Acc(src[v]) - g[4]) * g[0] + g[1]);
+                for (int64_t v = nv; v < d.P; ++v) a[v] += Acc(gr[v]) * zero;
               }
             }
           }

@@ -21,18 +21,22 @@ __device__ Acc warp_sum(Acc v) {
   return v;
 }
 
-// The warp's version of sr::patch_moments: the same two passes, lane-strided.
+// The warp's version of sr::patch_moments: the same two passes about the first value,
+// lane-strided.
 template <typename T, typename Acc>
 __device__ sr::Moments<Acc> warp_moments(const T* x, int64_t n, int lane) {
+  sr::Moments<Acc> m;
+  m.shift = sr_cast<Acc>(x[0]);
   Acc s = Acc(0);
-  for (int64_t e = lane; e < n; e += kWarp) s += sr_cast<Acc>(x[e]);
-  const Acc mean = warp_sum(s) / Acc(n);
+  for (int64_t e = lane; e < n; e += kWarp) s += sr_cast<Acc>(x[e]) - m.shift;
+  m.dmean = warp_sum(s) / Acc(n);
   Acc ss = Acc(0);
   for (int64_t e = lane; e < n; e += kWarp) {
-    const Acc dev = sr_cast<Acc>(x[e]) - mean;
+    const Acc dev = sr::centred(m, sr_cast<Acc>(x[e]));
     ss += dev * dev;
   }
-  return {mean, warp_sum(ss) / Acc(n - 1)};
+  m.var = warp_sum(ss) / Acc(n - 1);
+  return m;
 }
 
 // This thread's lane, its warp's first group and the group stride. The loop over

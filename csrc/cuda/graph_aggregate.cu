@@ -16,7 +16,7 @@ constexpr int kThreads = 256;
 #define SR_GRID_STRIDE(e, n) \
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < (n); e += int64_t(gridDim.x) * blockDim.x)
 
-// ab[b, q, r, c] = (alpha, beta) of AdaPN.
+// ab[b, q, r, c] = (alpha, beta, shift) of AdaPN.
 template <typename T, typename Acc>
 __global__ void affine_kernel(const T* feat, const T* qf, const int64_t* idx, Acc* ab, Dims d, Acc eps) {
   const int64_t m = d.m1 * d.m2;
@@ -25,10 +25,11 @@ __global__ void affine_kernel(const T* feat, const T* qf, const int64_t* idx, Ac
     const int64_t plane = (b * d.C + c) * d.H * d.W;
     int64_t y, x;
     sr::region_origin(d, idx[bqr], &y, &x);
-    Acc mz, vz, mq, vq;
-    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &mz, &vz);
-    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * (q / d.m2), d.t * (q % d.m2), d.p, &mq, &vq);
-    sr::adapn_affine(mz, vz, mq, vq, eps, &ab[2 * e], &ab[2 * e + 1]);
+    Acc* a = ab + sr::kAffineStride * e;
+    Acc dz, vz, sq, dq, vq;
+    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &a[2], &dz, &vz);
+    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * (q / d.m2), d.t * (q % d.m2), d.p, &sq, &dq, &vq);
+    sr::adapn_affine(dz, vz, sq + dq, vq, eps, &a[0], &a[1]);
   }
 }
 
@@ -37,12 +38,11 @@ __device__ __forceinline__ Acc normalised(const T* feat, const int64_t* idx, con
                                           int64_t q, int64_t r, int64_t c, int64_t u, int64_t v) {
   int64_t y, x;
   sr::region_origin(d, idx[q * d.k + r], &y, &x);
-  const Acc* a = ab + ((q * d.k + r) * d.C + c) * 2;
-  return sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + u, x + v) * a[0] + a[1];
+  const Acc* a = ab + ((q * d.k + r) * d.C + c) * sr::kAffineStride;
+  return (sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + u, x + v) - a[2]) * a[0] + a[1];
 }
 
-// One thread per output element; `stride_ab` is 2 (forward table) or 4 (backward table,
-// whose first two entries are alpha and beta too).
+// One thread per output element.
 template <typename T, typename Acc>
 __global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, const T* weights, T* out, Dims d) {
   const int64_t planes = weights ? 1 : d.k, m = d.m1 * d.m2;
@@ -69,7 +69,8 @@ __global__ void fold_kernel(const T* feat, const int64_t* idx, const Acc* ab, co
   }
 }
 
-// Backward (1): coef[b, q, r, c] = (alpha, beta, c1, c2); qcoef[b, q, c] += query terms.
+// Backward (1): coef[b, q, r, c] = (alpha, beta, c1, c2, shift); qcoef[b, q, c] += query
+// terms (and its shift_q, dmean_q).
 template <typename T, typename Acc>
 __global__ void coef_kernel(const T* grad, const T* weights, const T* feat, const T* qf, const int64_t* idx, Acc* coef,
                             Acc* qcoef, Dims d, bool adapn, Acc eps) {
@@ -77,31 +78,31 @@ __global__ void coef_kernel(const T* grad, const T* weights, const T* feat, cons
   SR_GRID_STRIDE(e, d.B * m * d.k * d.C) {
     const int64_t c = e % d.C, bqr = e / d.C, r = bqr % d.k, bq = bqr / d.k;
     const int64_t b = bq / m, q = bq % m, i = q / d.m2, j = q % d.m2;
-    Acc* g = coef + 4 * e;
+    Acc* g = coef + sr::kCoefStride * e;
     if (!adapn) {
-      g[0] = Acc(1), g[1] = g[2] = g[3] = Acc(0);
+      g[0] = Acc(1), g[1] = g[2] = g[3] = g[4] = Acc(0);
       continue;
     }
     const int64_t plane = (b * d.C + c) * d.H * d.W;
     int64_t y, x;
     sr::region_origin(d, idx[bqr], &y, &x);
-    Acc mz, vz, mq, vq, alpha, beta, da = 0, db = 0;
-    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &mz, &vz);
-    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * i, d.t * j, d.p, &mq, &vq);
-    sr::adapn_affine(mz, vz, mq, vq, eps, &alpha, &beta);
+    Acc shift, dz, vz, sq, dq, vq, alpha, beta, da = 0, db = 0;
+    sr::window_stats<T, Acc>(feat + plane, d.H, d.W, y, x, d.P, &shift, &dz, &vz);
+    sr::window_stats<T, Acc>(qf + plane, d.H, d.W, d.t * i, d.t * j, d.p, &sq, &dq, &vq);
+    sr::adapn_affine(dz, vz, sq + dq, vq, eps, &alpha, &beta);
     for (int64_t u = 0; u < d.P; ++u)
       for (int64_t v = 0; v < d.P; ++v) {
         const int64_t Y = d.T * i + u, X = d.T * j + v;
         const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
-        da += gv * sr::region_value<T, Acc>(feat + plane, d, y + u, x + v);
+        da += gv * (sr::region_value<T, Acc>(feat + plane, d, y + u, x + v) - shift);
         db += gv;
       }
-    const auto co = sr::adapn_grad(mz, vz, vq, eps, alpha, da, db, d.P * d.P, d.p * d.p);
-    g[0] = alpha, g[1] = beta, g[2] = co.c1, g[3] = co.c2;
-    Acc* qc = qcoef + (bq * d.C + c) * 3;
+    const auto co = sr::adapn_grad(dz, vz, vq, eps, alpha, da, db, d.P * d.P, d.p * d.p);
+    g[0] = alpha, g[1] = beta, g[2] = co.c1, g[3] = co.c2, g[4] = shift;
+    Acc* qc = qcoef + (bq * d.C + c) * sr::kQueryCoefStride;
     atomicAdd(qc, co.q_mean_coef);
     atomicAdd(qc + 1, co.q_var_coef);
-    if (r == 0) qc[2] = mq;
+    if (r == 0) qc[2] = sq, qc[3] = dq;
   }
 }
 
@@ -118,9 +119,9 @@ __global__ void feat_grad_kernel(const T* grad, const T* weights, const T* feat,
     sr::region_origin(d, idx[bqr], &y, &x);
     if (y + u >= d.H || x + v >= d.W) continue;  // the overhang reads 0: no gradient
     const int64_t o = ((b * d.C + c) * d.H + y + u) * d.W + x + v;
-    const Acc* g = coef + 4 * bqrc;
+    const Acc* g = coef + sr::kCoefStride * bqrc;
     const Acc gv = sr::upstream_grad<T, Acc>(grad, weights, d, b, r, c, Y, X) / Acc(sr::hr_count(d, Y, X));
-    atomicAdd(gfeat + o, gv * g[0] + g[2] + g[3] * sr_cast<Acc>(feat[o]));
+    atomicAdd(gfeat + o, gv * g[0] + g[2] + g[3] * (sr_cast<Acc>(feat[o]) - g[4]));
   }
 }
 
@@ -137,8 +138,8 @@ __global__ void query_grad_kernel(const T* qf, const Acc* qcoef, T* gq, Dims d) 
     Acc s = Acc(0);
     for (int64_t i = i0; i <= i1; ++i)
       for (int64_t j = j0; j <= j1; ++j) {
-        const Acc* qc = qcoef + ((b * m + i * d.m2 + j) * d.C + c) * 3;
-        s += qc[0] + qc[1] * (val - qc[2]);
+        const Acc* qc = qcoef + ((b * m + i * d.m2 + j) * d.C + c) * sr::kQueryCoefStride;
+        s += qc[0] + qc[1] * ((val - qc[2]) - qc[3]);
       }
     gq[e] = sr_cast<T>(s);
   }
@@ -161,9 +162,9 @@ __global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* 
         int64_t y, x;
         sr::region_origin(d, idx[q * d.k + r], &y, &x);
         for (int64_t c = 0; c < d.C; ++c) {
-          const Acc* g = coef + ((q * d.k + r) * d.C + c) * 4;
+          const Acc* g = coef + ((q * d.k + r) * d.C + c) * sr::kCoefStride;
           const Acc z = sr::region_value<T, Acc>(feat + (b * d.C + c) * d.H * d.W, d, y + Y - d.T * i, x + X - d.T * j);
-          acc += sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * (z * g[0] + g[1]);
+          acc += sr_cast<Acc>(grad[((b * d.C + c) * d.HH + Y) * d.WW + X]) * ((z - g[4]) * g[0] + g[1]);
         }
       }
     const int64_t n = sr::hr_count(d, Y, X);
@@ -173,7 +174,9 @@ __global__ void weight_grad_kernel(const T* grad, const T* feat, const int64_t* 
 
 template <typename T, typename Acc>
 __global__ void fill_identity_kernel(Acc* ab, int64_t n) {
-  SR_GRID_STRIDE(e, n) { ab[2 * e] = Acc(1), ab[2 * e + 1] = Acc(0); }
+  SR_GRID_STRIDE(e, n) {
+    ab[sr::kAffineStride * e] = Acc(1), ab[sr::kAffineStride * e + 1] = ab[sr::kAffineStride * e + 2] = Acc(0);
+  }
 }
 
 Dims dims_of(const GraphAggShape& s) {

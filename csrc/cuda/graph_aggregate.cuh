@@ -10,14 +10,14 @@ struct GraphAggShape {
 };
 
 // feat, query_feat (B, C, H, W), idx (B, m, k) int64, weights (B, k, sH, sW) or null, all
-// contiguous of `dtype`; affine: workspace of B*m*k*C*2 accumulation-type values (float32,
+// contiguous of `dtype`; affine: workspace of B*m*k*C*sr::kAffineStride accumulation-type values (float32,
 // float64 for float64); out: (B, C, sH, sW) with weights, else (B, k, C, sH, sW).
 Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* query_feat, const void* weights,
                            void* affine, void* out, DType dtype, GraphAggShape s, bool adapn, double eps,
                            cudaStream_t stream);
 
 // grad: shaped like the forward's out. Workspaces in the accumulation type: coef
-// (B*m*k*C*4), qcoef (B*m*C*3, zeroed), grad_feat_acc (B*C*H*W, zeroed). Outputs of `dtype`:
+// (B*m*k*C*sr::kCoefStride), qcoef (B*m*C*sr::kQueryCoefStride, zeroed), grad_feat_acc (B*C*H*W, zeroed). Outputs of `dtype`:
 // grad_query_feat (zeroed by the caller; written when adapn), grad_weights (when weighted).
 Status graph_aggregate_bwd(const void* grad, const void* feat, const int64_t* idx, const void* query_feat,
                            const void* weights, void* coef, void* qcoef, void* grad_feat_acc, void* grad_query_feat,

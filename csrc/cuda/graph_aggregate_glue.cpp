@@ -6,6 +6,7 @@
 #include "checks/graph_aggregate.h"
 #include "cuda/glue.h"
 #include "cuda/graph_aggregate.cuh"
+#include "kernels/graph_aggregate.h"  // the workspace strides
 
 namespace {
 
@@ -30,7 +31,7 @@ at::Tensor graph_aggregate_fwd_cuda(const at::Tensor& feat_in, const at::Tensor&
   const auto weights = contiguous(weights_in);
   const auto s = shape_of(feat, idx, Hk, Wk, scale, patch_size, stride);
   const int64_t m = idx.size(1);
-  at::Tensor ab = at::empty({s.B, m, s.k, s.C, 2}, feat.options().dtype(acc_type(feat)));
+  at::Tensor ab = at::empty({s.B, m, s.k, s.C, sr::kAffineStride}, feat.options().dtype(acc_type(feat)));
   at::Tensor out = weights ? at::empty({s.B, s.C, scale * s.H, scale * s.W}, feat.options())
                            : at::empty({s.B, s.k, s.C, scale * s.H, scale * s.W}, feat.options());
   sr_cuda::check_status(sr_cuda::graph_aggregate_fwd(feat.const_data_ptr(), idx.const_data_ptr<int64_t>(),
@@ -55,8 +56,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
   const auto s = shape_of(feat, idx, Hk, Wk, scale, patch_size, stride);
   const int64_t m = idx.size(1);
   const auto acc = feat.options().dtype(acc_type(feat));
-  at::Tensor coef = at::empty({s.B, m, s.k, s.C, 4}, acc);
-  at::Tensor qcoef = at::zeros({s.B, m, s.C, 3}, acc);
+  at::Tensor coef = at::empty({s.B, m, s.k, s.C, sr::kCoefStride}, acc);
+  at::Tensor qcoef = at::zeros({s.B, m, s.C, sr::kQueryCoefStride}, acc);
   at::Tensor g_feat = at::zeros(feat.sizes(), acc);
   at::Tensor g_qf = at::zeros_like(qf);
   at::Tensor g_w = weights ? at::empty_like(*weights) : at::empty({0}, feat.options());

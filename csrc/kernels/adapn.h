@@ -41,10 +41,25 @@ SR_HOST_DEVICE int64_t adapn_query_offset(const AdapnDims& d, int64_t g) { retur
 SR_HOST_DEVICE float adapn_sqrt(float x) { return sqrtf(x); }
 SR_HOST_DEVICE double adapn_sqrt(double x) { return sqrt(x); }
 
+// A patch's statistics about its first value: mean = shift + dmean. Sums of x - shift
+// stay small when |mean| >> std (feature maps often sit far from 0), so they keep the
+// digits a sum of the raw values loses (at mean 1e4, float32's ulp is 1e-3), and
+// x - shift is exact for the values near the shift (Sterbenz).
 template <typename Acc>
 struct Moments {
-  Acc mean, var;  // var unbiased
+  Acc shift, dmean, var;  // var unbiased
 };
+
+template <typename Acc>
+SR_HOST_DEVICE Acc moments_mean(const Moments<Acc>& m) {
+  return m.shift + m.dmean;
+}
+
+// x - mean, computed as (x - shift) - dmean.
+template <typename Acc>
+SR_HOST_DEVICE Acc centred(const Moments<Acc>& m, Acc x) {
+  return (x - m.shift) - m.dmean;
+}
 
 // sum of f(e) for e in [0, n), in 8 interleaved partial sums: independent add chains
 // the CPU overlaps (and vectorises), where one running sum waits on every add's
@@ -62,37 +77,51 @@ SR_HOST_DEVICE Acc lane_sum(int64_t n, F f) {
 }
 
 // Two passes (the mean, then squares about it): the one-pass sum-of-squares formula
-// cancels catastrophically when |mean| >> std, which feature maps often have.
+// cancels catastrophically when |mean| >> std. n >= 1 (the kernels never call it on
+// an empty patch), so x[0] exists.
 template <typename T, typename Acc>
 SR_HOST_DEVICE Moments<Acc> patch_moments(const T* x, int64_t n) {
-  const Acc mean = lane_sum<Acc>(n, [&](int64_t e) { return sr_cast<Acc>(x[e]); }) / Acc(n);
+  Moments<Acc> m;
+  m.shift = sr_cast<Acc>(x[0]);
+  m.dmean = lane_sum<Acc>(n, [&](int64_t e) { return sr_cast<Acc>(x[e]) - m.shift; }) / Acc(n);
   const Acc ss = lane_sum<Acc>(n, [&](int64_t e) {
-    const Acc dev = sr_cast<Acc>(x[e]) - mean;
+    const Acc dev = centred(m, sr_cast<Acc>(x[e]));
     return dev * dev;
   });
-  return {mean, ss / Acc(n - 1)};
+  m.var = ss / Acc(n - 1);
+  return m;
 }
 
-// The constants of one (neighbour, query) pair.
+// The constants of one (neighbour, query) pair. The forward is one multiply-add about
+// the shift, out = (z - shift_z) * scale + offset: z - shift_z is exact near the patch's
+// values and offset = mean_q - dmean_z * scale holds no large cancelling terms, where
+// z * scale + (mean_q - mean_z * scale) would lose |mean_z| * ulp digits.
 template <typename Acc>
 struct AdapnCoef {
-  Acc mean_z, inv_std_z, mean_q, std_q;
+  Moments<Acc> z;
+  Acc inv_std_z, mean_q, std_q, scale, offset;
 };
 
 template <typename Acc>
 SR_HOST_DEVICE AdapnCoef<Acc> adapn_coef(const Moments<Acc>& z, const Moments<Acc>& q, Acc eps) {
-  return {z.mean, Acc(1) / adapn_sqrt(z.var + eps), q.mean, adapn_sqrt(q.var + eps)};
+  AdapnCoef<Acc> k;
+  k.z = z;
+  k.inv_std_z = Acc(1) / adapn_sqrt(z.var + eps);
+  k.mean_q = moments_mean(q);
+  k.std_q = adapn_sqrt(q.var + eps);
+  k.scale = k.std_q * k.inv_std_z;
+  k.offset = k.mean_q - z.dmean * k.scale;
+  return k;
 }
 
 template <typename Acc>
 SR_HOST_DEVICE Acc adapn_xhat(const AdapnCoef<Acc>& k, Acc z) {
-  return (z - k.mean_z) * k.inv_std_z;
+  return centred(k.z, z) * k.inv_std_z;
 }
 
-// Centred before scaling (not z*a + b): keeps the digits when |mean_z| >> std_z.
 template <typename Acc>
 SR_HOST_DEVICE Acc adapn_value(const AdapnCoef<Acc>& k, Acc z) {
-  return adapn_xhat(k, z) * k.std_q + k.mean_q;
+  return (z - k.z.shift) * k.scale + k.offset;
 }
 
 // dL/dz_j of one neighbour patch of n values; sum_g = sum(g), sum_gx = sum(g x) over it.
@@ -104,7 +133,7 @@ SR_HOST_DEVICE Acc adapn_grad_z(const AdapnCoef<Acc>& k, Acc g, Acc z, Acc sum_g
 // dL/dq_j of a query patch of m values; G1, G2 summed over all its neighbour patches.
 template <typename Acc>
 SR_HOST_DEVICE Acc adapn_grad_q(const Moments<Acc>& qm, Acc std_q, Acc q, Acc G1, Acc G2, int64_t m) {
-  return G1 / Acc(m) + G2 * (q - qm.mean) / (Acc(m - 1) * std_q);
+  return G1 / Acc(m) + G2 * centred(qm, q) / (Acc(m - 1) * std_q);
 }
 
 // One group, serially (the CPU kernel, and the brute-force check in the C++ tests).

@@ -3,9 +3,13 @@
 //
 // Neighbour r of query q = (i, j) is the (s*p)^2 region of feat at
 // (s*t*a, s*t*b), (a, b) = key patch idx[q, r]. AdaPN maps its values z to
-// z * alpha + beta with alpha = sqrt(var_q + eps) / sqrt(var_z + eps) and
-// beta = mean_q - mean_z * alpha (per channel, unbiased variances), so once the small
-// (B, m, k, C) table of (alpha, beta) exists, every output pixel is a gather.
+// (z - shift) * alpha + beta with alpha = sqrt(var_q + eps) / sqrt(var_z + eps),
+// shift = the region's first value and beta = mean_q - (mean_z - shift) * alpha (per
+// channel, unbiased variances), so once the small (B, m, k, C) table of
+// (alpha, beta, shift) exists, every output pixel is a gather. The shift keeps the
+// digits when |mean_z| >> std_z: z * alpha + (mean_q - mean_z * alpha) cancels
+// |mean_z| * alpha * ulp (float32 at mean 1e4: 1e-3 * alpha, and alpha is large when a
+// region is nearly flat), (z - shift) is exact near the region's values.
 //
 // A region may overhang feat's bottom/right border (IGNN x3 when the LR side is 1 mod 6:
 // the official code zero-pads the map the regions come from); the overhang reads as 0 in
@@ -82,24 +86,34 @@ SR_HOST_DEVICE Acc upstream_grad(const T* grad, const T* weights, const GraphAgg
   return sr_cast<Acc>(grad[(((b * d.k + r) * d.C + c) * d.HH + Y) * d.WW + X]);
 }
 
-// Mean and unbiased variance of an n x n window at (y, x) of one h x w channel plane,
-// reading 0 past its bottom/right border: the in-bounds part is summed, and the
-// (n*n - inside) zeros add mu^2 each to the squared deviations.
+// Table strides: the forward's (alpha, beta, shift); the backward's (alpha, beta, c1, c2,
+// shift) per (b, q, r, c); the backward's query terms (mean coef, var coef, shift_q,
+// dmean_q) per (b, q, c).
+constexpr int kAffineStride = 3, kCoefStride = 5, kQueryCoefStride = 4;
+
+// Statistics of an n x n window at (y, x) of one h x w channel plane, reading 0 past its
+// bottom/right border, about its first value: mean = shift + dmean (see AdaPN above),
+// unbiased variance. The (n*n - inside) zeros add -shift each to the sum and
+// (shift + dmean)^2 each to the squared deviations. (y, x) lies inside the plane.
 template <typename T, typename Acc>
-SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y, int64_t x, int64_t n, Acc* mean,
-                                 Acc* var) {
-  const int64_t nu = h - y < n ? h - y : n, nv = w - x < n ? w - x : n;
+SR_HOST_DEVICE void window_stats(const T* plane, int64_t h, int64_t w, int64_t y, int64_t x, int64_t n, Acc* shift,
+                                 Acc* dmean, Acc* var) {
+  const int64_t nu = h - y < n ? h - y : n, nv = w - x < n ? w - x : n, outside = n * n - nu * nv;
+  const Acc x0 = sr_cast<Acc>(plane[y * w + x]);
   Acc s = Acc(0);
   for (int64_t u = 0; u < nu; ++u)
-    for (int64_t v = 0; v < nv; ++v) s += sr_cast<Acc>(plane[(y + u) * w + x + v]);
-  const Acc mu = s / Acc(n * n);
-  Acc ss = Acc(n * n - nu * nv) * mu * mu;
+    for (int64_t v = 0; v < nv; ++v) s += sr_cast<Acc>(plane[(y + u) * w + x + v]) - x0;
+  if (outside > 0) s -= Acc(outside) * x0;
+  const Acc dm = s / Acc(n * n);
+  Acc ss = Acc(0);
+  if (outside > 0) ss = Acc(outside) * (x0 + dm) * (x0 + dm);
   for (int64_t u = 0; u < nu; ++u)
     for (int64_t v = 0; v < nv; ++v) {
-      const Acc dv = sr_cast<Acc>(plane[(y + u) * w + x + v]) - mu;
+      const Acc dv = (sr_cast<Acc>(plane[(y + u) * w + x + v]) - x0) - dm;
       ss += dv * dv;
     }
-  *mean = mu;
+  *shift = x0;
+  *dmean = dm;
   *var = ss / Acc(n * n - 1);
 }
 
@@ -108,33 +122,35 @@ SR_HOST_DEVICE Acc acc_sqrt(Acc v) {
   return sqrt(v);
 }
 
-// (alpha, beta) of AdaPN for one (query, neighbour, channel).
+// (alpha, beta) of AdaPN for one (query, neighbour, channel), beta relative to the
+// region's shift: the value is (z - shift_z) * alpha + beta.
 template <typename Acc>
-SR_HOST_DEVICE void adapn_affine(Acc mean_z, Acc var_z, Acc mean_q, Acc var_q, Acc eps, Acc* alpha, Acc* beta) {
+SR_HOST_DEVICE void adapn_affine(Acc dmean_z, Acc var_z, Acc mean_q, Acc var_q, Acc eps, Acc* alpha, Acc* beta) {
   *alpha = acc_sqrt(var_q + eps) / acc_sqrt(var_z + eps);
-  *beta = mean_q - mean_z * (*alpha);
+  *beta = mean_q - dmean_z * (*alpha);
 }
 
-// Backward of z -> z * alpha + beta through the statistics. Given
-// d_alpha = sum(g * z) and d_beta = sum(g) over the region (g: gradient of the
-// normalised values), the region's gradient is g * alpha + c1 + c2 * z, and the query
-// patch's is q_mean_coef + q_var_coef * (q - mean_q). Nz, Nq: values per region / patch.
+// Backward of z -> (z - shift_z) * alpha + beta through the statistics. Given
+// d_alpha = sum(g * (z - shift_z)) and d_beta = sum(g) over the region (g: gradient of
+// the normalised values), the region's gradient is g * alpha + c1 + c2 * (z - shift_z),
+// and the query patch's is q_mean_coef + q_var_coef * (q - mean_q). Everything about
+// the shifts, so no term carries |mean_z|. Nz, Nq: values per region / patch.
 template <typename Acc>
 struct AdapnGrad {
   Acc c1, c2, q_mean_coef, q_var_coef;
 };
 
 template <typename Acc>
-SR_HOST_DEVICE AdapnGrad<Acc> adapn_grad(Acc mean_z, Acc var_z, Acc var_q, Acc eps, Acc alpha, Acc d_alpha, Acc d_beta,
+SR_HOST_DEVICE AdapnGrad<Acc> adapn_grad(Acc dmean_z, Acc var_z, Acc var_q, Acc eps, Acc alpha, Acc d_alpha, Acc d_beta,
                                          int64_t Nz, int64_t Nq) {
   const Acc sz = acc_sqrt(var_z + eps), sq = acc_sqrt(var_q + eps);
-  const Acc da = d_alpha - mean_z * d_beta;  // beta = mean_q - mean_z * alpha
+  const Acc da = d_alpha - dmean_z * d_beta;  // sum(g * (z - mean_z))
   const Acc d_var_z = -da * sq / (sz * sz) / (Acc(2) * sz);
   const Acc d_mean_z = -alpha * d_beta;
   const Acc d_var_q = da / sz / (Acc(2) * sq);
   AdapnGrad<Acc> g;
   g.c2 = Acc(2) * d_var_z / Acc(Nz - 1);
-  g.c1 = d_mean_z / Acc(Nz) - g.c2 * mean_z;
+  g.c1 = d_mean_z / Acc(Nz) - g.c2 * dmean_z;
   g.q_mean_coef = d_beta / Acc(Nq);
   g.q_var_coef = Acc(2) * d_var_q / Acc(Nq - 1);
   return g;

@@ -293,13 +293,14 @@ void check_window_stats(const char* types) {
   for (int c = 0; c < 1500; ++c) {
     const int64_t n = pick(2, 8);
     const int64_t h = n + pick(0, 5), w = n + pick(0, 5);
-    // Regimes: centred, offset (one-pass formulas cancel), nearly constant.
-    const int regime = static_cast<int>(pick(0, 2));
-    const double offset = regime == 0 ? 0.0 : double(pick(-20, 20));
+    // Regimes: centred, offset (one-pass formulas cancel), nearly constant, far offset
+    // (1e4 x the spread: only sums about the shift keep dmean's digits).
+    const int regime = static_cast<int>(pick(0, 3));
+    const double offset = regime == 0 ? 0.0 : regime == 3 ? 1e4 : double(pick(-20, 20));
     const double spread = regime == 2 ? 1e-3 : 1.0;
     const auto plane = sr_test::random_vector<T>(rng, h * w, offset - spread, offset + spread);
     // Half the windows may overhang the bottom/right border, where the plane reads 0.
-    const int64_t over = pick(0, 1) ? n - 1 : 0;
+    const int64_t over = regime != 3 && pick(0, 1) ? n - 1 : 0;
     const int64_t y = pick(0, h - n + over), x = pick(0, w - n + over);
     std::vector<LD> vals;
     LD maxabs = 0;
@@ -311,12 +312,19 @@ void check_window_stats(const char* types) {
       }
     LD want_mean, want_var;
     brute_stats(vals, &want_mean, &want_var);
-    Acc mean = Acc(-99), var = Acc(-99);
-    sr::window_stats<T, Acc>(plane.data(), h, w, y, x, n, &mean, &var);
+    Acc shift = Acc(-99), dmean = Acc(-99), var = Acc(-99);
+    sr::window_stats<T, Acc>(plane.data(), h, w, y, x, n, &shift, &dmean, &var);
+    CHECK(double(shift) == double(plane[static_cast<size_t>(y * w + x)]));
+    const Acc mean = shift + dmean;
     const double N = double(n * n);
+    // About the shift the sums see |v - shift| <= 2 * spread (no overhang), else maxabs.
     const double tol_mean = (N + 2) * eps * double(maxabs);
-    const double tol_var = 4 * (N + 4) * eps * double(want_var) + 4 * N * tol_mean * tol_mean / (N - 1);
-    CHECK_MSG(sr_test::near(double(mean), double(want_mean), tol_mean),
+    const double tol_dmean = over ? 2 * tol_mean : 2 * (N + 2) * eps * 2 * spread;
+    CHECK_MSG(sr_test::near(double(dmean), double(want_mean - LD(shift)), tol_dmean),
+              "%s n=%" PRId64 " regime %d: dmean %.17g, want %.17g", types, n, regime, double(dmean),
+              double(want_mean - LD(shift)));
+    const double tol_var = 4 * (N + 4) * eps * double(want_var) + 4 * N * tol_dmean * tol_dmean / (N - 1);
+    CHECK_MSG(sr_test::near(double(mean), double(want_mean), tol_mean + eps * double(std::fabs(want_mean))),
               "%s n=%" PRId64 " at (%" PRId64 ", %" PRId64 ") of %" PRId64 "x%" PRId64
               " regime %d: mean %.17g, want %.17g",
               types, n, y, x, h, w, regime, double(mean), double(want_mean));
@@ -341,7 +349,9 @@ void check_adapn_affine(const char* type) {
   for (int c = 0; c < 2000; ++c) {
     const int64_t p = pick(2, 3), S = pick(1, 3), P = S * p;
     const double eps = kEps[c % 2];
-    auto z = random_patch(rng, P * P, double(pick(-3, 3)), std::exp(double(pick(-3, 1))));
+    // Every 4th region 1e4 from 0: (z - shift) * alpha + beta must not lose its digits.
+    const double zoff = c % 4 == 3 ? 1e4 : double(pick(-3, 3));
+    auto z = random_patch(rng, P * P, zoff, std::exp(double(pick(-3, 1))));
     const auto q = random_patch(rng, p * p, double(pick(-3, 3)), std::exp(double(pick(-3, 1))));
     if (c % 50 == 0) {  // a constant region: var_z = 0, only eps keeps it finite
       std::fill(z.begin(), z.end(), z[0]);
@@ -354,25 +364,27 @@ void check_adapn_affine(const char* type) {
     LD mz, vz, mq, vq;
     brute_stats(zl, &mz, &vz);
     brute_stats(ql, &mq, &vq);
-    const Acc a_mz = Acc(mz), a_vz = Acc(vz), a_mq = Acc(mq), a_vq = Acc(vq);
+    // The statistics as window_stats gives them: about the region's first value.
+    const Acc shift = Acc(zl[0]), a_dz = Acc(mz - zl[0]), a_vz = Acc(vz), a_mq = Acc(mq), a_vq = Acc(vq);
     Acc alpha = Acc(-99), beta = Acc(-99);
-    sr::adapn_affine<Acc>(a_mz, a_vz, a_mq, a_vq, Acc(eps), &alpha, &beta);
+    sr::adapn_affine<Acc>(a_dz, a_vz, a_mq, a_vq, Acc(eps), &alpha, &beta);
     // Reference from the Acc-rounded statistics, in long double.
     const LD E = LD(Acc(eps));
     const LD want_alpha = std::sqrt(LD(a_vq) + E) / std::sqrt(LD(a_vz) + E);
-    const LD want_beta = LD(a_mq) - LD(a_mz) * want_alpha;
+    const LD want_beta = LD(a_mq) - LD(a_dz) * want_alpha;
     CHECK_MSG(sr_test::near(double(alpha), double(want_alpha), 8 * aeps * double(want_alpha)),
               "%s case %d eps=%g: alpha %.17g, want %.17g", type, c, eps, double(alpha), double(want_alpha));
     CHECK_MSG(sr_test::near(double(beta), double(want_beta),
-                            8 * aeps * double(std::fabs(LD(a_mq)) + std::fabs(LD(a_mz) * want_alpha))),
+                            8 * aeps * double(std::fabs(LD(a_mq)) + std::fabs(LD(a_dz) * want_alpha))),
               "%s case %d eps=%g: beta %.17g, want %.17g", type, c, eps, double(beta), double(want_beta));
-    // z * alpha + beta against the AdaPN formula, elementwise.
+    // (z - shift) * alpha + beta against the AdaPN formula, elementwise, to the rounding
+    // of the centred terms: no |z| * alpha in the tolerance.
     for (size_t e = 0; e < zl.size(); ++e) {
       const Acc zv = Acc(zl[e]);
-      const Acc got = zv * alpha + beta;
-      const LD want = (LD(zv) - LD(a_mz)) / std::sqrt(LD(a_vz) + E) * std::sqrt(LD(a_vq) + E) + LD(a_mq);
-      const double scale =
-          double(std::fabs(LD(zv)) * want_alpha + std::fabs(want_beta) + std::fabs(want) + std::fabs(LD(a_mq)));
+      const Acc got = (zv - shift) * alpha + beta;
+      const LD want = (LD(zv) - (LD(shift) + LD(a_dz))) / std::sqrt(LD(a_vz) + E) * std::sqrt(LD(a_vq) + E) + LD(a_mq);
+      const double scale = double(std::fabs(LD(zv) - LD(shift)) * want_alpha + std::fabs(want_beta) + std::fabs(want) +
+                                  std::fabs(LD(a_mq)));
       CHECK_MSG(sr_test::near(double(got), double(want), 16 * aeps * scale),
                 "%s case %d eps=%g element %zu: %.17g, want %.17g", type, c, eps, e, double(got), double(want));
     }
@@ -394,13 +406,14 @@ void test_adapn_output_statistics() {
     const double eps = c % 2 ? 0.1 : 1e-5;
     const auto z = random_patch(rng, P * P, double(pick(-3, 3)), 1.0);
     const auto q = random_patch(rng, p * p, double(pick(-3, 3)), 0.5);
-    double mz, vz, mq, vq;
-    sr::window_stats<double, double>(z.data(), P, P, 0, 0, P, &mz, &vz);
-    sr::window_stats<double, double>(q.data(), p, p, 0, 0, p, &mq, &vq);
+    double sz, dz, vz, sq, dq, vq;
+    sr::window_stats<double, double>(z.data(), P, P, 0, 0, P, &sz, &dz, &vz);
+    sr::window_stats<double, double>(q.data(), p, p, 0, 0, p, &sq, &dq, &vq);
+    const double mq = sq + dq;
     double alpha, beta;
-    sr::adapn_affine<double>(mz, vz, mq, vq, eps, &alpha, &beta);
+    sr::adapn_affine<double>(dz, vz, mq, vq, eps, &alpha, &beta);
     std::vector<double> out;
-    for (double v : z) out.push_back(v * alpha + beta);
+    for (double v : z) out.push_back((v - sz) * alpha + beta);
     double mo, vo;
     brute_stats_d(out, &mo, &vo);
     const double want_var = vz * (vq + eps) / (vz + eps);
@@ -444,14 +457,16 @@ void test_adapn_grad_finite_differences() {
           brute_stats_d(z, &mz, &vz);
           brute_stats_d(q, &mq, &vq);
           const double alpha = std::sqrt(vq + eps) / std::sqrt(vz + eps);
+          const double shift = z[0];  // as window_stats picks it
           double d_alpha = 0, d_beta = 0;
           for (int64_t e = 0; e < Nz; ++e) {
-            d_alpha += g[e] * z[e];
+            d_alpha += g[e] * (z[e] - shift);
             d_beta += g[e];
           }
-          const sr::AdapnGrad<double> ag = sr::adapn_grad<double>(mz, vz, vq, eps, alpha, d_alpha, d_beta, Nz, Nq);
+          const sr::AdapnGrad<double> ag =
+              sr::adapn_grad<double>(mz - shift, vz, vq, eps, alpha, d_alpha, d_beta, Nz, Nq);
           std::vector<double> gz(Nz), gq(Nq), fz(Nz), fq(Nq);
-          for (int64_t e = 0; e < Nz; ++e) gz[e] = g[e] * alpha + ag.c1 + ag.c2 * z[e];
+          for (int64_t e = 0; e < Nz; ++e) gz[e] = g[e] * alpha + ag.c1 + ag.c2 * (z[e] - shift);
           for (int64_t e = 0; e < Nq; ++e) gq[e] = ag.q_mean_coef + ag.q_var_coef * (q[e] - mq);
           // Numeric side: steps scaled to the patch spreads (the loss bends on the scale
           // of sqrt(var + eps)).

@@ -13,6 +13,11 @@ def _cpp_fwd(img, coords, order, patch_size):
 
 
 def _cpp_bwd(grad, coords, order, img_size):
+    if img_size[0] == 0:
+        # The C++ check (csrc/checks/class_windows.h) wants B > 0; an empty batch takes no
+        # window, so its gradient is empty (any coords left raise as on the other backends).
+        _bwd_values(grad, coords, order, img_size)
+        return grad.new_zeros(img_size)
     return torch.ops.sr_ops._gather_patches_bwd(grad, coords, order, img_size[0], img_size[2], img_size[3])
 
 

@@ -29,6 +29,7 @@ def patch2img_backward(grad_out: torch.Tensor, patch_size: int, stride: int) -> 
     """Gradient of patch2img: (B, C, H, W) -> (B, L, C, P, P)."""
     B, C, H, W = grad_out.shape
     P = patch_size
+    L = grid(H, P, stride) * grid(W, P, stride)  # spelled out: a -1 cannot size 0 elements (B = 0)
     scaled = grad_out / coverage((H, W), P, stride, grad_out).clamp(min=1)
     cols = F.unfold(scaled, P, stride=stride)  # (B, C*P*P, L)
-    return cols.reshape(B, C, P, P, -1).permute(0, 4, 1, 2, 3).contiguous()
+    return cols.reshape(B, C, P, P, L).permute(0, 4, 1, 2, 3).contiguous()

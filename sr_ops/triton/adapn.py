@@ -16,10 +16,13 @@ from sr_ops.triton._util import acc_dtype, launch_grid
 
 @triton.jit
 def _moments(x, live, n):
-    """Mean and unbiased variance along axis 1 of x (zero where not live), two passes."""
-    mean = tl.sum(x, axis=1) / n
-    dev = tl.where(live, x - mean[:, None], 0.0)
-    return mean, tl.sum(dev * dev, axis=1) / (n - 1)
+    """(shift, dmean, var) along axis 1 of x (zero where not live), two passes about each
+    row's first value as in csrc/kernels/adapn.h: mean = shift + dmean, and x - shift keeps
+    float32's digits when the mean is far from 0. Returns also x - mean (zero where not live)."""
+    shift = tl.sum(tl.where(tl.arange(0, x.shape[1])[None, :] == 0, x, 0.0), axis=1)
+    dmean = tl.sum(tl.where(live, x - shift[:, None], 0.0), axis=1) / n
+    dev = tl.where(live, (x - shift[:, None]) - dmean[:, None], 0.0)
+    return shift, dmean, tl.sum(dev * dev, axis=1) / (n - 1), dev
 
 
 @triton.jit
@@ -28,8 +31,8 @@ def _query_tile(q_ptr, g, g_live, pp, eps, BQ: tl.constexpr, ACC: tl.constexpr):
     live = g_live[:, None] & (e[None, :] < pp)
     ptrs = g[:, None] * pp + e[None, :]
     qv = tl.load(q_ptr + ptrs, mask=live, other=0.0).to(ACC)
-    mean, var = _moments(qv, live, pp)
-    return qv, ptrs, live, mean, tl.sqrt(var + eps)
+    shift, dmean, var, dev = _moments(qv, live, pp)
+    return dev, ptrs, live, shift + dmean, tl.sqrt(var + eps)
 
 
 @triton.jit
@@ -44,9 +47,9 @@ def _fwd_kernel(z_ptr, q_ptr, out_ptr, G, k, C, PP, pp, eps,
     for r in range(0, k):
         ptrs = (((n * k + r) * C + c) * PP)[:, None] + e[None, :]
         zv = tl.load(z_ptr + ptrs, mask=live, other=0.0).to(ACC)
-        mean_z, var_z = _moments(zv, live, PP)
+        _, _, var_z, dev = _moments(zv, live, PP)
         scale = std_q / tl.sqrt(var_z + eps)
-        out = (zv - mean_z[:, None]) * scale[:, None] + mean_q[:, None]
+        out = dev * scale[:, None] + mean_q[:, None]
         tl.store(out_ptr + ptrs, out.to(out_ptr.dtype.element_ty), mask=live)
 
 
@@ -55,7 +58,7 @@ def _bwd_kernel(g_ptr, z_ptr, q_ptr, gz_ptr, gq_ptr, G, k, C, PP, pp, eps,
                 BG: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr, ACC: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * BG + tl.arange(0, BG)
     g_live = g < G
-    qv, qptrs, qlive, mean_q, std_q = _query_tile(q_ptr, g, g_live, pp, eps, BQ, ACC)
+    qdev, qptrs, qlive, mean_q, std_q = _query_tile(q_ptr, g, g_live, pp, eps, BQ, ACC)
     e = tl.arange(0, BP)
     live = g_live[:, None] & (e[None, :] < PP)
     n, c = g // C, g % C
@@ -65,16 +68,16 @@ def _bwd_kernel(g_ptr, z_ptr, q_ptr, gz_ptr, gq_ptr, G, k, C, PP, pp, eps,
         ptrs = (((n * k + r) * C + c) * PP)[:, None] + e[None, :]
         zv = tl.load(z_ptr + ptrs, mask=live, other=0.0).to(ACC)
         gv = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
-        mean_z, var_z = _moments(zv, live, PP)
+        _, _, var_z, dev = _moments(zv, live, PP)
         inv_std_z = 1.0 / tl.sqrt(var_z + eps)
-        xhat = tl.where(live, (zv - mean_z[:, None]) * inv_std_z[:, None], 0.0)
+        xhat = dev * inv_std_z[:, None]
         sg = tl.sum(gv, axis=1)
         sgx = tl.sum(gv * xhat, axis=1)
         dz = (std_q * inv_std_z)[:, None] * (gv - (sg / PP)[:, None] - xhat * (sgx / (PP - 1))[:, None])
         tl.store(gz_ptr + ptrs, dz.to(gz_ptr.dtype.element_ty), mask=live)
         G1 += sg
         G2 += sgx
-    dq = (G1 / pp)[:, None] + (G2 / ((pp - 1) * std_q))[:, None] * (qv - mean_q[:, None])
+    dq = (G1 / pp)[:, None] + (G2 / ((pp - 1) * std_q))[:, None] * qdev
     tl.store(gq_ptr + qptrs, dq.to(gq_ptr.dtype.element_ty), mask=qlive)
 
 

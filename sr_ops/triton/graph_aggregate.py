@@ -1,6 +1,6 @@
 """Triton kernels for graph_aggregate (same two-pass plan as the CPU/CUDA kernels).
 
-Forward: (1) one lane per (b, q, r, c) computes AdaPN's (alpha, beta); (2) one lane per
+Forward: (1) one lane per (b, q, r, c) computes AdaPN's (alpha, beta, shift); (2) one lane per
 output element gathers the <= ceil(p/t)^2 covering query patches' neighbour values.
 Backward: (1) per (b, q, r, c) the AdaPN gradient coefficients, the query terms summed
 over r with atomics; (2) grad_feat scattered with atomics; (3) grad_query_feat and
@@ -8,6 +8,12 @@ over r with atomics; (2) grad_feat scattered with atomics; (3) grad_query_feat a
 
 A neighbour region may overhang feat's bottom/right border: masked loads read the
 overhang as 0 and the gradient scatter skips it (csrc/kernels/graph_aggregate.h).
+
+As there, statistics and values are taken about each window's first value (shift): a
+normalised value is (z - shift) * alpha + beta, which keeps float32's digits when the
+mean is far from 0 (z * alpha + (mean_q - mean_z * alpha) cancels |mean_z| * alpha * ulp).
+Tables: forward (alpha, beta, shift); backward (alpha, beta, c1, c2, shift) and the query
+terms (mean coef, var coef, shift_q, dmean_q).
 """
 from __future__ import annotations
 
@@ -23,20 +29,22 @@ _BLOCK = 128
 
 @triton.jit
 def _window_stats(plane, H, W, y, x, n: tl.constexpr, live, ACC: tl.constexpr):
-    """Mean and unbiased variance of the n x n window at (y, x), 0 past the H x W plane."""
+    """(shift, dmean, var) of the n x n window at (y, x), 0 past the H x W plane: its first
+    value (inside the plane), mean - shift and the unbiased variance."""
+    x0 = tl.load(plane + y * W + x, mask=live, other=0.0).to(ACC)
     s = tl.zeros(y.shape, ACC)
     for u in tl.static_range(n):
         for v in tl.static_range(n):
             ok = live & (y + u < H) & (x + v < W)
-            s += tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC)
-    mean = s / (n * n)
+            s += tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC) - x0
+    dm = s / (n * n)
     ss = tl.zeros(y.shape, ACC)
     for u in tl.static_range(n):
         for v in tl.static_range(n):
             ok = live & (y + u < H) & (x + v < W)
-            dv = tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC) - mean
+            dv = (tl.load(plane + (y + u) * W + x + v, mask=ok, other=0.0).to(ACC) - x0) - dm
             ss += dv * dv
-    return mean, ss / (n * n - 1)
+    return x0, dm, ss / (n * n - 1)
 
 
 @triton.jit
@@ -58,23 +66,26 @@ def _affine_kernel(feat, qf, idx, ab, N, C, H, W, m, m2, n2, K, eps, p: tl.const
     q = (bqr // K) % m
     n = tl.load(idx + bqr, mask=live, other=0)
     plane = (b * C + c) * H * W
-    mz, vz = _window_stats(feat + plane, H, W, S * t * (n // n2), S * t * (n % n2), S * p, live, ACC)
-    mq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
+    sz, dz, vz = _window_stats(feat + plane, H, W, S * t * (n // n2), S * t * (n % n2), S * p, live, ACC)
+    sq, dq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
     alpha = tl.sqrt(vq + eps) / tl.sqrt(vz + eps)
-    tl.store(ab + 2 * e, alpha, mask=live)
-    tl.store(ab + 2 * e + 1, mq - mz * alpha, mask=live)
+    tl.store(ab + 3 * e, alpha, mask=live)
+    tl.store(ab + 3 * e + 1, (sq + dq) - dz * alpha, mask=live)
+    tl.store(ab + 3 * e + 2, sz, mask=live)
 
 
 @triton.jit
 def _neighbour_value(feat, ab, idx, b, q, r, c, C, H, W, n2, K, u, v, T: tl.constexpr, ok, ACC: tl.constexpr,
-                     STRIDE: tl.constexpr = 2):
+                     STRIDE: tl.constexpr = 3, SHIFT: tl.constexpr = 2):
     """AdaPN-normalised value of neighbour r of query q at offset (u, v) of its region.
-    `ab` holds (alpha, beta, ...) per (q, r, c), STRIDE values apart (2 forward, 4 backward)."""
+    `ab` holds (alpha, beta, ...) per (q, r, c), STRIDE values apart, the shift at SHIFT
+    (forward 3 and 2, backward 5 and 4)."""
     n = tl.load(idx + q * K + r, mask=ok, other=0)
     y, x = T * (n // n2) + u, T * (n % n2) + v
     z = tl.load(feat + ((b * C + c) * H + y) * W + x, mask=ok & (y < H) & (x < W), other=0.0).to(ACC)
     base = ((q * K + r) * C + c) * STRIDE
-    return z * tl.load(ab + base, mask=ok, other=1.0) + tl.load(ab + base + 1, mask=ok, other=0.0)
+    shift = tl.load(ab + base + SHIFT, mask=ok, other=0.0)
+    return (z - shift) * tl.load(ab + base, mask=ok, other=1.0) + tl.load(ab + base + 1, mask=ok, other=0.0)
 
 
 @triton.jit
@@ -137,8 +148,8 @@ def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m
         n = tl.load(idx + bqr, mask=live, other=0)
         ry, rx = T * (n // n2), T * (n % n2)
         plane = (b * C + c) * H * W
-        mz, vz = _window_stats(feat + plane, H, W, ry, rx, P, live, ACC)
-        mq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
+        shift, dz, vz = _window_stats(feat + plane, H, W, ry, rx, P, live, ACC)
+        shift_q, dq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
         sz, sq = tl.sqrt(vz + eps), tl.sqrt(vq + eps)
         alpha = sq / sz
         da = tl.zeros([BLOCK], ACC)
@@ -148,28 +159,30 @@ def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m
                 g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
                                 m1, m2, P, T, live, WEIGHTED, ACC)
                 inside = live & (ry + u < H) & (rx + v < W)
-                da += g * tl.load(feat + plane + (ry + u) * W + rx + v, mask=inside, other=0.0).to(ACC)
+                da += g * (tl.load(feat + plane + (ry + u) * W + rx + v, mask=inside, other=0.0).to(ACC) - shift)
                 db += g
-        # Chain rule through alpha = sq / sz, beta = mq - mz * alpha (see kernels/graph_aggregate.h).
-        dat = da - mz * db
+        # Chain rule through alpha = sq / sz, beta = mean_q - dz * alpha, all about the
+        # shift (see kernels/graph_aggregate.h): dat = sum(g * (z - mean_z)).
+        dat = da - dz * db
         d_var_z = -dat * sq / (sz * sz) / (2 * sz)
         c2 = 2 * d_var_z / (P * P - 1)
-        c1 = -alpha * db / (P * P) - c2 * mz
-        qbase = ((b * m + q) * C + c) * 3
+        c1 = -alpha * db / (P * P) - c2 * dz
+        qbase = ((b * m + q) * C + c) * 4
         tl.atomic_add(qc + qbase, db / (p * p), mask=live)
         tl.atomic_add(qc + qbase + 1, 2 * (dat / sz / (2 * sq)) / (p * p - 1), mask=live)
-        tl.store(qc + qbase + 2, mq, mask=live)
-        tl.store(gc + 4 * e, alpha, mask=live)
-        tl.store(gc + 4 * e + 1, mq - mz * alpha, mask=live)
-        tl.store(gc + 4 * e + 2, c1, mask=live)
-        tl.store(gc + 4 * e + 3, c2, mask=live)
+        tl.store(qc + qbase + 2, shift_q, mask=live)
+        tl.store(qc + qbase + 3, dq, mask=live)
+        tl.store(gc + 5 * e, alpha, mask=live)
+        tl.store(gc + 5 * e + 1, (shift_q + dq) - dz * alpha, mask=live)
+        tl.store(gc + 5 * e + 2, c1, mask=live)
+        tl.store(gc + 5 * e + 3, c2, mask=live)
+        tl.store(gc + 5 * e + 4, shift, mask=live)
     else:
         one = tl.full([BLOCK], 1.0, ACC)
         zero = tl.zeros([BLOCK], ACC)
-        tl.store(gc + 4 * e, one, mask=live)
-        tl.store(gc + 4 * e + 1, zero, mask=live)
-        tl.store(gc + 4 * e + 2, zero, mask=live)
-        tl.store(gc + 4 * e + 3, zero, mask=live)
+        tl.store(gc + 5 * e, one, mask=live)
+        for j in tl.static_range(1, 5):
+            tl.store(gc + 5 * e + j, zero, mask=live)
 
 
 @triton.jit
@@ -194,9 +207,9 @@ def _feat_grad_kernel(grad, weights, feat, idx, gc, gfeat, N, C, H, W, HH, WW, m
     inside = live & (y < H) & (x < W)  # the overhang reads 0: no gradient
     off = ((b * C + c) * H + y) * W + x
     z = tl.load(feat + off, mask=inside, other=0.0).to(ACC)
-    coef = gc + 4 * bqrc
+    coef = gc + 5 * bqrc
     val = g * tl.load(coef, mask=live, other=0.0) + tl.load(coef + 2, mask=live, other=0.0) \
-        + tl.load(coef + 3, mask=live, other=0.0) * z
+        + tl.load(coef + 3, mask=live, other=0.0) * (z - tl.load(coef + 4, mask=live, other=0.0))
     tl.atomic_add(gfeat + off, val, mask=inside)
 
 
@@ -217,9 +230,9 @@ def _query_grad_kernel(qf, qc, out, N, C, H, W, m1, m2, p: tl.constexpr, t: tl.c
         for dj in tl.static_range(NCOVER):
             j = x // t - dj
             ok = live & ok_i & (j >= 0) & (j < m2) & (x - t * j < p)
-            base = ((b * (m1 * m2) + i * m2 + j) * C + c) * 3
+            base = ((b * (m1 * m2) + i * m2 + j) * C + c) * 4
             s += tl.load(qc + base, mask=ok, other=0.0) + tl.load(qc + base + 1, mask=ok, other=0.0) * (
-                val - tl.load(qc + base + 2, mask=ok, other=0.0))
+                (val - tl.load(qc + base + 2, mask=ok, other=0.0)) - tl.load(qc + base + 3, mask=ok, other=0.0))
     tl.store(out + e, s.to(out.dtype.element_ty), mask=live)
 
 
@@ -243,7 +256,7 @@ def _weight_grad_kernel(grad, feat, idx, gc, out, N, C, H, W, HH, WW, m1, m2, n2
             for c in range(C):
                 g = tl.load(grad + ((b * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
                 acc += g * _neighbour_value(feat, gc, idx, b, q, r, c, C, H, W, n2, K, Y - T * i, X - T * j, T, ok,
-                                            ACC, STRIDE=4)
+                                            ACC, STRIDE=5, SHIFT=4)
     cnt = (_count(Y, P, T, m1) * _count(X, P, T, m2)).to(ACC)
     tl.store(out + e, tl.where(cnt > 0, acc / tl.maximum(cnt, 1.0), 0.0).to(out.dtype.element_ty), mask=live)
 
@@ -265,12 +278,12 @@ def graph_aggregate_fwd(feat, idx, query_feat, key_hw, scale, patch_size, stride
     P, T, HH, WW = scale * patch_size, scale * stride, scale * H, scale * W
     acc = torch.float64 if feat.dtype == torch.float64 else torch.float32
     ACC = acc_dtype(feat.dtype)
-    ab = torch.empty(B, m1 * m2, K, C, 2, device=feat.device, dtype=acc)
+    ab = torch.empty(B, m1 * m2, K, C, 3, device=feat.device, dtype=acc)
     if adapn:
-        _launch(_affine_kernel, ab.numel() // 2, feat, query_feat, idx, ab, ab.numel() // 2, C, H, W, m1 * m2,
+        _launch(_affine_kernel, ab.numel() // 3, feat, query_feat, idx, ab, ab.numel() // 3, C, H, W, m1 * m2,
                 m2, n2, K, eps, p=patch_size, t=stride, S=scale, ACC=ACC)
     else:
-        ab[..., 0], ab[..., 1] = 1.0, 0.0
+        ab[..., 0], ab[..., 1:] = 1.0, 0.0
     shape = (B, C, HH, WW) if weights is not None else (B, K, C, HH, WW)
     out = torch.empty(shape, device=feat.device, dtype=feat.dtype)
     w = weights.contiguous() if weights is not None else feat
@@ -287,9 +300,9 @@ def graph_aggregate_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, pat
     weighted = weights is not None
     w = weights.contiguous() if weighted else feat
     grad = grad.contiguous()
-    gc = torch.empty(B, m1 * m2, K, C, 4, device=feat.device, dtype=acc)
-    qc = torch.zeros(B, m1 * m2, C, 3, device=feat.device, dtype=acc)
-    n = gc.numel() // 4
+    gc = torch.empty(B, m1 * m2, K, C, 5, device=feat.device, dtype=acc)
+    qc = torch.zeros(B, m1 * m2, C, 4, device=feat.device, dtype=acc)
+    n = gc.numel() // 5
     _launch(_coef_kernel, n, grad, w, feat, query_feat, idx, gc, qc, n, C, H, W, HH, WW, m1, m2, n2, K, eps,
             WEIGHTED=weighted, ADAPN=adapn, p=patch_size, t=stride, P=P, T=T, ACC=ACC)
     gfeat = torch.zeros(feat.shape, device=feat.device, dtype=acc)
