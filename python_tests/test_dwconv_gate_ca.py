@@ -193,12 +193,18 @@ def test_non_finite_tap_spoils_the_border_pixels_too(backend, k, bad, channels_l
     conv2d multiplies it by 0 (NaN): every output it feeds is non-finite, as in the
     reference, not a skipped tap (issue 31, item 4)."""
     dev = device_for(backend)
+    configs = list(zip(((2, True), (3, False), (4, True), (8, False)), ((1, 3), (4, 1), (1, 1), (3, 4))))
+    taps = range(k * k)
+    if backend == "triton" and dev.type == "cpu":  # the interpreter: ~0.1 s a call
+        if bad == bad:
+            pytest.skip("Triton's interpreter: NaN taps stand for all (it multiplies the padding)")
+        configs, taps = configs[:1], range(k)  # one row high: the first row of taps meets only padding
     # one row or column: the taps off it meet nothing but padding
-    for (C, gate), (H, W) in zip(((2, True), (3, False), (4, True), (8, False)), ((1, 3), (4, 1), (1, 1), (3, 4))):
+    for (C, gate), (H, W) in configs:
         x = torch.rand(2, C, H, W, dtype=torch.float64) + 0.5
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        for t in range(k * k):
+        for t in taps:
             ws = weights(C, k, gate, "cpu", torch.float64)
             ws[0][C - 1, 0, t // k, t % k] = bad
             ref = reference.dwconv_gate_ca(x, *ws, gate=gate)
