@@ -90,6 +90,19 @@ inline void same_dtype_device(const at::Tensor& like, const char* like_name,
   }
 }
 
+// At least one channel in dim `dim` of x (op names the op in the message, as Python's
+// _validate.channels does).
+inline void channels(const at::Tensor& x, const char* name, const char* op, int64_t dim = 1) {
+  TORCH_CHECK_VALUE(x.size(dim) > 0, name, " must have at least one channel (", op, " needs C >= 1), got shape ",
+                    shape(x.sizes()));
+}
+
+// A backward's incoming gradient: x's device and dtype (the kernels read it as x's type).
+inline void grad_like(const at::Tensor& grad, const at::Tensor& x) {
+  same_device(grad, "grad_out", x, "x");
+  same_dtype(grad, "grad_out", x, "x");
+}
+
 inline void positive(int64_t v, const char* name) { TORCH_CHECK_VALUE(v > 0, name, " must be positive, got ", v); }
 
 inline void eps(double v, const char* name = "eps") {

@@ -183,3 +183,76 @@ def test_cpp_kernel_rejects_bad_shapes_without_crashing():
         torch.ops.sr_ops._dwconv_gate_ca_fwd(X, DW.double(), DB, CW, CB, True)
     with pytest.raises(ValueError, match="grad_out must"):
         torch.ops.sr_ops._dwconv_gate_ca_bwd(X, X, DW, DB, CW, CB, True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_non_finite_tap_spoils_the_border_pixels_too(backend, k, bad, channels_last):
+    """A non-finite depthwise tap meets the zero padding at the border, where the reference's
+    conv2d multiplies it by 0 (NaN): every output it feeds is non-finite, as in the
+    reference, not a skipped tap (issue 31, item 4)."""
+    dev = device_for(backend)
+    configs = list(zip(((2, True), (3, False), (4, True), (8, False)), ((1, 3), (4, 1), (1, 1), (3, 4))))
+    taps = range(k * k)
+    if backend == "triton" and dev.type == "cpu":  # the interpreter: ~0.1 s a call
+        if bad == bad:
+            pytest.skip("Triton's interpreter: NaN taps stand for all (it multiplies the padding)")
+        configs, taps = configs[:1], range(k)  # one row high: the first row of taps meets only padding
+    # one row or column: the taps off it meet nothing but padding
+    for (C, gate), (H, W) in configs:
+        x = torch.rand(2, C, H, W, dtype=torch.float64) + 0.5
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        for t in taps:
+            ws = weights(C, k, gate, "cpu", torch.float64)
+            ws[0][C - 1, 0, t // k, t % k] = bad
+            ref = reference.dwconv_gate_ca(x, *ws, gate=gate)
+            out = sr_ops.dwconv_gate_ca(x.to(dev), *[w.to(dev) for w in ws], gate=gate).cpu()
+            assert torch.equal(out.isnan(), ref.isnan()), (C, gate, t)
+            assert torch.equal(out.isfinite(), ref.isfinite()), (C, gate, t)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (2, 4, 0, 3), (2, 4, 3, 0)], ids=["B0", "H0", "W0"])
+@pytest.mark.parametrize("gate", [True, False])
+def test_zero_sizes_give_empty_results_on_every_face(backend, shape, gate):
+    """B, H or W = 0: an empty output of the right shape and zero gradients, from the public
+    op, the custom op and the reference alike (issue 31, item 5)."""
+    dev = device_for(backend)
+    x = torch.randn(shape, device=dev, requires_grad=True)
+    ws = weights(shape[1], 3, gate, dev, grad=True)
+    want = (shape[0], shape[1] // 2 if gate else shape[1], *shape[2:])
+    assert reference.dwconv_gate_ca(x.detach().cpu(), *[w.detach().cpu() for w in ws], gate=gate).shape == want
+    assert torch.ops.sr_ops.dwconv_gate_ca(x.detach(), *[w.detach() for w in ws], gate).shape == want
+    out = sr_ops.dwconv_gate_ca(x, *ws, gate=gate)
+    assert out.shape == want
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    assert all(w.grad is not None and not w.grad.any() for w in ws)
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_zero_channels_raise_on_every_face(gate):
+    x = torch.randn(2, 0, 3, 3)
+    ws = [torch.randn(0, 1, 3, 3), torch.randn(0), torch.randn(0, 0, 1, 1), torch.randn(0)]
+    calls = [lambda: sr_ops.dwconv_gate_ca(x, *ws, gate=gate), lambda: reference.dwconv_gate_ca(x, *ws, gate=gate),
+             lambda: torch.ops.sr_ops.dwconv_gate_ca(x, *ws, gate)]
+    if "cpu" in sr_ops.available_backends():
+        calls.append(lambda: torch.ops.sr_ops._dwconv_gate_ca_fwd(x, *ws, gate))
+    for call in calls:
+        with pytest.raises(ValueError, match=r"x must have at least one channel \(dwconv_gate_ca needs C >= 1\)"):
+            call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_types_round_once(cpu_backend, dtype, seed):
+    """float16 / bfloat16 are computed in float32 and rounded once at the end: the error
+    against float64 is about that of the float32 result rounded once (issue 31, item 6)."""
+    x, ws, gate = inputs((2, 8, 9, 11, 3, True), "cpu", dtype)
+    exact = reference.dwconv_gate_ca(x.double(), *[w.double() for w in ws], gate=gate)
+    once = reference.dwconv_gate_ca(x.float(), *[w.float() for w in ws], gate=gate).to(dtype)
+    out = sr_ops.dwconv_gate_ca(x, *ws, gate=gate)
+    assert out.dtype == dtype
+    err = (out.double() - exact).abs().max()
+    bound = (once.double() - exact).abs().max()
+    assert err <= 1.5 * bound, (float(err), float(bound))

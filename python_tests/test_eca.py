@@ -196,3 +196,33 @@ def test_cpp_kernel_rejects_bad_shapes_without_crashing():
         torch.ops.sr_ops._eca_fwd(X[:, :, :0], w)
     with pytest.raises(ValueError, match="grad_out must have x's shape"):
         torch.ops.sr_ops._eca_bwd(X[:1], X, w)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_non_finite_weight_spoils_the_border_channels_too(backend, k, bad):
+    """A non-finite tap meets the zero padding at the border channels, where the reference's
+    conv1d multiplies it by 0: NaN there too, not a skipped tap (issue 31, item 4)."""
+    dev = device_for(backend)
+    if backend == "triton" and dev.type == "cpu" and bad == bad:
+        pytest.skip("Triton's interpreter: NaN taps stand for all (it multiplies the padding)")
+    for C in (1, 2, 3, 6):
+        x = torch.rand(2, C, 3, 2, dtype=torch.float64) + 0.5  # positive means: no 0 * inf inside
+        for j in range(k):
+            w = torch.randn(k, dtype=torch.float64)
+            w[j] = bad
+            ref = reference.eca(x, w)
+            out = sr_ops.eca(x.to(dev), w.to(dev)).cpu()
+            assert torch.equal(out.isnan(), ref.isnan()), (C, j)
+            assert torch.equal(out.isfinite(), ref.isfinite()), (C, j)
+
+
+def test_zero_batch_is_empty_and_zero_channels_raise_on_every_face(backend):
+    dev = device_for(backend)
+    w = torch.randn(3, device=dev)
+    out = sr_ops.eca(torch.randn(0, 4, 2, 2, device=dev), w)
+    assert out.shape == (0, 4, 2, 2)
+    x0 = torch.randn(2, 0, 5, 5, device=dev)
+    for call in (lambda: sr_ops.eca(x0, w), lambda: reference.eca(x0, w), lambda: torch.ops.sr_ops.eca(x0, w)):
+        with pytest.raises(ValueError, match=r"x must have at least one channel \(eca needs C >= 1\)"):
+            call()

@@ -173,7 +173,7 @@ X, W, B = torch.randn(2, 4, 3, 3), torch.randn(4), torch.randn(4)
     "args, exc, match",
     [
         pytest.param((X, W, B, 1e-6, "erf"), ValueError, "approximate must be 'none' or 'tanh'", id="bad-approximate"),
-        pytest.param((X, W, B, 1e-6, None), ValueError, "approximate must be 'none' or 'tanh'",
+        pytest.param((X, W, B, 1e-6, None), TypeError, "approximate must be 'none' or 'tanh'",
                      id="approximate-none-object"),
         pytest.param((X[0], W, B), ValueError, "x must have 4 dims", id="3d-x"),
         pytest.param((X, W[:3], B), ValueError, r"weight must have shape \(C,\)", id="short-weight"),

@@ -131,7 +131,7 @@ def test_compiles_without_graph_breaks(seed):
         ((torch.randn(1, 16, 2, 3, 3), (9, 9), 4, 2), ValueError, "patch_size=4"),
         ((torch.randn(1, 1, 2, 3, 3), (2, 9), 3, 2), ValueError, "must be at most out_size's height and width"),
         ((torch.randn(1, 16, 2, 3, 3), (9, 9), 3, 0), ValueError, "stride must be positive"),
-        ((torch.randn(1, 16, 2, 3, 3), 9, 3, 2), ValueError, "out_size must be a pair"),
+        ((torch.randn(1, 16, 2, 3, 3), 9, 3, 2), TypeError, "out_size must be a pair"),
         ((torch.randn(1, 16, 2, 3, 3), (9, 9), 3, 2.0), TypeError, "stride must be an int"),
     ],
 )

@@ -186,7 +186,7 @@ IDX = torch.zeros(1, 30, 2, dtype=torch.int64)
                                           r"inside feat \(13, 11\), got the last at \(16, 4\)"),
         (dict(scale=6), ValueError, r"inside feat \(13, 11\), got the last at \(12, 12\)"),
         (dict(key_hw=(2, 5)), ValueError, "patch_size must be at most key_hw's height and width"),
-        (dict(key_hw=6), ValueError, "key_hw must be a pair"),
+        (dict(key_hw=6), TypeError, "key_hw must be a pair"),
         (dict(query_feat=torch.randn(1, 3, 13, 11)), ValueError,
          "query_feat must have feat's shape .1, 2, 13, 11., got .1, 3, 13, 11."),
         (dict(query_feat=torch.randn(2, 2, 13, 11)), ValueError,

@@ -220,7 +220,7 @@ def test_knn_bad_inputs(kwargs, exc, match):
         ((torch.tensor([-1, 3]), (7, 9), 2), ValueError, "idx values must lie"),
         ((torch.tensor([1.0]), (7, 9), 2), TypeError, "idx must be an integer"),
         ((torch.tensor([1]), (2, 9), 2), ValueError, "patch_size must be at most key_hw's"),
-        ((torch.tensor([1]), 7, 2), ValueError, "key_hw must be a pair"),
+        ((torch.tensor([1]), 7, 2), TypeError, "key_hw must be a pair"),
         ((torch.tensor([1]), (7, 9), 0), ValueError, "scale must be positive"),
     ],
 )

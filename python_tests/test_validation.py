@@ -157,3 +157,98 @@ def test_index_values_are_read_once_per_kernel_call(backend, monkeypatch):
     # five kernel calls read indices: gather forward and backward, graph_aggregate forward and
     # backward, the knn backward
     assert seen == ([] if backend == "cpu" else ["order", "order", "idx", "idx", "idx"])
+
+
+def test_scalar_type_misuse_is_a_type_error_and_a_bad_value_a_value_error():
+    """One rule for the scalars: TypeError for the wrong type, ValueError for the wrong value
+    (issue 31, item 11); the message names what was passed, type and value."""
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"^eps must be a finite non-negative number, got str 'a'$"):
+        sr_ops.layernorm2d(X, W, B, eps="a")
+    with pytest.raises(TypeError, match="got NoneType"):
+        v.eps(None)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="eps must be a finite non-negative number"):
+            sr_ops.layernorm2d(X, W, B, eps=bad)
+    assert v.eps(np.float32(1e-3)) == np.float32(1e-3)
+    dw, cw = torch.randn(4, 1, 3, 3), torch.randn(2, 2, 1, 1)
+    with pytest.raises(TypeError, match=r"^gate must be a bool, got int 1$"):
+        sr_ops.dwconv_gate_ca(X, dw, W, cw, W[:2], gate=1)
+    with pytest.raises(TypeError, match=r"^gate must be a bool, got numpy.bool_?$"):
+        sr_ops.dwconv_gate_ca(X, dw, W, cw, W[:2], gate=np.bool_(True))
+    with pytest.raises(TypeError, match=r"approximate must be 'none' or 'tanh' \(as F.gelu\), got int 1$"):
+        sr_ops.gelu_layernorm2d(X, W, B, approximate=1)
+    with pytest.raises(ValueError, match=r"got 'erf'$"):
+        sr_ops.gelu_layernorm2d(X, W, B, approximate="erf")
+    with pytest.raises(TypeError, match=r"^stride must be an int, got float 2.0$"):
+        v.positive_int(2.0, "stride")
+    with pytest.raises(ValueError, match="stride must be positive, got 0"):
+        v.positive_int(0, "stride")
+    with pytest.raises(TypeError, match=r"^out_size must be a pair \(H, W\) of positive ints, got int 9$"):
+        v.int_pair(9, "out_size")
+    with pytest.raises(ValueError, match=r"got \(1, 2, 3\)$"):
+        v.int_pair((1, 2, 3), "out_size")
+
+
+# (private schema, its public backward op or None, arguments with grad_out first)
+GRAD_CASES = [
+    pytest.param(lambda: K._layernorm2d_bwd, lambda: K.layernorm2d_backward, (X, X, W, B, 1e-6), id="layernorm2d"),
+    pytest.param(lambda: K._eca_bwd, lambda: K.eca_backward, (X, X, W[:3]), id="eca"),
+    pytest.param(lambda: K._dwconv_gate_ca_bwd, lambda: K.dwconv_gate_ca_backward,
+                 (X[:, :2], X, torch.randn(4, 1, 3, 3), W, torch.randn(2, 2, 1, 1), W[:2], True), id="dwconv_gate_ca"),
+]
+
+
+@pytest.mark.parametrize("private, public, args", GRAD_CASES)
+def test_backwards_take_a_gradient_of_x_dtype_only(private, public, args):
+    """An int64 (or other-dtype) grad_out is a TypeError, from the private schema and the
+    backward custom op alike (it was read silently; issue 31, item 11)."""
+    for dtype in (torch.int64, torch.float64):
+        bad = (args[0].to(dtype), *args[1:])
+        errors = []
+        for op in (private(), public()):
+            with pytest.raises(TypeError) as info:
+                op(*bad)
+            errors.append(str(info.value))
+        assert errors[0] == errors[1] == f"x and grad_out must share a dtype, got torch.float32 and {dtype}"
+
+
+@pytest.mark.parametrize("name, args", [
+    ("_layernorm2d_fwd", (X, W, B, 1e-6)),
+    ("_layernorm2d_bwd", (X, X, W, B, 1e-6)),
+    ("_eca_fwd", (X, W[:3])),
+    ("_dwconv_gate_ca_fwd", (X, torch.randn(4, 1, 3, 3), W, torch.randn(2, 2, 1, 1), W[:2], True)),
+])
+def test_private_schemas_reject_meta_tensors_with_a_value_error(name, args):
+    """Not the dispatcher's NotImplementedError: the device class every check uses."""
+    meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    first = "grad_out" if name.endswith("_bwd") else "x"
+    with pytest.raises(ValueError, match=rf"^{first} must be a CPU or CUDA tensor, got meta$"):
+        getattr(K, name)(*meta)
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 3, 3), (2, 4, 0, 3), (2, 4, 3, 0)], ids=["B0", "H0", "W0"])
+def test_layernorm2d_zero_sizes_give_empty_results_on_every_face(shape):
+    x = torch.randn(shape, requires_grad=True)
+    w, b = torch.randn(4, requires_grad=True), torch.randn(4, requires_grad=True)
+    for call in (lambda: reference.layernorm2d(x, w, b), lambda: K.layernorm2d(x, w, b, 1e-6),
+                 lambda: K._layernorm2d_fwd(x.detach(), w.detach(), b.detach(), 1e-6)):
+        assert call().shape == shape
+    for backend in sr_ops.available_backends():
+        with sr_ops.use_backend(backend):
+            out = sr_ops.layernorm2d(x, w, b)
+            assert out.shape == shape
+            gx, gw, gb = torch.autograd.grad(out.sum(), (x, w, b))
+            assert gx.shape == shape and not gw.any() and not gb.any()
+    gx, gw, gb = K._layernorm2d_bwd(torch.randn(shape), x.detach(), w.detach(), b.detach(), 1e-6)
+    assert gx.shape == shape and not gw.any() and not gb.any()
+
+
+def test_layernorm2d_zero_channels_raise_on_every_face():
+    x, w = torch.randn(2, 0, 3, 3), torch.randn(0)
+    for call in (lambda: sr_ops.layernorm2d(x, w, w), lambda: reference.layernorm2d(x, w, w),
+                 lambda: K.layernorm2d(x, w, w, 1e-6), lambda: K._layernorm2d_fwd(x, w, w, 1e-6),
+                 lambda: K._layernorm2d_bwd(x, x, w, w, 1e-6)):
+        with pytest.raises(ValueError, match=r"^x must have at least one channel \(layernorm2d needs C >= 1\)"):
+            call()

@@ -92,7 +92,7 @@ IDX = torch.tensor([[0, 3], [15, 8]])  # a 4x4 key grid for (9, 9), p=3, t=2
         (([0, 1], (9, 9), 2), TypeError, "idx must be a torch.Tensor"),
         ((IDX + 1, (9, 9), 2), ValueError, r"idx values must lie in \[0, 16\)"),
         ((IDX - 1, (9, 9), 2), ValueError, r"idx values must lie in \[0, 16\)"),
-        ((IDX, 9, 2), ValueError, "key_hw must be a pair"),
+        ((IDX, 9, 2), TypeError, "key_hw must be a pair"),
         ((IDX, (9, 9, 1), 2), ValueError, "key_hw must be a pair"),
         ((IDX, (0, 9), 2), ValueError, "key_hw must be positive"),
         ((IDX, (9, 9), 0), ValueError, "scale must be positive"),

@@ -3,8 +3,10 @@
 One wording everywhere: ``<name> must <rule>, got <what was passed>``. One exception class
 per kind of mistake, the classes the C++ checks raise too (csrc/check.h):
 
-- ``TypeError``: not a tensor / not an int, a dtype of the wrong kind, dtypes that differ;
-- ``ValueError``: shapes, sizes, values, index ranges, devices that differ.
+- ``TypeError``: not a tensor, a scalar of the wrong type (``gelu=1``, ``eps="a"``), a dtype
+  of the wrong kind, dtypes that differ;
+- ``ValueError``: shapes, sizes, values (``eps=-1``, ``eps=nan``), index ranges, devices that
+  differ.
 
 The checks read shapes only, so the fake kernels run them under ``torch.compile`` too;
 the value checks (``index_range``) read data and are skipped there by their callers.
@@ -12,13 +14,25 @@ the value checks (``index_range``) read data and are skipped there by their call
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
 __all__ = [
-    "tensor", "same_dtype", "same_device", "shape", "channels", "eps",
+    "tensor", "same_dtype", "same_device", "shape", "channels", "eps", "boolean", "what",
     "positive_int", "int_pair", "choice", "patch_fits", "grid", "index_range", "shape_like",
 ]
+
+
+def what(v) -> str:
+    """How a message names a wrongly typed argument: a builtin scalar with its value
+    ("int 1", "str 'a'"), anything else by its qualified type ("numpy.bool", "list")."""
+    t = type(v)
+    if t in (int, float, str, complex):
+        return f"{t.__name__} {v!r}"
+    if t.__module__ == "builtins":
+        return t.__name__
+    return f"{t.__module__}.{t.__qualname__}"
 
 def _shape(t: torch.Tensor) -> tuple:
     return tuple(t.shape)
@@ -73,8 +87,17 @@ def channels(x: torch.Tensor, name: str, op: str, dim: int = 1) -> int:
 
 
 def eps(v, name: str = "eps") -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a finite non-negative number, got {what(v)}")
+    if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite non-negative number, got {v!r}")
+    return v
+
+
+def boolean(v, name: str) -> bool:
+    """A Python bool (an int or numpy.bool would pass an ``if`` but not the schema's bool)."""
+    if not isinstance(v, bool):
+        raise TypeError(f"{name} must be a bool, got {what(v)}")
     return v
 
 
@@ -82,22 +105,26 @@ def positive_int(v, name: str) -> int:
     if isinstance(v, torch.SymInt):
         return v
     if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        raise TypeError(f"{name} must be an int, got {what(v)}")
     if v <= 0:
         raise ValueError(f"{name} must be positive, got {v}")
     return v
 
 
 def int_pair(v, name: str, doc: str = "(H, W)") -> tuple[int, int]:
-    if isinstance(v, torch.Size) or (isinstance(v, (tuple, list)) and len(v) == 2):
-        return positive_int(v[0], name), positive_int(v[1], name)
-    raise ValueError(f"{name} must be a pair {doc} of positive ints, got {v!r}")
+    if not isinstance(v, (tuple, list)):  # torch.Size is a tuple
+        raise TypeError(f"{name} must be a pair {doc} of positive ints, got {what(v)}")
+    if len(v) != 2:
+        raise ValueError(f"{name} must be a pair {doc} of positive ints, got {v!r}")
+    return positive_int(v[0], name), positive_int(v[1], name)
 
 
 def choice(v, name: str, choices: tuple, why: str = ""):
+    allowed = " or ".join(repr(c) for c in choices)
+    why = f" ({why})" if why else ""
+    if not any(type(v) is type(c) for c in choices):
+        raise TypeError(f"{name} must be {allowed}{why}, got {what(v)}")
     if v not in choices:
-        allowed = " or ".join(repr(c) for c in choices)
-        why = f" ({why})" if why else ""
         raise ValueError(f"{name} must be {allowed}{why}, got {v!r}")
     return v
 

@@ -22,6 +22,7 @@ inline void gather_backward_args(const at::Tensor& grad, const at::Tensor& coord
                                  int64_t H, int64_t W) {
   dims(grad, "grad", 4, "(N, C, P, P)");
   floating(grad, "grad");
+  SR_CHECK_SHAPE(order.dim() == 1, order, "order", "(N,) with coords' N");  // before order.size(0)
   SR_CHECK_SHAPE(grad.size(2) == grad.size(3) && grad.size(0) == order.size(0), grad, "grad",
                  "(N, C, P, P) with order's N and square windows");
   same_device(coords, "coords", grad, "grad");
@@ -37,6 +38,7 @@ inline void merge_args(const at::Tensor& outputs, const at::Tensor& coords, cons
   floating(outputs, "outputs");
   positive(scale, "scale");
   positive(B, "B");
+  SR_CHECK_SHAPE(order.dim() == 1, order, "order", "(N,) with coords' N");  // before order.size(0)
   SR_CHECK_SHAPE(outputs.size(2) == outputs.size(3) && outputs.size(2) % scale == 0 && outputs.size(2) > 0 &&
                      outputs.size(0) == order.size(0),
                  outputs, "outputs", "(N, C, s*P, s*P) with order's N");

@@ -12,6 +12,7 @@ inline sr::DgcDims dgc_dims(const at::Tensor& x, const at::Tensor& dw, const at:
                             const at::Tensor& cb, bool gate) {
   dims(x, "x", 4, "(B, C, H, W)");
   floating(x, "x");
+  channels(x, "x", "dwconv_gate_ca");
   same_dtype_device(x, "x", {{&dw, "dw_weight"}, {&db, "dw_bias"}, {&cw, "ca_weight"}, {&cb, "ca_bias"}});
   sr::DgcDims d{x.size(0), x.size(1), x.size(2), x.size(3), 0, gate};
   SR_CHECK_SHAPE(
@@ -30,7 +31,7 @@ inline sr::DgcDims dgc_dims(const at::Tensor& x, const at::Tensor& dw, const at:
 inline sr::DgcDims dgc_backward_dims(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& dw,
                                      const at::Tensor& db, const at::Tensor& cw, const at::Tensor& cb, bool gate) {
   const auto d = dgc_dims(x, dw, db, cw, cb, gate);
-  same_device(grad, "grad_out", x, "x");
+  grad_like(grad, x);
   shape_like(grad, "grad_out", {d.B, sr::dgc_out_channels(d), d.H, d.W}, "the output");
   return d;
 }

@@ -12,6 +12,7 @@ namespace sr_check {
 inline void layernorm2d_args(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps_) {
   dims(x, "x", 4, "(B, C, H, W)");
   floating(x, "x");
+  channels(x, "x", "layernorm2d");
   same_dtype_device(x, "x", {{&w, "weight"}, {&b, "bias"}});
   shape_is(w, "weight", {x.size(1)}, "(C,)");
   shape_is(b, "bias", {x.size(1)}, "(C,)");
@@ -26,7 +27,7 @@ inline void gelu_approximate(c10::string_view approximate) {
 inline void layernorm2d_backward_args(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& w,
                                       const at::Tensor& b, double eps_) {
   layernorm2d_args(x, w, b, eps_);
-  same_device(grad, "grad_out", x, "x");
+  grad_like(grad, x);
   shape_like(grad, "grad_out", x.sizes(), "x");
 }
 

@@ -368,9 +368,4 @@ TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_conv3x3_layernorm2d_fwd", &conv3x3_layernorm2d_fwd_cpu);
 }
 
-// Meta tensors reach the same checks, which reject them by device (a ValueError, as for any
-// other wrong device), where the dispatcher would raise NotImplementedError.
-TORCH_LIBRARY_IMPL(sr_ops, Meta, m) {
-  m.impl("_conv3x3_fwd", &conv3x3_fwd_cpu);
-  m.impl("_conv3x3_layernorm2d_fwd", &conv3x3_layernorm2d_fwd_cpu);
-}
+// Meta tensors: csrc/cpu/meta_reject.cpp.

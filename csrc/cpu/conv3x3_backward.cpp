@@ -203,8 +203,4 @@ TORCH_LIBRARY_IMPL(sr_ops, CPU, m) {
   m.impl("_conv3x3_gelu", &conv3x3_gelu_cpu);
 }
 
-// Meta tensors are rejected by the device check (ValueError), not NotImplementedError.
-TORCH_LIBRARY_IMPL(sr_ops, Meta, m) {
-  m.impl("_conv3x3_bwd_weight", &conv3x3_bwd_weight_cpu);
-  m.impl("_conv3x3_gelu", &conv3x3_gelu_cpu);
-}
+// Meta tensors: csrc/cpu/meta_reject.cpp.

@@ -63,7 +63,7 @@ void fwd_impl(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T*
         }
         total += rs;
       });
-      s[g] = total / Acc(HW);
+      s[g] = sr::dgc_mean<T, Acc>(total, dw, d, c);
     }
 #pragma omp single
     for (int64_t g = 0; g < G; ++g) a[g] = sr::dgc_attention<T, Acc>(cw, cb, s.data() + g / Cg * Cg, Cg, g % Cg);
@@ -105,7 +105,7 @@ void bwd_impl(const T* gout, const T* x, const T* dw, const T* db, const T* cw, 
         sy += ry;
         sgy += rgy;
       });
-      s[g] = sy / Acc(HW);
+      s[g] = sr::dgc_mean<T, Acc>(sy, dw, d, c);
       ga[g] = sgy;
     }
     // The attention's small dense part.
@@ -186,6 +186,12 @@ at::Tensor fwd_cpu(const at::Tensor& x_in, const at::Tensor& dw_in, const at::Te
                    const at::Tensor& cb_in, bool gate) {
   sr_cpu::check_cpu_float(x_in, "x");
   const auto d = sr_check::dgc_dims(x_in, dw_in, db_in, cw_in, cb_in, gate);
+  if (x_in.scalar_type() == at::kHalf || x_in.scalar_type() == at::kBFloat16) {
+    // float32 math rounded once at the end (docs/design.md): the kernels store the gated map
+    // in the output before scaling it, which in a half type would round twice.
+    const auto f = [](const at::Tensor& t) { return t.to(at::kFloat); };
+    return fwd_cpu(f(x_in), f(dw_in), f(db_in), f(cw_in), f(cb_in), gate).to(x_in.scalar_type());
+  }
   const at::Tensor dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(), cb = cb_in.contiguous();
   if (sr_cpu::channels_last(x_in)) {  // read in place, written channels-last (ops/dwconv_gate_ca.py's contract)
     at::Tensor out =

@@ -135,7 +135,7 @@ void forward(const T* x, const T* dw, const T* db, const T* cw, const T* cb, T* 
         for (int64_t c = 0; c < Cg; ++c) mean[c] = Acc(0);
         for (int64_t h = 0; h < d.H; ++h)
           for (int64_t c = 0; c < Cg; ++c) mean[c] += row_sums[(b * d.H + h) * Cg + c];
-        for (int64_t c = 0; c < Cg; ++c) mean[c] /= Acc(sr::dgc_plane(d));
+        for (int64_t c = 0; c < Cg; ++c) mean[c] = sr::dgc_mean<T, Acc>(mean[c], dw, d, c);
         for (int64_t c = 0; c < Cg; ++c) a[b * Cg + c] = sr::dgc_attention<T, Acc>(cw, cb, mean.data(), Cg, c);
       }
     }

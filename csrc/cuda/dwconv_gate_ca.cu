@@ -63,7 +63,7 @@ __global__ void pool_kernel(const T* __restrict__ x, const T* __restrict__ dw, c
     sy = block_sum(sy, shm);
     if (g != nullptr) sgy = block_sum(sgy, shm);
     if (threadIdx.x == 0) {
-      s[grp] = sy / Acc(HW);
+      s[grp] = sr::dgc_mean<T, Acc>(sy, dw, d, c);
       if (ga != nullptr) ga[grp] = sgy;
     }
   }

@@ -25,6 +25,7 @@ at::Tensor fwd_cuda(const at::Tensor& x_in, const at::Tensor& dw_in, const at::T
   const at::Tensor x = x_in.contiguous(), dw = dw_in.contiguous(), db = db_in.contiguous(), cw = cw_in.contiguous(),
                    cb = cb_in.contiguous();
   at::Tensor out = at::empty({d.B, sr::dgc_out_channels(d), d.H, d.W}, x.options());
+  if (out.numel() == 0) return out;  // B, H or W = 0: an empty launch grid is a CUDA error
   at::Tensor ws = workspace(x, d, false);
   sr_cuda::check_status(
       sr_cuda::dwconv_gate_ca_fwd(x.const_data_ptr(), dw.const_data_ptr(), db.const_data_ptr(), cw.const_data_ptr(),
@@ -45,6 +46,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> bwd_cuda(
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   at::Tensor dx = at::zeros_like(x), ddw = at::zeros_like(dw), ddb = at::zeros_like(db), dcw = at::zeros_like(cw),
              dcb = at::zeros_like(cb);
+  if (x.numel() == 0) return {dx, ddw, ddb, dcw, dcb};
   at::Tensor ws = workspace(x, d, true);
   sr_cuda::check_status(
       sr_cuda::dwconv_gate_ca_bwd(g.const_data_ptr(), x.const_data_ptr(), dw.const_data_ptr(), db.const_data_ptr(),

@@ -19,6 +19,8 @@
 //   dw_c[i,j] = sum_{b,h,w} gu_c[h,w] x_c[h+i-p, w+j-p];  db_c = sum_{b,h,w} gu_c.
 #pragma once
 
+#include <math.h>
+
 #include "kernels/common.h"
 #include "kernels/convert.h"
 
@@ -122,6 +124,28 @@ SR_HOST_DEVICE void dgc_weight_grad(const Acc* gu, const T* x, int64_t H, int64_
       }
       dw[i * k + j] += acc;
     }
+}
+
+// Whether a tap of wk (k*k) other than the centre is inf or NaN. Such a tap meets the zero
+// padding at some border pixel, where the reference's F.conv2d multiplies it by 0 (NaN):
+// the kernels skip the padded taps, so they set the plane's mean to NaN instead, which
+// makes every attention value, and so every output of the image, NaN, as in the reference.
+template <typename T, typename Acc>
+SR_HOST_DEVICE bool dgc_pads_nonfinite(const T* wk, int64_t k) {
+  for (int64_t t = 0; t < k * k; ++t) {
+    const Acc v = sr_cast<Acc>(wk[t]);
+    if (t != (k * k) / 2 && !(v - v == Acc(0))) return true;  // v - v is NaN exactly for inf and NaN
+  }
+  return false;
+}
+
+// The mean of group c's gated map, NaN where a channel feeding it pads a non-finite tap.
+template <typename T, typename Acc>
+SR_HOST_DEVICE Acc dgc_mean(Acc total, const T* dw, const DgcDims& d, int64_t c) {
+  const int64_t kk = d.k * d.k, Cg = dgc_out_channels(d);
+  if (dgc_pads_nonfinite<T, Acc>(dw + c * kk, d.k) || (d.gate && dgc_pads_nonfinite<T, Acc>(dw + (c + Cg) * kk, d.k)))
+    return Acc(NAN);
+  return total / Acc(d.H * d.W);
 }
 
 // a[b, o] = cb[o] + sum_i cw[o, i] s[b, i]  (cw (C', C') row-major).

@@ -59,14 +59,16 @@ SR_HOST_DEVICE Acc eca_plane_dot(const T* g, const T* x, int64_t n) {
   return (p0 + p2) + (p1 + p3);
 }
 
-// a_c: the zero-padded cross-correlation of s (C values) with w (k values) at c.
+// a_c: the zero-padded cross-correlation of s (C values) with w (k values) at c. The padded
+// taps are multiplied by 0 rather than skipped, as the reference's F.conv1d does, so an inf
+// or NaN weight makes a_c NaN at the border channels too (0 * inf); k per channel is cheap.
 template <typename T, typename Acc>
 SR_HOST_DEVICE Acc eca_logit(const Acc* s, const T* w, int64_t C, int64_t k, int64_t c) {
   const int64_t r = k / 2;
   Acc a = Acc(0);
   for (int64_t j = 0; j < k; ++j) {
     const int64_t src = c + j - r;
-    if (src >= 0 && src < C) a += sr_cast<Acc>(w[j]) * s[src];
+    a += sr_cast<Acc>(w[j]) * (src >= 0 && src < C ? s[src] : Acc(0));
   }
   return a;
 }

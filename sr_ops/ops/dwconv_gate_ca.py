@@ -19,9 +19,14 @@ def _reference_fwd(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
 def _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     """The closed-form gradient of csrc/kernels/dwconv_gate_ca.h in plain torch ops
     (autograd does not record inside a custom op's kernel)."""
+    if x.numel() == 0:  # no pixel: zero gradients (the pooled mean would be 0/0)
+        return tuple(torch.zeros_like(t, memory_format=torch.contiguous_format)
+                     for t in (x, dw_weight, dw_bias, ca_weight, ca_bias))
     k = dw_weight.shape[-1]
     C, HW = x.shape[1], x.shape[2] * x.shape[3]
-    g = grad_out.to(x.dtype)
+    dtype = torch.promote_types(x.dtype, torch.float32)  # half types: float32 math, rounded at the end
+    like = (x, dw_weight, dw_bias, ca_weight, ca_bias)
+    g, x, dw_weight, dw_bias, ca_weight, ca_bias = (t.to(dtype) for t in (grad_out, *like))
     u = F.conv2d(x, dw_weight, dw_bias, padding=k // 2, groups=C)
     u1, u2 = u.chunk(2, dim=1) if gate else (u, None)
     y = u1 * u2 if gate else u1
@@ -33,8 +38,8 @@ def _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     gu = torch.cat([gy * u2, gy * u1], 1) if gate else gy
     dx = F.conv_transpose2d(gu, dw_weight, padding=k // 2, groups=C)
     ddw = torch.nn.grad.conv2d_weight(x, dw_weight.shape, gu, padding=k // 2, groups=C)
-    return (dx.contiguous(), ddw.contiguous(), gu.sum((0, 2, 3)),
-            (ga.t() @ s).reshape(ca_weight.shape).contiguous(), ga.sum(0))
+    grads = (dx, ddw, gu.sum((0, 2, 3)), (ga.t() @ s).reshape(ca_weight.shape), ga.sum(0))
+    return tuple(gr.to(t.dtype).contiguous() for gr, t in zip(grads, like))
 
 
 
@@ -59,6 +64,14 @@ def _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     v.same_dtype(x=x, dw_weight=dw_weight, dw_bias=dw_bias, ca_weight=ca_weight, ca_bias=ca_bias)
 
 
+def _check_backward(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    v.tensor(grad_out, "grad_out", kind=None)
+    v.same_device(grad_out, "grad_out", x, "x")
+    v.same_dtype(x=x, grad_out=grad_out)
+    v.shape_like(grad_out, "grad_out", _out_shape(x, gate), "the output")
+
+
 def _out_shape(x, gate):
     B, C, H, W = x.shape
     return (B, C // 2 if gate else C, H, W)
@@ -68,6 +81,8 @@ def _out_shape(x, gate):
 def _op(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor, ca_weight: torch.Tensor,
         ca_bias: torch.Tensor, gate: bool) -> torch.Tensor:
     _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    if x.numel() == 0:  # B, H or W = 0: nothing for a kernel to do (the fake kernel's shape)
+        return x.new_empty(_out_shape(x, gate)).contiguous(memory_format=out_format(x))
     out = _forward(x.device, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
     # The layout the fake kernel promises: the CPU kernel writes it; the others write contiguous maps.
     return out.contiguous(memory_format=out_format(x))
@@ -83,13 +98,15 @@ def _(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
 def _backward_op(grad_out: torch.Tensor, x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tensor,
                  ca_weight: torch.Tensor, ca_bias: torch.Tensor,
                  gate: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    _check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    v.shape_like(grad_out, "grad_out", _out_shape(x, gate), "the output")
+    _check_backward(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    if x.numel() == 0:
+        return _reference_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
     return _backward(x.device, grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
 
 
 @_backward_op.register_fake
 def _(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
+    _check_backward(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
     return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
                  for t in (x, dw_weight, dw_bias, ca_weight, ca_bias))
 

@@ -57,6 +57,14 @@ def _check(x, weight):
     v.same_dtype(x=x, conv1d_weight=weight)
 
 
+
+def _check_grad(grad_out, x):
+    """The backward's incoming gradient: x's dtype, device and shape (what the kernels read)."""
+    v.tensor(grad_out, "grad_out", kind=None)
+    v.same_device(grad_out, "grad_out", x, "x")
+    v.same_dtype(x=x, grad_out=grad_out)
+    v.shape_like(grad_out, "grad_out", x.shape, "x")
+
 @torch.library.custom_op("sr_ops::eca", mutates_args=())
 def _eca_op(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     _check(x, weight)
@@ -73,12 +81,13 @@ def _(x, weight):
 def _eca_backward_op(grad_out: torch.Tensor, x: torch.Tensor,
                      weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     _check(x, weight)
-    v.shape_like(grad_out, "grad_out", x.shape, "x")
+    _check_grad(grad_out, x)
     return _backward(x.device, grad_out, x, weight)
 
 
 @_eca_backward_op.register_fake
 def _(grad_out, x, weight):
+    _check_grad(grad_out, x)
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(weight, memory_format=torch.contiguous_format))
 

@@ -82,6 +82,14 @@ def _check(x, weight, bias, eps):
     v.same_dtype(x=x, weight=weight, bias=bias)
 
 
+
+def _check_grad(grad_out, x):
+    """The backward's incoming gradient: x's dtype, device and shape (what the kernels read)."""
+    v.tensor(grad_out, "grad_out", kind=None)
+    v.same_device(grad_out, "grad_out", x, "x")
+    v.same_dtype(x=x, grad_out=grad_out)
+    v.shape_like(grad_out, "grad_out", x.shape, "x")
+
 @torch.library.custom_op("sr_ops::layernorm2d", mutates_args=())
 def _layernorm2d_op(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     _check(x, weight, bias, eps)
@@ -98,12 +106,13 @@ def _(x, weight, bias, eps):
 def _layernorm2d_backward_op(grad_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                              eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     _check(x, weight, bias, eps)
-    v.shape_like(grad_out, "grad_out", x.shape, "x")
+    _check_grad(grad_out, x)
     return _backward(x.device, grad_out, x, weight, bias, eps)
 
 
 @_layernorm2d_backward_op.register_fake
 def _(grad_out, x, weight, bias, eps):
+    _check_grad(grad_out, x)
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(weight, memory_format=torch.contiguous_format),
             torch.empty_like(bias, memory_format=torch.contiguous_format))

@@ -22,8 +22,7 @@ def _check(x, weight, bias, norm_weight, norm_bias, eps, gelu):
         v.shape(t, name, (cout,), "(Cout,)")
         v.same_device(t, name, x, "x")
     v.eps(eps)
-    if not isinstance(gelu, bool):
-        raise TypeError(f"gelu must be a bool, got {type(gelu).__name__}")
+    v.boolean(gelu, "gelu")
 
 
 def conv3x3_layernorm2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, norm_weight: torch.Tensor,

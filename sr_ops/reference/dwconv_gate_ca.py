@@ -14,10 +14,9 @@ def check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     for t, name in zip(args, names):
         v.tensor(t, name)
         v.same_device(t, name, x, "x")
-    if not isinstance(gate, bool):
-        raise TypeError(f"gate must be a bool, got {type(gate).__name__}")
+    v.boolean(gate, "gate")
     v.tensor(x, "x", dims=4, doc="(B, C, H, W)")
-    C = x.shape[1]
+    C = v.channels(x, "x", "dwconv_gate_ca")
     if dw_weight.dim() != 4 or dw_weight.shape[0] != C or dw_weight.shape[1] != 1 \
             or dw_weight.shape[2] != dw_weight.shape[3]:
         raise ValueError(f"dw_weight must be (C, 1, k, k) with C = {C} (x's channels), "
@@ -40,11 +39,20 @@ def dwconv_gate_ca(x: torch.Tensor, dw_weight: torch.Tensor, dw_bias: torch.Tens
                    ca_weight: torch.Tensor, ca_bias: torch.Tensor, gate: bool = True) -> torch.Tensor:
     """x (B, C, H, W) -> (B, C', H, W): u = depthwise k x k conv of x (zero padding k//2);
     y = u[:, :C/2] * u[:, C/2:] when gate (C' = C/2), else y = u (C' = C);
-    out = y * (ca_weight @ mean_hw(y) + ca_bias), per batch item and channel."""
-    k, _ = check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    u = F.conv2d(x, dw_weight, dw_bias, padding=k // 2, groups=x.shape[1])
+    out = y * (ca_weight @ mean_hw(y) + ca_bias), per batch item and channel. Computed in
+    float32 at least, rounded to x's dtype once at the end. An empty map (B, H or W = 0)
+    gives an empty result (F.conv2d refuses one)."""
+    k, Cg = check(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
+    B, C, H, W = x.shape
+    if x.numel() == 0:
+        return x.new_empty((B, Cg, H, W))
+    dtype = x.dtype
+    for t in (dw_weight, dw_bias, ca_weight, ca_bias):
+        dtype = torch.promote_types(dtype, t.dtype)
+    dtype = torch.promote_types(dtype, torch.float32)
+    u = F.conv2d(x.to(dtype), dw_weight.to(dtype), dw_bias.to(dtype), padding=k // 2, groups=C)
     if gate:
         a, b = u.chunk(2, dim=1)
         u = a * b
-    att = F.conv2d(u.mean((2, 3), keepdim=True), ca_weight, ca_bias)
-    return u * att
+    att = F.conv2d(u.mean((2, 3), keepdim=True), ca_weight.to(dtype), ca_bias.to(dtype))
+    return (u * att).to(x.dtype)
