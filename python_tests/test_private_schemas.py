@@ -76,6 +76,8 @@ VALID = {
     "_adapn_bwd": lambda: (torch.randn(2, 3, 4, 5, 5), torch.randn(2, 3, 4, 5, 5), torch.randn(2, 4, 3, 3), 1e-5),
     "_class_dispatch_fwd": lambda: (torch.tensor([0, 2, 1, 2]), 3),
     "_conv3x3_fwd": lambda: (X4, torch.randn(3, 4, 3, 3), torch.randn(3)),
+    "_conv3x3_bwd_weight": lambda: (torch.randn(2, 3, 3, 3), X4),
+    "_conv3x3_gelu": lambda: (X4, torch.randn(2, 4, 3, 3)),
     "_conv3x3_layernorm2d_fwd": lambda: (X4, torch.randn(3, 4, 3, 3), torch.randn(3), torch.randn(3),
                                          torch.randn(3), 1e-6, False),
     "_cross_scale_knn_fwd": lambda: (*_knn()[2:], 2, 3, 1, -1, 1),
