@@ -232,6 +232,7 @@ SR_CPU_CLONES_FMA void output_tiles_norm(const float* M, const float* bias, floa
   // when the mean is large against the spread (a 1e3 mean over a spread of 1 lost everything).
   f32x8 tail{};
   for (int64_t l = 0; l < 8; ++l) tail[l] = (d.CoutP - 8 + l < d.Cout) ? 1.0f : 0.0f;
+  const int64_t last = d.CoutP - 8;
   for (int t = 0; t < n; ++t) {
     float* out[4];
     tile_pixels(y, d, b, ty, tx0 + t, out);
@@ -244,25 +245,30 @@ SR_CPU_CLONES_FMA void output_tiles_norm(const float* M, const float* bias, floa
     for (int p = 0; p < 4; ++p) {
       if (!out[p]) continue;
       float* v = P + p * d.CoutP;
+      // Shifted sums, as layernorm2d (csrc/kernels/layernorm2d.h, ln2d_pixel_stats): v - v[0] is
+      // exact for values close together, so the mean's rounding (sum / Cout at a mean 1e4x the
+      // spread) does not reach the outputs, and equal values have zero variance exactly.
+      const f32x8 sv = sr_simd::splat8(v[0]);
       f32x8 acc{};
-      for (int64_t co = 0; co < d.CoutP; co += 8) acc += load8(v + co);  // the padded lanes hold 0
-      const float mean = sr_simd::hsum8(acc) / float(d.Cout);
-      const f32x8 mv = {mean, mean, mean, mean, mean, mean, mean, mean};
+      for (int64_t co = 0; co < last; co += 8) acc += load8(v + co) - sv;
+      acc += (load8(v + last) - sv) * tail;
+      const float dm = sr_simd::hsum8(acc) / float(d.Cout);
+      const f32x8 mv = sr_simd::splat8(dm);
       acc = f32x8{};
-      for (int64_t co = 0; co + 8 < d.CoutP; co += 8) {
-        const f32x8 c = load8(v + co) - mv;
+      for (int64_t co = 0; co < last; co += 8) {
+        const f32x8 c = (load8(v + co) - sv) - mv;
         acc += c * c;
       }
-      const f32x8 c = (load8(v + d.CoutP - 8) - mv) * tail;
+      const f32x8 c = ((load8(v + last) - sv) - mv) * tail;
       acc += c * c;
       // No clamp: the sum of squares is >= 0, and a zero variance with eps = 0 must give NaN
       // (0 * inf) as the reference does, not norm_bias.
       const float var = sr_simd::hsum8(acc) / float(d.Cout);
       const float rs = 1.0f / std::sqrt(var + nm.eps);
-      const f32x8 rv = {rs, rs, rs, rs, rs, rs, rs, rs};
+      const f32x8 rv = sr_simd::splat8(rs);
       for (int64_t co = 0; co < d.CoutP; co += 8) {
         const int64_t lanes = std::min<int64_t>(8, d.Cout - co);
-        store_lanes(out[p] + co, (load8(v + co) - mv) * rv * load8(nm.weight + co) + load8(nm.bias + co), lanes);
+        store_lanes(out[p] + co, ((load8(v + co) - sv) - mv) * rv * load8(nm.weight + co) + load8(nm.bias + co), lanes);
       }
     }
   }

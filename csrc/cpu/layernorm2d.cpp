@@ -75,21 +75,16 @@ void bwd_impl(const T* g, const T* x, const T* w, T* gx, T* gw, T* gb, const Ln2
 // Channels-last maps (what oneDNN's convolutions run fastest on, on the CPU): each pixel's
 // C values are contiguous, so a pixel is one short two-pass reduction; OpenMP over pixels.
 // X may be wider than T: gelu_layernorm2d's half types normalise a float copy of GELU(x).
+// Shifted sums about the pixel's first value, as sr::ln2d_pixel_stats (why: there).
 template <typename T, typename X = T>
 void fwd_nhwc_pixels(const X* x, const T* w, const T* b, T* y, int64_t n, int64_t C, double eps) {
   using Acc = at::opmath_type<T>;
   for (int64_t px = 0; px < n; ++px) {
     const X* xp = x + px * C;
     T* yp = y + px * C;
-    Acc mu = Acc(0), var = Acc(0);
-    for (int64_t c = 0; c < C; ++c) mu += Acc(xp[c]);
-    mu /= Acc(C);
-    for (int64_t c = 0; c < C; ++c) {
-      const Acc dv = Acc(xp[c]) - mu;
-      var += dv * dv;
-    }
-    const Acc rstd = Acc(1) / std::sqrt(var / Acc(C) + Acc(eps));
-    for (int64_t c = 0; c < C; ++c) yp[c] = T((Acc(xp[c]) - mu) * rstd * Acc(w[c]) + Acc(b[c]));
+    Acc x0, dm, rstd;
+    sr::ln2d_pixel_stats<X, Acc>(xp, C, 1, Acc(eps), &x0, &dm, &rstd);
+    for (int64_t c = 0; c < C; ++c) yp[c] = T(sr::ln2d_dev(Acc(xp[c]), x0, dm) * rstd * Acc(w[c]) + Acc(b[c]));
   }
 }
 
@@ -98,33 +93,36 @@ void fwd_nhwc_pixels(const X* x, const T* w, const T* b, T* y, int64_t n, int64_
 // float: the reductions and the affine step in eight-float vectors (C is a few dozen, so
 // lanes lose nothing measurable), which the AVX2 clone runs as one register; the plain
 // loops above run each pixel's sums one add at a time. Also naf_ffn's channels-last prologue.
+// The sums are shifted by the pixel's first value (sr::ln2d_pixel_stats says why): one
+// subtract more per value and pass, hidden behind the loads.
 SR_CPU_CLONES void sr_cpu::layernorm_pixels_f32(const float* x, const float* w, const float* b, float* y, int64_t n,
                                                 int64_t C, float eps) {
   using sr_simd::f32x8;
   using sr_simd::load8;
-  const float inv_c = 1.0f / float(C);
   const int64_t cv = C / 8 * 8;
   for (int64_t px = 0; px < n; ++px) {
     const float* xp = x + px * C;
     float* yp = y + px * C;
+    const float x0 = xp[0];  // read before y (which may be x) is written
+    const f32x8 x0v = sr_simd::splat8(x0);
     f32x8 acc{};
-    for (int64_t c = 0; c < cv; c += 8) acc += load8(xp + c);
-    float mu = sr_simd::hsum8(acc);
-    for (int64_t c = cv; c < C; ++c) mu += xp[c];
-    mu *= inv_c;
-    const f32x8 muv = sr_simd::splat8(mu);
+    for (int64_t c = 0; c < cv; c += 8) acc += load8(xp + c) - x0v;
+    float dm = sr_simd::hsum8(acc);
+    for (int64_t c = cv; c < C; ++c) dm += xp[c] - x0;
+    dm /= float(C);
+    const f32x8 dmv = sr_simd::splat8(dm);
     f32x8 sq{};
     for (int64_t c = 0; c < cv; c += 8) {
-      const f32x8 dv = load8(xp + c) - muv;
+      const f32x8 dv = (load8(xp + c) - x0v) - dmv;
       sq += dv * dv;
     }
     float var = sr_simd::hsum8(sq);
-    for (int64_t c = cv; c < C; ++c) var += (xp[c] - mu) * (xp[c] - mu);
-    const float rstd = 1.0f / std::sqrt(var * inv_c + eps);
+    for (int64_t c = cv; c < C; ++c) var += ((xp[c] - x0) - dm) * ((xp[c] - x0) - dm);
+    const float rstd = 1.0f / std::sqrt(var / float(C) + eps);
     const f32x8 rv = sr_simd::splat8(rstd);
     for (int64_t c = 0; c < cv; c += 8)
-      sr_simd::store8(yp + c, (load8(xp + c) - muv) * rv * load8(w + c) + load8(b + c));
-    for (int64_t c = cv; c < C; ++c) yp[c] = (xp[c] - mu) * rstd * w[c] + b[c];
+      sr_simd::store8(yp + c, ((load8(xp + c) - x0v) - dmv) * rv * load8(w + c) + load8(b + c));
+    for (int64_t c = cv; c < C; ++c) yp[c] = ((xp[c] - x0) - dm) * rstd * w[c] + b[c];
   }
 }
 

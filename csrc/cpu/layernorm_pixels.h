@@ -1,5 +1,6 @@
 // One LayerNorm over the C contiguous channels of each of n pixels (channels-last maps):
-// y[p, c] = (x[p, c] - mean_p) * rstd_p * w[c] + b[c], two-pass variance. Defined in
+// y[p, c] = (x[p, c] - mean_p) * rstd_p * w[c] + b[c], two-pass variance from sums shifted by
+// the pixel's first value (csrc/kernels/layernorm2d.h, ln2d_pixel_stats). Defined in
 // layernorm2d.cpp (AVX2 clone); layernorm2d's and naf_ffn's channels-last paths call it.
 #pragma once
 

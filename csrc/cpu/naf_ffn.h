@@ -24,25 +24,38 @@ struct Dims {
 
 template <typename T>
 struct Buffers {
-  std::vector<T> xn, h, g, z, mean, rstd;  // (C,n) (2F,n) (F,n) (C,n) (n) (n)
+  // xn (C,n) h (2F,n) g (F,n) z (C,n); per pixel the mean as shift + dm (shift: its first
+  // channel's value; shifted sums, see normalise) and rstd.
+  std::vector<T> xn, h, g, z, shift, dm, rstd;
   Buffers(const Dims& d)
-      : xn(d.C * kTile), h(2 * d.F * kTile), g(d.F * kTile), z(d.C * kTile), mean(kTile), rstd(kTile) {}
+      : xn(d.C * kTile), h(2 * d.F * kTile), g(d.F * kTile), z(d.C * kTile), shift(kTile), dm(kTile), rstd(kTile) {}
 };
 
+// y - mean of one value of pixel t, as (y - shift) - dm: see normalise.
+template <typename T>
+inline T deviation(const Buffers<T>& w, int64_t t, T y) {
+  return (y - w.shift[t]) - w.dm[t];
+}
+
 // The (C, n) block of image b at pixel p0, normalised over C and scaled: xn = LN(y).
+// Shifted sums: y_c - y_0 is exact while the values lie within a factor 2 of each other, so a
+// mean 1e4x the spread loses nothing (sum / C lost its last bits, which y - mean then carried
+// into every value), and a pixel of equal values has zero variance exactly (NaN with eps = 0).
+// Two passes: a one-pass variance cancels at large means.
 template <typename T>
 void normalise(const T* y, const T* nw, const T* nb, Buffers<T>& w, const Dims& d, int64_t n, T eps) {
-  std::fill(w.mean.begin(), w.mean.begin() + n, T(0));
+  std::copy(y, y + n, w.shift.begin());
+  std::fill(w.dm.begin(), w.dm.begin() + n, T(0));
   std::fill(w.rstd.begin(), w.rstd.begin() + n, T(0));
   for (int64_t c = 0; c < d.C; ++c) {
     const T* row = y + c * d.HW;
-    for (int64_t t = 0; t < n; ++t) w.mean[t] += row[t];
+    for (int64_t t = 0; t < n; ++t) w.dm[t] += row[t] - w.shift[t];
   }
-  for (int64_t t = 0; t < n; ++t) w.mean[t] /= T(d.C);
-  for (int64_t c = 0; c < d.C; ++c) {  // two passes: a one-pass variance cancels at large means
+  for (int64_t t = 0; t < n; ++t) w.dm[t] /= T(d.C);
+  for (int64_t c = 0; c < d.C; ++c) {
     const T* row = y + c * d.HW;
     for (int64_t t = 0; t < n; ++t) {
-      const T dv = row[t] - w.mean[t];
+      const T dv = deviation(w, t, row[t]);
       w.rstd[t] += dv * dv;
     }
   }
@@ -51,7 +64,7 @@ void normalise(const T* y, const T* nw, const T* nb, Buffers<T>& w, const Dims& 
     const T* row = y + c * d.HW;
     T* out = w.xn.data() + c * n;
     const T a = nw[c], b = nb[c];
-    for (int64_t t = 0; t < n; ++t) out[t] = (row[t] - w.mean[t]) * w.rstd[t] * a + b;
+    for (int64_t t = 0; t < n; ++t) out[t] = deviation(w, t, row[t]) * w.rstd[t] * a + b;
   }
 }
 
@@ -125,12 +138,13 @@ template <typename T>
 void layernorm_pixels(const T* y, const T* nw, const T* nb, T* xn, int64_t n, int64_t C, T eps) {
   for (int64_t t = 0; t < n; ++t) {
     const T* px = y + t * C;
-    T mean = T(0), var = T(0);
-    for (int64_t c = 0; c < C; ++c) mean += px[c];
-    mean /= T(C);
-    for (int64_t c = 0; c < C; ++c) var += (px[c] - mean) * (px[c] - mean);  // two passes, as normalise()
+    const T x0 = px[0];  // shifted sums, two passes, as normalise()
+    T dm = T(0), var = T(0);
+    for (int64_t c = 0; c < C; ++c) dm += px[c] - x0;
+    dm /= T(C);
+    for (int64_t c = 0; c < C; ++c) var += ((px[c] - x0) - dm) * ((px[c] - x0) - dm);
     const T rstd = T(1) / std::sqrt(var / T(C) + eps);
-    for (int64_t c = 0; c < C; ++c) xn[t * C + c] = (px[c] - mean) * rstd * nw[c] + nb[c];
+    for (int64_t c = 0; c < C; ++c) xn[t * C + c] = ((px[c] - x0) - dm) * rstd * nw[c] + nb[c];
   }
 }
 

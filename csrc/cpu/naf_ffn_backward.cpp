@@ -80,7 +80,7 @@ void tile_bwd(const T* G, const T* y, const T* nw, const T* nb, const T* w_in, c
     const T* dx = g.dxn.data() + c * n;
     T sw = T(0), sb = T(0);
     for (int64_t t = 0; t < n; ++t) {
-      const T xhat = (yr[t] - w.mean[t]) * w.rstd[t], dxh = dx[t] * nw[c];
+      const T xhat = deviation(w, t, yr[t]) * w.rstd[t], dxh = dx[t] * nw[c];
       sw += dx[t] * xhat;
       sb += dx[t];
       m1[t] += dxh;
@@ -93,7 +93,7 @@ void tile_bwd(const T* G, const T* y, const T* nw, const T* nb, const T* w_in, c
     const T *yr = y + c * d.HW, *gr = G + c * d.HW, *dx = g.dxn.data() + c * n;
     T* o = dy + c * d.HW;
     for (int64_t t = 0; t < n; ++t) {
-      const T xhat = (yr[t] - w.mean[t]) * w.rstd[t];
+      const T xhat = deviation(w, t, yr[t]) * w.rstd[t];
       o[t] = gr[t] + w.rstd[t] * (dx[t] * nw[c] - m1[t] / T(d.C) - xhat * m2[t] / T(d.C));
     }
   }

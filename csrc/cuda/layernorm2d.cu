@@ -1,7 +1,7 @@
 // layernorm2d CUDA kernels. Forward and dL/dx: a thread per pixel walking its C channel
 // values HW apart, so a warp's 32 loads of one channel are 32 neighbouring pixels, one
 // coalesced run. The weight and bias gradients: a block per channel reducing over all
-// B * HW pixels from the per-pixel mean and rstd the first kernel saved (no atomics,
+// B * HW pixels from the per-pixel statistics the first kernel saved (no atomics,
 // deterministic). The per-element formulas come from csrc/kernels/layernorm2d.h.
 #include <type_traits>
 
@@ -55,9 +55,9 @@ __global__ void bwd_x_kernel(const T* __restrict__ g, const T* __restrict__ x, c
   const int64_t n = B * HW;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t base = i / HW * C * HW + i % HW;
-    Acc mu, rstd;
-    sr::ln2d_pixel_bwd<T, Acc>(g + base, x + base, w, gx + base, C, HW, Acc(eps), &mu, &rstd);
-    stats[i] = mu;
+    Acc dm, rstd;
+    sr::ln2d_pixel_bwd<T, Acc>(g + base, x + base, w, gx + base, C, HW, Acc(eps), &dm, &rstd);
+    stats[i] = dm;
     stats[n + i] = rstd;
   }
 }
@@ -72,9 +72,11 @@ __global__ void bwd_w_kernel(const T* __restrict__ g, const T* __restrict__ x,
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     Acc aw = Acc(0), ab = Acc(0);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      const int64_t e = (i / HW * C + c) * HW + i % HW;
+      const int64_t e0 = i / HW * C * HW + i % HW, e = e0 + c * HW;
       const Acc gv = sr_cast<Acc>(g[e]);
-      aw += gv * (sr_cast<Acc>(x[e]) - stats[i]) * stats[n + i];
+      // The pixel's shift is its channel-0 value (ln2d_pixel_stats), re-read (L2-resident
+      // across the channel blocks) as the workspace holds only dm and rstd.
+      aw += gv * sr::ln2d_dev(sr_cast<Acc>(x[e]), sr_cast<Acc>(x[e0]), stats[i]) * stats[n + i];
       ab += gv;
     }
     sw[threadIdx.x] = aw;

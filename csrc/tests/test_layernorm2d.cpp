@@ -107,11 +107,11 @@ Grads pixel_backward(const std::vector<double>& g, const std::vector<double>& x,
   Grads r{std::vector<double>(s.n(), -99), std::vector<double>(s.C, 0), std::vector<double>(s.C, 0)};
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t p = 0; p < s.HW; ++p) {
-      double mu, rstd;
+      double dm, rstd;  // the mean is x[channel 0] + dm (shifted sums)
       sr::ln2d_pixel_bwd<double, double>(g.data() + at(s, b, 0, p), x.data() + at(s, b, 0, p), w.data(),
-                                         r.gx.data() + at(s, b, 0, p), s.C, s.HW, s.eps, &mu, &rstd);
+                                         r.gx.data() + at(s, b, 0, p), s.C, s.HW, s.eps, &dm, &rstd);
       for (int64_t c = 0; c < s.C; ++c) {
-        r.gw[c] += g[at(s, b, c, p)] * (x[at(s, b, c, p)] - mu) * rstd;
+        r.gw[c] += g[at(s, b, c, p)] * sr::ln2d_dev(x[at(s, b, c, p)], x[at(s, b, 0, p)], dm) * rstd;
         r.gb[c] += g[at(s, b, c, p)];
       }
     }

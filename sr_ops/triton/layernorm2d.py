@@ -35,8 +35,12 @@ def _tile(x_ptr, pid, C, HW, tiles, eps, BC: tl.constexpr, BP: tl.constexpr, ACC
     live = (c[:, None] < C) & (p[None, :] < HW)
     ptrs = b.to(tl.int64) * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
     xv = _gelu(tl.load(x_ptr + ptrs, mask=live, other=0.0).to(ACC), GELU)
-    mu = tl.sum(xv, axis=0) / C
-    dev = tl.where(live, xv - mu[None, :], 0.0)
+    # Shifted sums about each pixel's channel-0 value (csrc/kernels/layernorm2d.h says why):
+    # exact deviations at a mean 1e4x the spread, and exactly 0 for a pixel of equal values.
+    x0 = _gelu(tl.load(x_ptr + b.to(tl.int64) * C * HW + p, mask=p < HW, other=0.0).to(ACC), GELU)
+    d0 = tl.where(live, xv - x0[None, :], 0.0)
+    dm = tl.sum(d0, axis=0) / C
+    dev = tl.where(live, d0 - dm[None, :], 0.0)
     # Pixels past HW (the tile's padding) have variance 0: with eps = 0 their 1/sqrt would be
     # inf and 0 * inf a NaN in the backward's column sums, so they get rstd = 0.
     rstd = tl.where(p < HW, 1.0 / tl.sqrt(tl.sum(dev * dev, axis=0) / C + eps), 0.0)

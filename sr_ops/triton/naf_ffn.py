@@ -28,8 +28,11 @@ def _fwd_kernel(y_ptr, nw_ptr, nb_ptr, wi_ptr, bi_ptr, wo_ptr, bo_ptr, g_ptr, ou
     live = cm[:, None] & (p[None, :] < HW)
     ptrs = b.to(tl.int64) * C * HW + c[:, None].to(tl.int64) * HW + p[None, :]
     yv = tl.load(y_ptr + ptrs, mask=live, other=0.0).to(ACC)
-    mu = tl.sum(yv, axis=0) / C
-    dev = tl.where(live, yv - mu[None, :], 0.0)
+    # Shifted sums about each pixel's channel-0 value, as layernorm2d's kernels.
+    y0 = tl.load(y_ptr + b.to(tl.int64) * C * HW + p, mask=p < HW, other=0.0).to(ACC)
+    d0 = tl.where(live, yv - y0[None, :], 0.0)
+    dm = tl.sum(d0, axis=0) / C
+    dev = tl.where(live, d0 - dm[None, :], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(dev * dev, axis=0) / C + eps)
     nw = tl.load(nw_ptr + c, mask=cm, other=0.0).to(ACC)
     nb = tl.load(nb_ptr + c, mask=cm, other=0.0).to(ACC)
