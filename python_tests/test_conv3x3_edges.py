@@ -104,8 +104,8 @@ def test_private_schemas_reject_meta_and_wrong_dtypes():
     conv, fused = _private_schemas()
     x, w, b = maps(1, 4, 3, 5, 6)
     for args, exc, match in [
-        ((x.to("meta"), w.to("meta"), b.to("meta")), ValueError, "x must be a CPU tensor, got meta"),
-        ((x, w.to("meta"), b), ValueError, "weight must be a CPU tensor, got meta"),
+        ((x.to("meta"), w.to("meta"), b.to("meta")), ValueError, "x must be a CPU or CUDA tensor, got meta"),
+        ((x, w.to("meta"), b), ValueError, "weight must be a CPU or CUDA tensor, got meta"),
         ((x.int(), w.int(), b.int()), TypeError, "x must be a floating-point tensor, got torch.int32"),
         ((x, w.double(), b), TypeError, "takes float32 x, weight and bias"),
         ((x.half(), w.half(), b.half()), TypeError, "takes float32 x, weight and bias"),
@@ -225,7 +225,7 @@ def test_weight_gradient_kernel():
         assert torch.equal(gw, torch.zeros_like(w)) and torch.equal(gb, torch.zeros_like(b))
     x, g = torch.randn(1, 4, 5, 6), torch.randn(1, 3, 5, 6)
     for args, exc, match in [
-        ((g.to("meta"), x.to("meta")), ValueError, "grad must be a CPU tensor, got meta"),
+        ((g.to("meta"), x.to("meta")), ValueError, "grad must be a CPU or CUDA tensor, got meta"),
         ((g, x.int()), TypeError, "x must be a floating-point tensor, got torch.int32"),
         ((g, x.double()), TypeError, "takes float32 grad and x"),
         ((g[:, :, :4], x), ValueError, r"grad must be \(B, Cout, H, W\) with x's B, H and W"),
@@ -246,7 +246,7 @@ def test_gelu_kernel():
     torch.testing.assert_close(op(z, g), torch.ops.aten.gelu_backward(g, z), rtol=1e-5, atol=1e-6)
     assert op(torch.empty(0, 3)).shape == (0, 3)
     for args, exc, match in [
-        ((z.to("meta"),), ValueError, "z must be a CPU tensor, got meta"),
+        ((z.to("meta"),), ValueError, "z must be a CPU or CUDA tensor, got meta"),
         ((z.int(),), TypeError, "z must be a floating-point tensor, got torch.int32"),
         ((z.double(),), TypeError, "takes float32 z"),
         ((z, g.double()), TypeError, "z and grad must share a dtype"),
