@@ -114,7 +114,7 @@ def test_private_schemas_reject_meta_and_wrong_dtypes():
             conv(*args)
         with pytest.raises(exc, match=match):
             fused(*args, args[2], args[2], 1e-6, True)
-    with pytest.raises(ValueError, match="norm_weight must be a CPU tensor"):
+    with pytest.raises(ValueError, match="norm_weight must be a CPU or CUDA tensor"):
         fused(x, w, b, b.to("meta"), b, 1e-6, True)
     with pytest.raises(TypeError, match="norm_weight must be float32"):
         fused(x, w, b, b.int(), b, 1e-6, True)
