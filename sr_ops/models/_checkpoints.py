@@ -23,9 +23,10 @@ _WRAPPERS = ("state_dict", "params_ema", "params", "model")
 def load_file(path) -> object:
     """``torch.load(path, weights_only=True)`` on the CPU, with a one-sentence error for a file
     it cannot read: ``ValueError`` for one that is not a checkpoint, ``pickle.UnpicklingError``
-    (torch's class) for one that holds objects weights-only loading refuses. torch's own errors name the pickle opcode or zip record that failed
-    (``KeyError: 101`` for a text file, ``IndexError: pop from empty list``, ...) and its
-    weights-only refusal runs to a paragraph; a missing or unreadable file stays ``OSError``."""
+    (torch's class) for one that holds objects weights-only loading refuses. torch's own errors
+    name the pickle opcode or zip record that failed (``KeyError: 101`` for a text file,
+    ``IndexError: pop from empty list``, ...) and its weights-only refusal runs to a paragraph;
+    a missing or unreadable file stays ``OSError``."""
     with open(path, "rb") as f:
         head = f.read(4)
     # torch.save writes a zip archive, the legacy format a pickle (protocol >= 2 starts with PROTO)
