@@ -21,7 +21,7 @@ CPU_ONLY = {
     "sr_ops::_conv3x3_fwd": "Winograd for AVX2 CPUs, where oneDNN has none; on a GPU cuDNN already has its own",
     "sr_ops::_conv3x3_layernorm2d_fwd": "its norm epilogue; CUDA runs cuDNN's convolution then the layernorm2d kernels",
     "sr_ops::_conv3x3_bwd_weight": "conv3x3's weight gradient in a fixed order (CPU determinism); cuDNN's on a GPU",
-    "sr_ops::_conv3x3_gelu": "GELU and its derivative for conv3x3_layernorm2d's CPU backward (ATen's: thread-dependent)",
+    "sr_ops::_conv3x3_gelu": "GELU and GELU' for conv3x3_layernorm2d's CPU backward (ATen's is thread-dependent)",
 }
 
 
