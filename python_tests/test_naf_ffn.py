@@ -248,3 +248,18 @@ def test_zero_channels_still_raise():
              w_in=torch.randn(2, 0, 1, 1), w_out=torch.randn(0, 1, 1, 1), b_out=torch.randn(0), gamma=torch.randn(0))
     with pytest.raises(ValueError, match="y must have at least one channel"):
         sr_ops.naf_ffn(**t)
+
+
+def test_an_inf_norm_weight_spoils_only_what_it_feeds(backend):
+    """An inf in the LayerNorm's weight makes that channel of the normalised map inf; the
+    Triton tile's padding rows (F up to 16) once multiplied it by their zero weights and spread
+    the NaN to every output (fuzz seed 15855)."""
+    g = torch.Generator().manual_seed(3)
+    C, F = 2, 1
+    y = torch.randn(1, C, 3, 5, generator=g)
+    args = [torch.randn(s, generator=g) for s in [(C,), (C,), (2 * F, C, 1, 1), (2 * F,), (C, F, 1, 1), (C,), (C,)]]
+    args[0][0] = float("inf")
+    got = sr_ops.naf_ffn(y, *args)
+    with sr_ops.use_backend("reference"):
+        want = sr_ops.naf_ffn(y.double(), *(a.double() for a in args))
+    assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())

@@ -44,7 +44,9 @@ def _fwd_kernel(y_ptr, nw_ptr, nb_ptr, wi_ptr, bi_ptr, wo_ptr, bo_ptr, g_ptr, ou
     bb = tl.load(bi_ptr + F + f, mask=fm, other=0.0).to(ACC)
     ha = tl.dot(wa, xn, input_precision="ieee") + ba[:, None]
     hb = tl.dot(wb, xn, input_precision="ieee") + bb[:, None]
-    gate = ha * hb  # rows f >= F are 0 * 0
+    # Rows f >= F are the tile's padding: zero them, since a zero row of w_in times an inf of
+    # xn is NaN there, and the next dot would spread it to every channel (0 * NaN).
+    gate = tl.where(fm[:, None], ha * hb, 0.0)
     wo = tl.load(wo_ptr + c[:, None] * F + f[None, :], mask=cm[:, None] & fm[None, :], other=0.0).to(ACC)
     bo = tl.load(bo_ptr + c, mask=cm, other=0.0).to(ACC)
     gm = tl.load(g_ptr + c, mask=cm, other=0.0).to(ACC)
