@@ -21,13 +21,24 @@ def _check(x, weight, bias):
     v.same_device(bias, "bias", x, "x")
 
 
-def _pad_explicitly(x, weight):
-    """Whether the zero padding must be multiplied in, not skipped. F.conv2d's float32 CPU
-    kernels (oneDNN on larger maps) skip the padded taps, so an inf or NaN weight tap that only
-    meets the padding leaves a border pixel finite, where 0 * inf = NaN by the direct sum (and
-    by float64 F.conv2d, and the Winograd kernel). Only a non-finite weight can tell: the
-    check is free on the CPU; elsewhere we pad (one copy of x) rather than synchronise."""
-    return x.device.type != "cpu" or not bool(torch.isfinite(weight).all())
+def _padded_taps_poison(out, weight):
+    """Adds NaN at the border pixels where a non-finite weight tap meets the zero padding.
+    F.conv2d's float32 kernels (oneDNN on larger maps, and maybe cuDNN) skip padded taps, so
+    such a pixel stayed finite where the direct sum gives 0 * inf = NaN (as float64 F.conv2d
+    and the Winograd kernel do). Row 0 meets the padding through the taps ky = 0, the last row
+    through ky = 2, the columns likewise with kx: four (Cout,) flags from the weights, no copy
+    of x and no host synchronisation (the flags add 0 where the taps are finite)."""
+    bad = ~torch.isfinite(weight).all(1)  # (Cout, 3, 3)
+    nan = torch.tensor(float("nan"), dtype=out.dtype, device=out.device)
+
+    def poison(flags):  # (Cout,) -> (Cout, 1): NaN where a padded tap is non-finite, else 0
+        return torch.where(flags, nan, torch.zeros((), dtype=out.dtype, device=out.device))[:, None]
+
+    out[:, :, 0, :] += poison(bad[:, 0, :].any(-1))
+    out[:, :, -1, :] += poison(bad[:, 2, :].any(-1))
+    out[:, :, :, 0] += poison(bad[:, :, 0].any(-1))
+    out[:, :, :, -1] += poison(bad[:, :, 2].any(-1))
+    return out
 
 
 def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -41,8 +52,6 @@ def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.
     b, _, h, w = x.shape
     if x.shape[1] == 0 or b * h * w * weight.shape[0] == 0:
         return bias.to(dtype).view(1, -1, 1, 1).expand(b, -1, h, w).clone().to(x.dtype)
-    xd, wd, bd = x.to(dtype), weight.to(dtype), bias.to(dtype)
-    if _pad_explicitly(xd, wd):
-        # F.pad keeps x's layout, so a channels-last x still takes oneDNN's channels-last path
-        return F.conv2d(F.pad(xd, (1, 1, 1, 1)), wd, bd).to(x.dtype)
-    return F.conv2d(xd, wd, bd, padding=1).to(x.dtype)
+    wd = weight.to(dtype)
+    out = F.conv2d(x.to(dtype), wd, bias.to(dtype), padding=1)
+    return _padded_taps_poison(out, wd).to(x.dtype)
