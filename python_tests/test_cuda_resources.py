@@ -1,5 +1,7 @@
 """sr_ops.bench.cuda_resources: ptxas -v parsing, name splitting and the doc section swap
 (no nvcc needed; `make cuda-resources` runs the real thing)."""
+import pytest
+
 from sr_ops.bench import cuda_resources as cr
 
 LOG = """ptxas info    : 0 bytes gmem
@@ -41,3 +43,55 @@ def test_heading_matches_the_triton_report():
     from sr_ops.triton.compile_report import CUDA_HEADING
 
     assert cr.HEADING == CUDA_HEADING
+
+
+PTX = """.visible .entry _Z1aPf(
+{
+\tld.global.nc.v4.f32 \t{%f1, %f2, %f3, %f4}, [%rd4];
+\t@%p1 ld.global.f32 \t%f5, [%rd5];
+\tdiv.s64 \t%rd9, %rd7, %rd8;
+\tatom.global.add.f32 \t%f6, [%rd1], %f5;
+\tred.global.add.u32 \t[%rd2], 1;
+}
+.visible .entry _Z1bPf(
+{
+\tmma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%f1,%f2,%f3,%f4}, {%r1,%r2,%r3,%r4}, {%r5,%r6}, {%f1,%f2,%f3,%f4};
+\tld.global.v2.f32 \t{%f7, %f8}, [%rd3];
+}
+"""
+
+
+def test_ptx_facts():
+    from sr_ops.bench import ptx_facts
+
+    a, b = ptx_facts.entries(PTX).values()
+    assert ptx_facts.facts(a) == {"mma": 0, "ld128": 1, "ld64": 0, "ld_scalar": 1, "float_atomics": 1,
+                                  "int_atomics": 1, "div64": 1}
+    assert ptx_facts.facts(b) == {"mma": 1, "ld128": 0, "ld64": 1, "ld_scalar": 0, "float_atomics": 0,
+                                  "int_atomics": 0, "div64": 0}
+
+
+@pytest.fixture(scope="module")
+def cuda_records():
+    if cr.find_nvcc() is None:
+        pytest.skip("nvcc not found: the CUDA kernels' PTX cannot be read here")
+    return cr.collect(log=lambda *_: None)
+
+
+def test_cuda_kernels_keep_their_design(cuda_records):
+    """nvcc's sm_90 PTX of every .cu against sr_ops/bench/kernel_design.py, both ways (an
+    unwaived violation fails, and so does a waiver whose kernel now keeps the rule)."""
+    from sr_ops.bench import kernel_design as kd
+
+    assert not cuda_records["failed"], cuda_records["failed"]
+    found = kd.violations("cuda", cuda_records["records"])
+    assert not kd.unwaived("cuda", found), "\n".join(kd.unwaived("cuda", found))
+    stale = kd.stale_waivers("cuda", found)
+    assert not stale, "waivers whose kernel now keeps the rule (remove them):\n" + "\n".join(stale)
+
+
+def test_cuda_facts_match_the_compiler(cuda_records):
+    from sr_ops.bench import roofline
+
+    now, saved = roofline.summarise(cuda_records["records"], "cuda"), roofline.load_facts()["cuda"]
+    assert now == saved, "docs/gpu-kernel-facts.json is stale: run python -m sr_ops.bench.roofline --update-facts"

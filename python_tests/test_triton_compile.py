@@ -75,3 +75,29 @@ def test_every_kernel_has_a_case(compiled, arch):
     launched = {r["kernel"] for r in result["records"] if r["arch"] == arch}
     missed = sorted(set(result["kernels"][arch]) - launched)
     assert not missed, f"no compile case launches {missed}; add one to sr_ops/triton/compile_cases.py"
+
+
+@pytest.mark.parametrize("arch", compile_check.ARCHS, ids=lambda a: f"sm{a}")
+def test_kernels_keep_their_design(compiled, arch):
+    """Each kernel's PTX against its stated design (sr_ops/bench/kernel_design.py): no spills,
+    no float atomics, no 64-bit division, tensor cores where FLOP-bound, 128-bit loads where
+    streaming; each exception waived there with its reason, and no waiver outlives its cause."""
+    from sr_ops.bench import kernel_design as kd
+
+    records = [r for r in compiled[1]["records"] if r["arch"] == arch]
+    found = kd.violations("triton", records)
+    assert not kd.unwaived("triton", found), "\n".join(kd.unwaived("triton", found))
+    stale = kd.stale_waivers("triton", found)  # every case compiled: this test is not a test_kernels_compile
+    assert not stale, "waivers whose kernel now keeps the rule (remove them):\n" + "\n".join(stale)
+
+
+def test_roofline_facts_match_the_compiler(compiled):
+    """docs/gpu-kernel-facts.json (the roofline's registers, shared memory, load widths) is
+    what the compiler gives for sm_90 today."""
+    from sr_ops.bench import roofline
+
+    now = roofline.summarise([r for r in compiled[1]["records"] if r["arch"] == 90], "triton")
+    saved = roofline.load_facts()["triton"]
+    differ = sorted(f"{k} {d}: file {saved.get(k, {}).get(d)} != compiler {v}" for k, by in now.items()
+                    for d, v in by.items() if saved.get(k, {}).get(d) != v)
+    assert not differ, "run python -m sr_ops.bench.roofline --update-facts:\n" + "\n".join(differ[:20])

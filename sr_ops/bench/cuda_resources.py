@@ -27,8 +27,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import util as _importlib_util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load_ptx_facts():
+    # By path: this file also runs as a script on GPU machines where sr_ops may not import.
+    spec = _importlib_util.spec_from_file_location("_sr_ptx_facts", os.path.join(os.path.dirname(__file__),
+                                                                                 "ptx_facts.py"))
+    mod = _importlib_util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ptx_facts = _load_ptx_facts()
 HEADING = "## CUDA kernels (nvcc -Xptxas -v)"  # sr_ops.triton.compile_report.CUDA_HEADING
 
 
@@ -77,11 +90,16 @@ def nvcc_version(nvcc: str) -> str:
     return m.group(1) if m else "?"
 
 
-def compile_one(nvcc: str, path: str, outdir: str) -> tuple[str, int, str]:
-    """(path, return code, nvcc's output) for one .cu file."""
-    obj = os.path.join(outdir, os.path.basename(path) + ".o")
-    p = subprocess.run([nvcc, *FLAGS, path, "-o", obj], cwd=ROOT, capture_output=True, text=True)
-    return path, p.returncode, p.stdout + p.stderr
+def compile_one(nvcc: str, path: str, outdir: str) -> tuple[str, int, str, str]:
+    """(path, return code, nvcc's output, the PTX) for one .cu file: one compile, its PTX kept."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    keep = os.path.join(outdir, stem)
+    os.makedirs(keep, exist_ok=True)
+    p = subprocess.run([nvcc, *FLAGS, "--keep", "--keep-dir", keep, path, "-o", os.path.join(keep, stem + ".o")],
+                       cwd=ROOT, capture_output=True, text=True)
+    ptx_path = os.path.join(keep, stem + ".ptx")
+    ptx = open(ptx_path).read() if os.path.exists(ptx_path) else ""
+    return path, p.returncode, p.stdout + p.stderr, ptx
 
 
 _ENTRY = re.compile(r"Compiling entry function '([^']+)' for 'sm_(\d+a?)'")
@@ -156,13 +174,15 @@ def collect(jobs: int | None = None, files: list[str] | None = None, log=print) 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sr-cuda-resources-") as tmp, \
             concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        for path, rc, out in pool.map(lambda f: compile_one(nvcc, f, tmp), files):
+        for path, rc, out, ptx in pool.map(lambda f: compile_one(nvcc, f, tmp), files):
             rel = os.path.relpath(path, ROOT)
             log(f"nvcc {rel}: {'ok' if rc == 0 else f'FAILED (rc {rc})'}")
             if rc != 0:
                 failed.append({"file": rel, "output": out[-4000:]})
                 continue
+            bodies = ptx_facts.entries(ptx)
             for r in parse_ptxas(out):
+                r.update(ptx_facts.facts(bodies.get(r["mangled"], "")))
                 r["file"] = rel
                 r["op"] = os.path.splitext(os.path.basename(path))[0]
                 records.append(r)

@@ -20,7 +20,8 @@ tests set it, and it must be unset before triton is imported) and a fresh TRITON
     python -m sr_ops.triton.compile_check --arch 90 --report docs/gpu-kernels.md
 
 Resources (registers, spills, stack) come from the ptxas -v log Triton already produces;
-shared memory and num_warps from the compiled kernel's metadata.
+shared memory and num_warps from the compiled kernel's metadata; instruction facts (tensor-core
+instructions, load widths, float atomics, 64-bit divisions) from its PTX (sr_ops.bench.ptx_facts).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 
+from sr_ops.bench import ptx_facts
 from sr_ops.triton.compile_cases import CASES
 
 ARCHS = (80, 90)
@@ -74,7 +76,8 @@ def _resources(kernel, ptxas_log: str, seen: dict) -> dict:
     md = kernel.metadata
     if md.hash not in seen:  # a kernel-cache hit within the process prints no ptxas log
         res = {k: int(m.group(1)) if (m := re.search(p, ptxas_log)) else None for k, p in _PTXAS}
-        seen[md.hash] = dict(res, hash=md.hash, num_warps=md.num_warps, shared=md.shared)
+        seen[md.hash] = dict(res, hash=md.hash, num_warps=md.num_warps, shared=md.shared,
+                             **ptx_facts.facts(kernel.asm.get("ptx", "")))
     return seen[md.hash]
 
 
