@@ -78,3 +78,21 @@ def test_facts_file_is_json_with_both_backends():
         facts = json.load(f)
     assert set(facts) >= {"arch", "triton", "cuda"}
     assert os.path.exists(roofline.DOC)
+
+
+def test_measured_column_from_gpu_check(tmp_path, monkeypatch):
+    """make gpu-check's roofline rows (benchmarks/results/gpu-*.json) fill the measured columns."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    rows = [{"op": "layernorm2d fwd", "case": "RT4KSR x2", "dtype": "float32", "backend": "triton", "ms": 0.05,
+             "status": "ok"},
+            {"op": "layernorm2d fwd", "case": "RT4KSR x2", "dtype": "float32", "backend": "cuda", "ms": 0.04,
+             "status": "ok"},
+            {"op": "layernorm2d bwd", "case": "RT4KSR x2", "dtype": "float32", "backend": "cuda", "ms": 9.0,
+             "status": "failed"}]
+    (tmp_path / "gpu-nvidia-h100.json").write_text(json.dumps({"roofline": rows}))
+    text = roofline.render(roofline.load_facts(), str(tmp_path))
+    line = next(x for x in text.splitlines() if x.startswith("| RT4KSR x2 | layernorm2d | fwd | float32 |"))
+    assert line.endswith("| 50.0 (1.57) | 40.0 |") or "| 50.0 (" in line and line.endswith("| 40.0 |"), line
+    bwd = next(x for x in text.splitlines() if x.startswith("| RT4KSR x2 | layernorm2d | bwd | float32 |"))
+    assert bwd.endswith("| — | — |"), bwd
+    assert "in gpu-nvidia-h100.json" in text

@@ -11,6 +11,8 @@ failing stage is recorded with its error and the next one runs):
   ops      every op in float32 and bfloat16: cuda and triton backends vs pure PyTorch
   models   RT4KSR x2 on a 1920x1080 frame (float16/float32, CUDA graph where it captures)
            and IGNN x2 at LR 512x512
+  roofline every row of docs/gpu-roofline.md (each model's op calls at its size, forward and
+           backward) on the cuda and triton backends: the measured column
   compile  torch.compile of the pure-PyTorch ops (last: it is the slowest part)
 
 Python stages run as `python -m sr_ops.bench.gpu_stages` in their own processes (a crash
@@ -66,6 +68,7 @@ STAGES = [
     Stage("mm", 40, 30, 10),
     Stage("ops", 150, 150, 40, items=True),
     Stage("models", 110, 90, 30, items=True),
+    Stage("roofline", 90, 120, 30, items=True),
     Stage("compile", 200, 120, 0, items=True),
 ]
 GRACE = 20  # seconds past its box before a stage is killed (it stops starting rows at the box)

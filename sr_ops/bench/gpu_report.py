@@ -43,6 +43,7 @@ def assemble(records: list[dict], dry: bool, budget: float, started: str, wall_s
         "schema": SCHEMA, "dry": dry, "started": started, "wall_s": round(wall_s, 1), "budget_s": budget,
         "env": env, "stages": stages, "mm_tflops": mm,
         "ops": _derive(ops, mm), "models": _derive(models, None),
+        "roofline": [dict(r) for r in (by.get("roofline") or {}).get("rows", [])],
         "failed": [s["name"] for s in stages if s["status"] != "ok"],
     }
 

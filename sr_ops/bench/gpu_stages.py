@@ -1,9 +1,9 @@
 """The in-process stages of `make gpu-check` (sr_ops.bench.gpu_check runs each in its own
 process, so a crash or a poisoned CUDA context ends one stage, not the run):
 
-    python -m sr_ops.bench.gpu_stages env|mm|ops|models|compile --work DIR --deadline EPOCH [--dry]
+    python -m sr_ops.bench.gpu_stages env|mm|ops|models|roofline|compile --work DIR --deadline EPOCH [--dry]
 
-Item stages (ops, models, compile) append one JSON line per event to DIR/<stage>.jsonl:
+Item stages (ops, models, roofline, compile) append one JSON line per event to DIR/<stage>.jsonl:
 {"plan": [keys]} first, then {"start": key} and {"row": {...}} per row, so a run killed or
 restarted resumes after the last row and the row it died in is recorded as such. Past the
 deadline a stage starts no new row (those are recorded as skipped, "time box"). After a
@@ -241,7 +241,14 @@ def stage_models(work: str, cfg: dict, dry: bool, deadline: float) -> dict:
     return {"failed_rows": r.failed}
 
 
-STAGES = {"env": stage_env, "mm": stage_mm, "ops": stage_ops, "models": stage_models, "compile": stage_compile}
+def stage_roofline(work: str, cfg: dict, dry: bool, deadline: float) -> dict:
+    from sr_ops.bench.roofline_measure import stage_roofline as run
+
+    return run(work, cfg, dry, deadline)
+
+
+STAGES = {"env": stage_env, "mm": stage_mm, "ops": stage_ops, "models": stage_models, "roofline": stage_roofline,
+          "compile": stage_compile}
 
 
 def main(argv=None) -> int:

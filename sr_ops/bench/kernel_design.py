@@ -38,7 +38,8 @@ STREAMING = {
              "graph_aggregate.affine_kernel", "graph_aggregate.fold_kernel", "gather_patches.crop_kernel",
              "gather_patches.paste_kernel", "merge_patches.*"),
 }
-# CUDA instantiations for tensors of 2**31 elements or more: (kernel glob, template argument).
+# CUDA instantiations for tensors of 2**31 elements or more: (kernel glob, template argument);
+# Triton's are the compile cases whose variant names index64 (the wrapper's INDEX64 choice).
 INDEX64 = {"cuda": (("*", "int64_t"), ("*", "long long"))}
 
 WAIVERS: dict[tuple[str, str, str], str] = {}
@@ -103,6 +104,8 @@ def _matches(kernel: str, globs) -> bool:
 
 
 def _is_index64(backend: str, rec: dict) -> bool:
+    if backend == "triton":  # compile cases that force the wrapper's 64-bit choice
+        return "index64" in rec.get("variant", "").split()
     targs = rec.get("targs") or []
     return any(_matches(rec["key"], (g,)) and t in targs[1:] for g, t in INDEX64.get(backend, ()))
 

@@ -78,37 +78,45 @@ def _merge(calls: list[Call]) -> list[Call]:
     return list(out.values())
 
 
-def model_calls(name: str, dtype: torch.dtype = torch.float32, sr_only: bool = False) -> list[Call]:
+def model_calls(name: str, dtype: torch.dtype = torch.float32, sr_only: bool = False, device="meta",
+                shrink: int = 1) -> list[Call]:
+    """The calls of one model's forward; on a real device (make gpu-check) with random
+    weights and input, the LR input's sides divided by `shrink` (its dry run on the CPU)."""
     from sr_ops import models
 
     model, scale, shape, options = MODELS[name]
-    with torch.device("meta"):
+    shape = (*shape[:2], shape[2] // shrink, shape[3] // shrink)
+    with torch.device(device):
         net = models.build(model, scale, **options).eval().to(dtype)
+        x = torch.empty(shape, dtype=dtype) if device == "meta" else torch.rand(shape, dtype=dtype)
     rec = Recorder(name, sr_only)
     with torch.no_grad(), rec:
-        net(torch.empty(shape, device="meta", dtype=dtype))
+        net(x)
     return _merge(rec.calls)
 
 
-def classsr_calls(dtype: torch.dtype = torch.float32) -> list[Call]:
+def classsr_calls(dtype: torch.dtype = torch.float32, device="cpu", shrink: int = 1) -> list[Call]:
     """extract_patches (corners), class_dispatch, gather_patches, merge_patches at ClassSR x4
-    on a 1920x1080 LR image; CPU tensors (the dispatch checks index values), never filled."""
+    on a 1920x1080 LR image; CPU tensors (the dispatch checks index values), never filled
+    unless on a real device (make gpu-check)."""
     import sr_ops
 
     name, shape, P, stride, s = CLASSSR
-    img = torch.empty(shape, dtype=dtype)
-    _, coords = sr_ops.extract_patches(img[:, :1], P, stride)
-    n = coords.shape[0]
-    ids = torch.arange(n) % 3
-    order, _ = sr_ops.class_dispatch(ids, 3)
-    outputs = torch.empty(n, shape[1], s * P, s * P, dtype=dtype)
+    shape = (*shape[:2], shape[2] // shrink, shape[3] // shrink)
+    with torch.device(device):
+        img = torch.empty(shape, dtype=dtype) if device == "cpu" and shrink == 1 else torch.rand(shape, dtype=dtype)
+        _, coords = sr_ops.extract_patches(img[:, :1], P, stride)
+        n = coords.shape[0]
+        ids = torch.arange(n) % 3
+        order, _ = sr_ops.class_dispatch(ids, 3)
+        outputs = torch.empty(n, shape[1], s * P, s * P, dtype=dtype)
     return [Call(name, "sr_ops.extract_patches.default", (img[:, :1], P, stride)),
             Call(name, "sr_ops.class_dispatch.default", (ids, 3)),
             Call(name, "sr_ops.gather_patches.default", (img, coords, order, P)),
             Call(name, "sr_ops.merge_patches.default", (outputs, coords, order, (1, shape[2], shape[3]), s))]
 
 
-def all_sr_calls(dtype: torch.dtype = torch.float32) -> list[Call]:
+def all_sr_calls(dtype: torch.dtype = torch.float32, device="meta", shrink: int = 1) -> list[Call]:
     """Every sr_ops op call of the four workloads."""
-    calls = [c for m in MODELS for c in model_calls(m, dtype, sr_only=True) if c.op.startswith("sr_ops.")]
-    return calls + classsr_calls(dtype)
+    calls = [c for m in MODELS for c in model_calls(m, dtype, True, device, shrink) if c.op.startswith("sr_ops.")]
+    return calls + classsr_calls(dtype, "cpu" if device == "meta" else device, shrink)
