@@ -132,12 +132,13 @@ def _graph_aggregate(direction, weights, adapn):
     return call
 
 
-def _patch2img(direction):
-    def call(dt):  # IGNN's HR fold: 6x6 patches at stride 4 of a 48x48 map
+def _patch2img(direction, scale=2):
+    def call(dt):  # IGNN's HR fold at scale s: (s*3)x(s*3) patches at stride s*2 of the s*24 HR map
+        P, T, W = 3 * scale, 2 * scale, _H * scale
         m = _w("patch2img")
         if direction == "fwd":
-            return m.patch2img_fwd(_r(1, 121, _C, 6, 6, dtype=dt), (46, 46), 6, 4)
-        return m.patch2img_bwd(_r(1, _C, 46, 46, dtype=dt), 6, 4)
+            return m.patch2img_fwd(_r(1, 121, _C, P, P, dtype=dt), (W, W), P, T)
+        return m.patch2img_bwd(_r(1, _C, W, W, dtype=dt), P, T)
     return call
 
 
@@ -201,6 +202,8 @@ def _cases():
     # NAFNet's width 64 (BP = 64) and a wider block (BP = 32); float64 runs the reference (no launch).
     table += [("naf_ffn", "fwd c64", ("float32", "float16", "bfloat16"), _naf_ffn(64, 64)),
               ("naf_ffn", "fwd c128", ("float32",), _naf_ffn(128, 128))]
+    # Scale 4 (12x12 patches at stride 8): the forward's loads are as wide as 4 float32 there only.
+    table += [("patch2img", f"{d} s4", ("float32", "float16"), _patch2img(d, 4)) for d in ("fwd", "bwd")]
     table += [("class_dispatch", "fwd logits", FLOATS, _class_dispatch(True)),
               ("class_dispatch", "fwd ids", ("int64",), _class_dispatch(False)),
               ("vertex_map", "fwd", ("int64",), _vertex_map),
