@@ -148,3 +148,37 @@ def test_patch2img_index64_counts_the_patches(monkeypatch):
     mod.patch2img_fwd(_meta(1, L, 1, 6, 6), hw, 6, 4)
     mod.patch2img_bwd(_meta(1, 1, *hw), 6, 4)
     assert [k["INDEX64"] for k in launches.kwargs] == [True, True]
+
+
+@pytest.mark.parametrize("op", ["adapn", "patch2img", "vertex_map", "extract_patches"])
+def test_index64_variant_matches_reference(monkeypatch, op, seed):
+    """The int64 variants, forced on small inputs, compute what the int32 ones do."""
+    if "triton" not in sr_ops.available_backends():
+        pytest.skip("no triton backend")
+    mod = importlib.import_module(f"sr_ops.triton.{op}")
+    monkeypatch.setattr(mod, "index64", lambda *sizes: True)
+    dev = device_for("triton")
+    with sr_ops.use_backend("triton"):
+        if op == "adapn":
+            z, q = torch.randn(3, 5, 4, 6, 6) + 2, torch.randn(3, 4, 3, 3)
+            zd, qd = z.to(dev).requires_grad_(), q.to(dev).requires_grad_()
+            out = sr_ops.adapn(zd, qd)
+            got = (out, *torch.autograd.grad(out, (zd, qd), torch.ones_like(out)))
+            z, q = z.requires_grad_(), q.requires_grad_()
+            ref = reference.adapn(z, q)
+            want = (ref, *torch.autograd.grad(ref, (z, q), torch.ones_like(ref)))
+        elif op == "patch2img":
+            p = torch.randn(2, grid(22, 6, 4) * grid(25, 6, 4), 3, 6, 6)
+            pd = p.to(dev).requires_grad_()
+            out = sr_ops.patch2img(pd, (22, 25), 6, 4)
+            g = torch.randn(out.shape)
+            got = (out, *torch.autograd.grad(out, pd, g.to(dev)))
+            want = (reference.patch2img(p, (22, 25), 6, 4), reference.patch2img_backward(g, 6, 4))
+        elif op == "vertex_map":
+            idx = torch.randint(0, grid(20, 3, 2) * grid(17, 3, 2), (4, 50))
+            got, want = sr_ops.vertex_map(idx.to(dev), (20, 17), 2), reference.vertex_map(idx, (20, 17), 2)
+        else:
+            img = torch.randn(2, 3, 21, 26)
+            got, want = sr_ops.extract_patches(img.to(dev), 8, 6), reference.extract_patches(img, 8, 6)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.detach().cpu(), b.detach(), rtol=1e-5, atol=1e-5)

@@ -39,9 +39,10 @@ def _moments(x, live, n):
 
 @triton.jit
 def _groups(BG: tl.constexpr, INDEX64: tl.constexpr):
+    pid = tl.program_id(0)
     if INDEX64:
-        return tl.program_id(0).to(tl.int64) * BG + tl.arange(0, BG)
-    return tl.program_id(0) * BG + tl.arange(0, BG)
+        pid = pid.to(tl.int64)
+    return pid * BG + tl.arange(0, BG)
 
 
 @triton.jit

@@ -176,6 +176,19 @@ def _merge(direction):
     return call
 
 
+def _index64(module: str, call):
+    """The INDEX64 variant, which the wrapper picks only past 2**31 elements (too many to
+    allocate here): the same call with the wrapper's choice forced."""
+    def run(dt):
+        m = _w(module)
+        saved, m.index64 = m.index64, lambda *sizes: True
+        try:
+            return call(dt)
+        finally:
+            m.index64 = saved
+    return run
+
+
 def _cases():
     table = []  # (op, variant, dtypes, call)
     for d in ("fwd", "bwd"):
@@ -202,6 +215,10 @@ def _cases():
     # NAFNet's width 64 (BP = 64) and a wider block (BP = 32); float64 runs the reference (no launch).
     table += [("naf_ffn", "fwd c64", ("float32", "float16", "bfloat16"), _naf_ffn(64, 64)),
               ("naf_ffn", "fwd c128", ("float32",), _naf_ffn(128, 128))]
+    table += [("adapn", f"{d} index64", ("float32",), _index64("adapn", _adapn(d))) for d in ("fwd", "bwd")]
+    table += [("patch2img", f"{d} index64", ("float32",), _index64("patch2img", _patch2img(d))) for d in ("fwd", "bwd")]
+    table += [("vertex_map", "fwd index64", ("int64",), _index64("vertex_map", _vertex_map)),
+              ("extract_patches", "fwd index64", ("float32",), _index64("extract_patches", _extract))]
     # Scale 4 (12x12 patches at stride 8): the forward's loads are as wide as 4 float32 there only.
     table += [("patch2img", f"{d} s4", ("float32", "float16"), _patch2img(d, 4)) for d in ("fwd", "bwd")]
     table += [("class_dispatch", "fwd logits", FLOATS, _class_dispatch(True)),

@@ -32,9 +32,10 @@ from sr_ops.triton._util import acc_dtype, launch_grid
 
 @triton.jit
 def _lanes(BR: tl.constexpr, INDEX64: tl.constexpr):
+    pid = tl.program_id(0)
     if INDEX64:
-        return tl.program_id(0).to(tl.int64) * BR + tl.arange(0, BR)
-    return tl.program_id(0) * BR + tl.arange(0, BR)
+        pid = pid.to(tl.int64)
+    return pid * BR + tl.arange(0, BR)
 
 
 @triton.jit
