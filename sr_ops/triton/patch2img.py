@@ -12,7 +12,10 @@ values, so VEC, the largest power of two dividing both P and T (at most 16 bytes
 widest load the layout allows: 128-bit loads of float32 need P and T multiples of 4
 (IGNN at scale 4: 12x12 patches at stride 8). At IGNN's scale 2 (6x6 patches at stride 4)
 a patch row is 6 float32 = 24 bytes at a 24-byte pitch, 8-byte aligned, so the forward
-reads 64 bits a thread (VEC = 2) and no wider.
+reads 64 bits a thread (VEC = 2) and no wider. (Only a layout that tells even rows from odd
+ones could do better there: a patch is 144 bytes, 16-byte aligned, so values 0-3 of an even
+row and 2-5 of an odd row are 16-byte aligned; 4 of each 6 values could come 128 bits wide,
+the output groups of odd rows then straddling two stride cells. Not done.)
 
 Backward: each program takes BR patch rows and reads a row's P values from the incoming
 gradient's map in chunks of CH = 16 bytes, then the remainder in chunks of 4, 2, 1 values.
