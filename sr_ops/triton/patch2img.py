@@ -45,7 +45,6 @@ def _lanes(BR: tl.constexpr, INDEX64: tl.constexpr):
 def _fwd_kernel(src, dst, R, C, H, W, NG, m1, m2, P: tl.constexpr, T: tl.constexpr,
                 NCOVER: tl.constexpr, VEC: tl.constexpr, WDIV: tl.constexpr, ACC: tl.constexpr,
                 BR: tl.constexpr, INDEX64: tl.constexpr):
-    W = tl.multiple_of(W, WDIV)
     r = _lanes(BR, INDEX64)  # (b, c, y, group)
     live = r < R
     row = r // NG
@@ -71,7 +70,10 @@ def _fwd_kernel(src, dst, R, C, H, W, NG, m1, m2, P: tl.constexpr, T: tl.constex
             cnt += ok.to(ACC)
     out = tl.where(cnt[:, None] > 0, acc / tl.maximum(cnt, 1.0)[:, None], 0.0)
     x = x0[:, None] + w
-    tl.store(dst + (row * W)[:, None] + x, out.to(dst.dtype.element_ty), mask=live[:, None] & (x < W))
+    # WDIV divides W (the wrapper's fact; Triton itself knows only W % 16 == 0). On the
+    # row offsets it reaches the compiler, on the scalar W it is lost.
+    ptrs = dst + tl.multiple_of(row * W, WDIV)[:, None] + x
+    tl.store(ptrs, out.to(dst.dtype.element_ty), mask=live[:, None] & (x < W))
 
 
 @triton.jit
@@ -90,7 +92,6 @@ def _bwd_chunk(src, dst, g_row, d_row, xj, ny, live, m2, W, P: tl.constexpr, T: 
 @triton.jit
 def _bwd_kernel(src, dst, R, C, H, W, m1, m2, P: tl.constexpr, T: tl.constexpr, CH: tl.constexpr,
                 WDIV: tl.constexpr, ACC: tl.constexpr, BR: tl.constexpr, INDEX64: tl.constexpr):
-    W = tl.multiple_of(W, WDIV)
     r = _lanes(BR, INDEX64)  # (b, patch, c, py)
     live = r < R
     rest = r // P
@@ -103,7 +104,7 @@ def _bwd_kernel(src, dst, R, C, H, W, m1, m2, P: tl.constexpr, T: tl.constexpr, 
     y = T * i + py
     xj = T * (patch - i * m2)
     ny = tl.minimum(m1 - 1, y // T) - tl.where(y < P, 0, (y - P) // T + 1) + 1
-    g_row = ((b * C + c) * H + y) * W
+    g_row = tl.multiple_of(((b * C + c) * H + y) * W, WDIV)  # WDIV divides W: see the forward
     d_row = r * P
     for k in tl.static_range(P // CH):
         _bwd_chunk(src, dst, g_row, d_row, xj, ny, live, m2, W, P, T, k * CH, CH, ACC)
