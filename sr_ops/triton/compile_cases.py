@@ -132,12 +132,14 @@ def _graph_aggregate(direction, weights, adapn):
     return call
 
 
-def _patch2img(direction):
-    def call(dt):  # IGNN's HR fold: 6x6 patches at stride 4 of a 48x48 map
+def _patch2img(direction, scale=2, W=None):
+    def call(dt):  # IGNN's HR fold at scale s: (s*3)x(s*3) patches at stride s*2 of the s*24 HR map
+        P, T = 3 * scale, 2 * scale
+        W_ = W or _H * scale
         m = _w("patch2img")
         if direction == "fwd":
-            return m.patch2img_fwd(_r(1, 121, _C, 6, 6, dtype=dt), (46, 46), 6, 4)
-        return m.patch2img_bwd(_r(1, _C, 46, 46, dtype=dt), 6, 4)
+            return m.patch2img_fwd(_r(1, 11 * ((W_ - P) // T + 1), _C, P, P, dtype=dt), (_H * scale, W_), P, T)
+        return m.patch2img_bwd(_r(1, _C, _H * scale, W_, dtype=dt), P, T)
     return call
 
 
@@ -175,6 +177,19 @@ def _merge(direction):
     return call
 
 
+def _index64(module: str, call):
+    """The INDEX64 variant, which the wrapper picks only past 2**31 elements (too many to
+    allocate here): the same call with the wrapper's choice forced."""
+    def run(dt):
+        m = _w(module)
+        saved, m.index64 = m.index64, lambda *sizes: True
+        try:
+            return call(dt)
+        finally:
+            m.index64 = saved
+    return run
+
+
 def _cases():
     table = []  # (op, variant, dtypes, call)
     for d in ("fwd", "bwd"):
@@ -201,6 +216,14 @@ def _cases():
     # NAFNet's width 64 (BP = 64) and a wider block (BP = 32); float64 runs the reference (no launch).
     table += [("naf_ffn", "fwd c64", ("float32", "float16", "bfloat16"), _naf_ffn(64, 64)),
               ("naf_ffn", "fwd c128", ("float32",), _naf_ffn(128, 128))]
+    table += [("adapn", f"{d} index64", ("float32",), _index64("adapn", _adapn(d))) for d in ("fwd", "bwd")]
+    table += [("patch2img", f"{d} index64", ("float32",), _index64("patch2img", _patch2img(d))) for d in ("fwd", "bwd")]
+    table += [("vertex_map", "fwd index64", ("int64",), _index64("vertex_map", _vertex_map)),
+              ("extract_patches", "fwd index64", ("float32",), _index64("extract_patches", _extract))]
+    # Scale 4 (12x12 patches at stride 8): the forward's loads are as wide as 4 float32 there only.
+    table += [("patch2img", f"{d} s4", ("float32", "float16"), _patch2img(d, 4)) for d in ("fwd", "bwd")]
+    # A width that is a multiple of 4 but not of 16: the wrapper, not Triton, knows the map rows' alignment.
+    table.append(("patch2img", "bwd w36", ("float32",), _patch2img("bwd", W=36)))
     table += [("class_dispatch", "fwd logits", FLOATS, _class_dispatch(True)),
               ("class_dispatch", "fwd ids", ("int64",), _class_dispatch(False)),
               ("vertex_map", "fwd", ("int64",), _vertex_map),
