@@ -14,9 +14,11 @@ from sr_ops.bench import roofline_model as rm  # noqa: E402
 def test_document_is_fresh(monkeypatch):
     """Stale after a kernel's grid, warps or tensors change, or the facts file does."""
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # launches are intercepted, nothing runs
-    text = roofline.render(roofline.load_facts())
+    doc, readme = roofline.render_all(roofline.load_facts())
     with open(roofline.DOC) as f:
-        assert f.read() == text, "docs/gpu-roofline.md is stale: run python -m sr_ops.bench.roofline"
+        assert f.read() == doc, "docs/gpu-roofline.md is stale: run python -m sr_ops.bench.roofline"
+    with open(roofline.README) as f:
+        assert f.read() == readme, "README.md's GPU roofline table is stale: run python -m sr_ops.bench.roofline"
 
 
 def test_facts_name_every_triton_kernel():

@@ -107,8 +107,33 @@ def render_launches(rows: list[dict]) -> list[str]:
     return out
 
 
-def render(facts: dict, results_dir: str = RESULTS) -> str:
-    rows = op_rows(facts)
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- roofline:begin (python -m sr_ops.bench.roofline) -->", "<!-- roofline:end -->"
+
+
+def readme_block(rows: list[dict], models: list[dict], measured: dict) -> str:
+    """The README's GPU table: the whole models, then each op's bfloat16 rows (the models' dtype)."""
+    ops = [r for r in rows if r["dtype"] == "bfloat16"]
+    lines = [BEGIN, *render_models(models), "", *render_ops(ops, measured), END]
+    return "\n".join(lines)
+
+
+def with_readme_block(text: str, block: str) -> str:
+    a, b = text.index(BEGIN), text.index(END) + len(END)
+    return text[:a] + block + text[b:]
+
+
+def render_all(facts: dict, results_dir: str = RESULTS) -> tuple[str, str]:
+    """(docs/gpu-roofline.md, README.md) as they should read now."""
+    rows, models = op_rows(facts), model_rows(facts)
+    with open(README) as f:
+        readme = with_readme_block(f.read(), readme_block(rows, models, roofline_measure.measured(results_dir)[1]))
+    return render(facts, results_dir, rows, models), readme
+
+
+def render(facts: dict, results_dir: str = RESULTS, rows=None, models=None) -> str:
+    rows = op_rows(facts) if rows is None else rows
+    models = model_rows(facts) if models is None else models
     source, measured = roofline_measure.measured(results_dir)
     where = (f"Measured columns: `make gpu-check` in {source}." if source else
              "Measured columns: none yet (no GPU has run `make gpu-check`'s roofline stage; "
@@ -124,7 +149,7 @@ def render(facts: dict, results_dir: str = RESULTS) -> str:
              "The fraction is the bound over the modelled time of the launches as designed (each launch: "
              "the tensors it takes, occupancy from its registers and shared memory, waves over 132 SMs).",
              "", "## Model (estimates)", "", head, "",
-             "## Whole models (inference)", "", *render_models(model_rows(facts)), "",
+             "## Whole models (inference)", "", *render_models(models), "",
              "## Ops at the models' sizes (Triton path)", "",
              "The CUDA path is not modelled yet (its launches are built in C++ glue the model cannot see); "
              "its measured column fills in on a GPU. " + where, "", *render_ops(rows, measured), "",
@@ -140,16 +165,18 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     os.environ.pop("TRITON_INTERPRET", None)  # nothing runs: launches are intercepted
     facts = update_facts() if args.update_facts else load_facts()
-    text = render(facts)
-    if args.check:
-        with open(args.output) as f:
-            stale = f.read() != text
-        print(f"{args.output}: {'stale: run python -m sr_ops.bench.roofline' if stale else 'up to date'}")
-        return int(stale)
-    with open(args.output, "w") as f:
-        f.write(text)
-    print(f"wrote {args.output}")
-    return 0
+    stale = []
+    for path, text in zip((args.output, README), render_all(facts)):
+        with open(path) as f:
+            if f.read() == text:
+                continue
+        stale.append(path)
+        if not args.check:
+            with open(path, "w") as f:
+                f.write(text)
+    verb = "stale" if args.check else "rewrote"
+    print(f"{verb}: {', '.join(stale)}" if stale else "docs/gpu-roofline.md and README.md's table are up to date")
+    return int(bool(stale) and args.check)
 
 
 if __name__ == "__main__":
