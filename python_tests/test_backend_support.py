@@ -2,7 +2,9 @@
 it: the reasons list of a forced backend, fallbacks past a kernel's limits, and
 deterministic mode."""
 import importlib
+import re
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from sr_ops import backends
 knn_op = importlib.import_module("sr_ops.ops.cross_scale_knn")
 ln_op = importlib.import_module("sr_ops.ops.layernorm2d")
 merge_op = importlib.import_module("sr_ops.ops.merge_patches")
+gather_op = importlib.import_module("sr_ops.ops.gather_patches")
 
 CUDA = torch.device("cuda")
 
@@ -115,3 +118,26 @@ def test_cpu_kernels_are_deterministic_and_still_chosen(deterministic):
         out.sum().backward()
     assert backends.select("merge_patches", img.device, merge_op._forward.impls, (patches,)) == "cpu"
     torch.testing.assert_close(out, img.detach())
+
+
+def test_deterministic_mode_keeps_the_patch_pastes_on_the_gpu(all_usable, deterministic):
+    """gather_patches' backward and merge_patches' forward sum each pixel's windows in a fixed
+    order on CUDA and Triton (output-stationary, no atomics): deterministic mode keeps them."""
+    x = (torch.randn(2, 3, 4, 4),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backends.select("merge_patches", CUDA, merge_op._forward.impls, x) == "cuda"
+        assert backends.select("gather_patches", CUDA, gather_op._backward.impls, x) == "cuda"
+        with sr_ops.use_backend("triton"):
+            assert backends.select("merge_patches", CUDA, merge_op._forward.impls, x) == "triton"
+            assert backends.select("gather_patches", CUDA, gather_op._backward.impls, x) == "triton"
+
+
+def test_patch_kernels_use_no_atomics():
+    """The ClassSR ops' GPU kernels place and sum in fixed orders: no atomic at all (integer
+    ones included: class_dispatch's counts are per-block tables, prefix-summed)."""
+    root = Path(sr_ops.__file__).resolve().parents[1]
+    files = [f"sr_ops/triton/{op}.py" for op in ("gather_patches", "merge_patches", "class_dispatch")]
+    files += [f"csrc/cuda/{op}.cu" for op in ("gather_patches", "merge_patches", "class_dispatch")]
+    for path in files:
+        assert not re.search(r"tl\.atomic_\w+|\batomic\w*\s*\(", (root / path).read_text()), path

@@ -26,6 +26,21 @@ def test_ids_match_loop_and_reference(backend, N, K, seed):
     assert torch.equal(order.cpu(), ref_o) and torch.equal(counts.cpu(), ref_c)
 
 
+def test_a_2k_images_patches_across_many_blocks(backend, seed):
+    """ClassSR's 2774 patches of a 2040 x 1080 image: the GPU kernels split them over
+    hundreds of blocks whose per-class counts are prefix-summed; long single-class runs cross
+    block borders. The same stable order and counts every run."""
+    ids = torch.randint(0, 3, (2774,))
+    ids[100:900] = 1
+    ids[2000:] = 2
+    want = reference.class_dispatch(ids, 3)
+    logits = torch.nn.functional.one_hot(ids, 3).double() + 0.25 * torch.rand(2774, 3)
+    for x in (ids, logits):
+        runs = [sr_ops.class_dispatch(x.to(device_for(backend)), 3) for _ in range(2)]
+        for order, counts in runs:
+            assert torch.equal(order.cpu(), want[0]) and torch.equal(counts.cpu(), want[1])
+
+
 def test_stable_hand_made_example(backend):
     ids = torch.tensor([2, 0, 2, 1, 0, 2, 0], device=device_for(backend))
     order, counts = sr_ops.class_dispatch(ids, 4)

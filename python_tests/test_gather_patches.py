@@ -1,4 +1,6 @@
 """gather_patches on every backend: crops through a dispatch order, gradient, errors."""
+import warnings
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ import sr_ops
 from sr_ops import reference
 
 from _helpers import device_for
+from _paste_oracle import ascending_paste, dense_windows
 
 # (B, C, H, W, P, T): odd sizes, B > 1, C = 1 and 3, a single patch, gaps (T > P).
 CASES = [
@@ -78,8 +81,6 @@ def test_gradcheck_float64(backend, seed):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision(backend, dtype, seed):
-    if backend == "triton" and device_for(backend).type == "cpu":
-        pytest.skip("the Triton interpreter's half-precision atomics are not what the GPU runs")
     img, coords, order = setup((1, 3, 10, 9, 4, 3), device_for(backend), dtype)
     img.requires_grad_()
     out = sr_ops.gather_patches(img, coords, order, 4)
@@ -153,3 +154,28 @@ def _bad(**changes):
 def test_bad_inputs(args, exc, match):
     with pytest.raises(exc, match=match):
         sr_ops.gather_patches(**args)
+
+
+def test_dense_overlap_backward_is_the_same_every_run(backend, seed):
+    """Step-1 windows over two paste tiles, in a random order and deterministic mode: the
+    backward repeats bit for bit, matches the reference, and on the GPU backends is exactly
+    the ascending-order sum (python_tests/_paste_oracle.py)."""
+    dev = device_for(backend)
+    B, C, H, W, P = 1, 2, 9, 70, 5
+    coords, order = dense_windows(B, H, W, P, 1)
+    grad = torch.randn(order.shape[0], C, P, P, dtype=torch.float64) * 1e3
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to the reference
+            img = torch.zeros(B, C, H, W, dtype=torch.float64, device=dev, requires_grad=True)
+            runs = [torch.autograd.grad(sr_ops.gather_patches(img, coords.to(dev), order.to(dev), P), img,
+                                        grad.to(dev))[0].cpu() for _ in range(2)]
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert torch.equal(runs[0], runs[1])
+    torch.testing.assert_close(runs[0], reference.gather_patches_backward(grad, coords, order, (B, C, H, W)),
+                               rtol=1e-12, atol=1e-9)
+    if backend in ("cuda", "triton"):
+        assert torch.equal(runs[0], ascending_paste(grad, coords, order, B, H, W))

@@ -1,4 +1,6 @@
 """merge_patches on every backend: averaging paste, identity with gather, gradient, errors."""
+import warnings
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ import sr_ops
 from sr_ops import reference
 
 from _helpers import device_for
+from _paste_oracle import ascending_paste, dense_windows
 
 # (B, C, H, W, P, T, scale): odd sizes, B > 1, C = 1 and 3, one patch, gaps (T > P).
 CASES = [
@@ -121,8 +124,6 @@ def test_gradcheck_float64(backend, seed):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_accumulates_in_float(backend, dtype, seed):
-    if backend == "triton" and device_for(backend).type == "cpu":
-        pytest.skip("the Triton interpreter's half-precision atomics are not what the GPU runs")
     B, C, H, W, P, T, s = 1, 3, 10, 9, 4, 2, 2
     outputs, coords, order = setup((B, C, H, W, P, T, s), device_for(backend), dtype)
     out = sr_ops.merge_patches(outputs, coords, order, (B, H, W), s)
@@ -183,3 +184,29 @@ def _bad(**changes):
 def test_bad_inputs(args, exc, match):
     with pytest.raises(exc, match=match):
         sr_ops.merge_patches(**args)
+
+
+@pytest.mark.parametrize("scale, P, step", [(1, 4, 1), (4, 2, 1), (2, 3, 2)])
+def test_dense_overlap_is_the_same_every_run(backend, scale, P, step, seed):
+    """Pixels under up to 32 windows (each twice), pasted in a random order, in
+    deterministic mode: the same bits on every run, the reference to float64 rounding, and on
+    the GPU backends exactly the ascending-order sum (python_tests/_paste_oracle.py)."""
+    dev = device_for(backend)
+    B, H, W = 2, 7, 13
+    coords, order = dense_windows(B, H, W, P, step, repeat=2)
+    Q = scale * P
+    outputs = torch.randn(order.shape[0], 2, Q, Q, dtype=torch.float64) * 100
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback to the reference
+            runs = [sr_ops.merge_patches(outputs.to(dev), coords.to(dev), order.to(dev), (B, H, W), scale).cpu()
+                    for _ in range(2)]
+    finally:
+        torch.use_deterministic_algorithms(was)
+    assert torch.equal(runs[0], runs[1])
+    torch.testing.assert_close(runs[0], reference.merge_patches(outputs, coords, order, (B, H, W), scale),
+                               rtol=1e-12, atol=1e-12)
+    if backend in ("cuda", "triton"):
+        assert torch.equal(runs[0], ascending_paste(outputs, coords, order, B, scale * H, scale * W, scale, True))

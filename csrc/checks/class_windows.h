@@ -1,5 +1,5 @@
 // gather_patches' and merge_patches' argument checks, shared by the CPU kernels and the
-// CUDA glue. The kernels read and paste (with atomics on a GPU) at the windows that coords
+// CUDA glue. The kernels read and paste (and the CUDA glue bins) at the windows that coords
 // and order name, so their values are checked too, with reductions on their device.
 #pragma once
 

@@ -1,10 +1,11 @@
-// Registers the class_dispatch CUDA launcher for CUDA tensors. The public op has already
-// checked that integer ids lie in [0, num_classes).
+// Registers the class_dispatch CUDA launchers for CUDA tensors. The public op has already
+// checked that integer ids lie in [0, num_classes). The per-block counts become offsets
+// through ATen's integer prefix sum (exact, so deterministic).
 #include <torch/library.h>
 
 #include "checks/patch_grids.h"
-#include "cuda/glue.h"
 #include "cuda/class_dispatch.cuh"
+#include "cuda/glue.h"
 
 namespace {
 
@@ -16,15 +17,21 @@ std::tuple<at::Tensor, at::Tensor> class_dispatch_fwd_cuda(const at::Tensor& x_i
   const at::Tensor x = x_in.contiguous();
   const int64_t N = x.size(0);
   const auto idx = x.options().dtype(at::kLong);
-  at::Tensor ids = at::empty({N}, idx), next = at::empty({K}, idx);
-  at::Tensor counts = at::zeros({K}, idx), order = at::empty({N}, idx);
-  sr_cuda::check_status(sr_cuda::class_dispatch_fwd(
+  const int64_t chunk = sr_cuda::dispatch_chunk(N), blocks = (N + chunk - 1) / chunk;
+  at::Tensor ids = at::empty({N}, idx.dtype(at::kInt)), hist = at::zeros({K, blocks}, idx);
+  at::Tensor order = at::empty({N}, idx);
+  const auto stream = sr_cuda::stream_of(x);
+  sr_cuda::check_status(sr_cuda::class_dispatch_hist(
                             logits ? x.const_data_ptr() : nullptr, logits ? nullptr : x.const_data_ptr<int64_t>(),
-                            logits ? sr_cuda::dtype_of(x) : sr_cuda::DType::kFloat32, ids.mutable_data_ptr<int64_t>(),
-                            next.mutable_data_ptr<int64_t>(), counts.mutable_data_ptr<int64_t>(),
-                            order.mutable_data_ptr<int64_t>(), N, K, sr_cuda::stream_of(x)),
-                        "class_dispatch kernels");
-  return {order, counts};
+                            logits ? sr_cuda::dtype_of(x) : sr_cuda::DType::kFloat32, ids.mutable_data_ptr<int32_t>(),
+                            hist.mutable_data_ptr<int64_t>(), N, K, stream),
+                        "class_dispatch histogram kernel");
+  const at::Tensor flat = hist.flatten();
+  const at::Tensor offsets = (flat.cumsum(0) - flat).contiguous();
+  sr_cuda::check_status(sr_cuda::class_dispatch_place(ids.const_data_ptr<int32_t>(), offsets.const_data_ptr<int64_t>(),
+                                                      order.mutable_data_ptr<int64_t>(), N, stream),
+                        "class_dispatch placement kernel");
+  return {order, hist.sum(1)};
 }
 
 }  // namespace

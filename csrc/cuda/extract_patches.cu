@@ -26,7 +26,7 @@ Status extract_patches_fwd(const void* img, void* patches, int64_t* coords, int6
   SR_LAUNCH(blocks_for(d.N, kThreads), kThreads, 0, stream, corner_kernel)(coords, order_ws, d);
   Status s = last_error();
   if (s[0] != '\0') return s;
-  return crop_windows(img, patches, dtype, coords, order_ws, nullptr, d.N, C, H, W, P, 1, stream);
+  return crop_windows(img, patches, dtype, coords, order_ws, nullptr, d.N, B, C, H, W, P, 1, stream);
 }
 
 }  // namespace sr_cuda

@@ -8,23 +8,28 @@
 
 namespace sr_cuda {
 
+// The paste's output tiles; the glue bins the windows by them (csrc/cuda/patch_tiles_glue.h).
+constexpr int kPasteTileH = 16, kPasteTileW = 64;
+
 // dst (N, C, Q, Q) = windows of src (B, C, H, W); divided by count (B, H, W) int32
 // (each pixel's coverage) when count is not null.
 Status crop_windows(const void* src, void* dst, DType dtype, const int64_t* coords, const int64_t* order,
-                    const int32_t* count, int64_t N, int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale,
-                    cudaStream_t stream);
+                    const int32_t* count, int64_t N, int64_t B, int64_t C, int64_t H, int64_t W, int64_t Q,
+                    int64_t scale, cudaStream_t stream);
 
-// acc (B, C, H, W), zero-filled, double (float for the half types) += the (N, C, Q, Q) src
-// windows (atomic adds: windows may overlap anywhere).
-Status paste_windows(const void* src, void* acc, DType dtype, const int64_t* coords, const int64_t* order, int64_t N,
-                     int64_t C, int64_t H, int64_t W, int64_t Q, int64_t scale, cudaStream_t stream);
+// The binned windows of a paste: wy, wx (N,) int32 top-left pixels; tile t of the
+// (B, tiles_y, tiles_x) kPasteTileH x kPasteTileW tiles holds win[start[t] : start[t + 1]],
+// ascending sequence positions.
+struct PasteIndex {
+  const int32_t *wy, *wx, *start, *win;
+  int64_t tiles_y, tiles_x;
+};
 
-// count (B, H, W) int32, zero-filled, += 1 under every Q x Q window.
-Status window_coverage(int32_t* count, const int64_t* coords, const int64_t* order, int64_t N, int64_t H, int64_t W,
-                       int64_t Q, int64_t scale, cudaStream_t stream);
-
-// dst (B, C, H, W) in dtype = acc, or acc / count (0 where count is 0) when count is not null.
-Status finish_paste(const void* acc, const int32_t* count, void* dst, DType dtype, int64_t B, int64_t C, int64_t H,
-                    int64_t W, cudaStream_t stream);
+// Output-stationary paste of the (N, C, Q, Q) src windows into dst (B, C, H, W) of dtype:
+// each pixel the sum of the windows covering it in ascending sequence position (double for
+// float/double, float for the half types), or with `mean` that sum / their count (0 where
+// none lands). With src null, dst is instead the (B, H, W) int32 coverage count (C ignored).
+Status paste_windows(const void* src, void* dst, DType dtype, const PasteIndex& index, int64_t N, int64_t B, int64_t C,
+                     int64_t H, int64_t W, int64_t Q, bool mean, cudaStream_t stream);
 
 }  // namespace sr_cuda

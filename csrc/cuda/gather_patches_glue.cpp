@@ -4,6 +4,7 @@
 #include "checks/class_windows.h"
 #include "cuda/glue.h"
 #include "cuda/gather_patches.cuh"
+#include "cuda/patch_tiles_glue.h"
 
 namespace {
 
@@ -18,8 +19,8 @@ at::Tensor gather_patches_fwd_cuda(const at::Tensor& img_in, const at::Tensor& c
   at::Tensor out = at::empty({N, C, patch_size, patch_size}, img.options());
   sr_cuda::check_status(
       sr_cuda::crop_windows(img.const_data_ptr(), out.mutable_data_ptr(), sr_cuda::dtype_of(img),
-                            coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), nullptr, N, C,
-                            img.size(2), img.size(3), patch_size, 1, sr_cuda::stream_of(img)),
+                            coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), nullptr, N, img.size(0),
+                            C, img.size(2), img.size(3), patch_size, 1, sr_cuda::stream_of(img)),
       "gather_patches forward kernel");
   return out;
 }
@@ -32,18 +33,11 @@ at::Tensor gather_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& 
   const sr_cuda::DeviceGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = grad.size(0), C = grad.size(1), P = grad.size(2);
-  const auto acc_type = grad.element_size() >= 4 ? at::kDouble : at::kFloat;  // see PasteAccOf
-  at::Tensor acc = at::zeros({B, C, H, W}, grad.options().dtype(acc_type));
   at::Tensor out = at::empty({B, C, H, W}, grad.options());
-  const auto dtype = sr_cuda::dtype_of(grad);
-  const auto stream = sr_cuda::stream_of(grad);
-  const int64_t *c = coords.const_data_ptr<int64_t>(), *o = order.const_data_ptr<int64_t>();
-  sr_cuda::check_status(
-      sr_cuda::paste_windows(grad.const_data_ptr(), acc.mutable_data_ptr(), dtype, c, o, N, C, H, W, P, 1, stream),
-      "gather_patches backward kernel");
-  sr_cuda::check_status(
-      sr_cuda::finish_paste(acc.const_data_ptr(), nullptr, out.mutable_data_ptr(), dtype, B, C, H, W, stream),
-      "gather_patches backward conversion");
+  const sr_glue::PasteTiles tiles = sr_glue::bin_windows(coords, order, B, H, W, P, 1);
+  sr_cuda::check_status(sr_cuda::paste_windows(grad.const_data_ptr(), out.mutable_data_ptr(), sr_cuda::dtype_of(grad),
+                                               tiles.index(), N, B, C, H, W, P, false, sr_cuda::stream_of(grad)),
+                        "gather_patches backward kernel");
   return out;
 }
 

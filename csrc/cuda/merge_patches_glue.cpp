@@ -1,16 +1,13 @@
-// Registers the merge_patches CUDA launchers for CUDA tensors (scratch buffers come from
-// torch's caching allocator).
+// Registers the merge_patches CUDA launchers for CUDA tensors (the tile index and scratch
+// buffers come from torch's caching allocator).
 #include <torch/library.h>
 
 #include "checks/class_windows.h"
 #include "cuda/glue.h"
 #include "cuda/merge_patches.cuh"
+#include "cuda/patch_tiles_glue.h"
 
 namespace {
-
-at::Tensor zeros_int(const at::Tensor& like, int64_t B, int64_t H, int64_t W) {
-  return at::zeros({B, H, W}, like.options().dtype(at::kInt));
-}
 
 at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor& coords_in, const at::Tensor& order_in,
                                   int64_t B, int64_t H, int64_t W, int64_t scale) {
@@ -20,16 +17,12 @@ at::Tensor merge_patches_fwd_cuda(const at::Tensor& outputs_in, const at::Tensor
   const sr_cuda::DeviceGuard guard(outputs_in.device());
   const at::Tensor outputs = outputs_in.contiguous();
   const int64_t N = outputs.size(0), C = outputs.size(1), Q = outputs.size(2), HH = scale * H, WW = scale * W;
-  const auto acc_type = outputs.element_size() >= 4 ? at::kDouble : at::kFloat;  // see PasteAccOf
-  at::Tensor acc = at::zeros({B, C, HH, WW}, outputs.options().dtype(acc_type));
-  at::Tensor count = zeros_int(outputs, B, HH, WW);
   at::Tensor out = at::empty({B, C, HH, WW}, outputs.options());
+  const sr_glue::PasteTiles tiles = sr_glue::bin_windows(coords, order, B, HH, WW, Q, scale);
   sr_cuda::check_status(
-      sr_cuda::merge_patches_fwd(outputs.const_data_ptr(), out.mutable_data_ptr(), acc.mutable_data_ptr(),
-                                 count.mutable_data_ptr<int32_t>(), sr_cuda::dtype_of(outputs),
-                                 coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(), N, B, C, HH, WW, Q,
-                                 scale, sr_cuda::stream_of(outputs)),
-      "merge_patches forward kernels");
+      sr_cuda::merge_patches_fwd(outputs.const_data_ptr(), out.mutable_data_ptr(), sr_cuda::dtype_of(outputs),
+                                 tiles.index(), N, B, C, HH, WW, Q, sr_cuda::stream_of(outputs)),
+      "merge_patches forward kernel");
   return out;
 }
 
@@ -42,13 +35,14 @@ at::Tensor merge_patches_bwd_cuda(const at::Tensor& grad_in, const at::Tensor& c
   const at::Tensor grad = grad_in.contiguous();
   const int64_t N = order.size(0), B = grad.size(0), C = grad.size(1), HH = grad.size(2), WW = grad.size(3);
   const int64_t Q = scale * patch_size;
-  at::Tensor count = zeros_int(grad, B, HH, WW);
+  at::Tensor count = at::empty({B, HH, WW}, grad.options().dtype(at::kInt));
   at::Tensor out = at::empty({N, C, Q, Q}, grad.options());
-  sr_cuda::check_status(
-      sr_cuda::merge_patches_bwd(grad.const_data_ptr(), out.mutable_data_ptr(), count.mutable_data_ptr<int32_t>(),
-                                 sr_cuda::dtype_of(grad), coords.const_data_ptr<int64_t>(),
-                                 order.const_data_ptr<int64_t>(), N, B, C, HH, WW, Q, scale, sr_cuda::stream_of(grad)),
-      "merge_patches backward kernels");
+  const sr_glue::PasteTiles tiles = sr_glue::bin_windows(coords, order, B, HH, WW, Q, scale);
+  sr_cuda::check_status(sr_cuda::merge_patches_bwd(grad.const_data_ptr(), out.mutable_data_ptr(),
+                                                   count.mutable_data_ptr<int32_t>(), sr_cuda::dtype_of(grad),
+                                                   coords.const_data_ptr<int64_t>(), order.const_data_ptr<int64_t>(),
+                                                   tiles.index(), N, B, C, HH, WW, Q, scale, sr_cuda::stream_of(grad)),
+                        "merge_patches backward kernels");
   return out;
 }
 

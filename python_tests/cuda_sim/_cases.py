@@ -192,8 +192,19 @@ CASES = [
     Case("extract_patches", "fwd", "_extract_patches_fwd", lambda g, dt: (_randn(g, dt, 2, 3, 11, 9), 4, 3)),
     Case("class_dispatch", "ids", "_class_dispatch_fwd", _dispatch(77, 5, False), half=False),
     Case("class_dispatch", "logits", "_class_dispatch_fwd", _dispatch(300, 3, True)),
+    # Past 2 * 264 patches: many blocks of several patches each, their counts prefix-summed.
+    Case("class_dispatch", "ids-blocks", "_class_dispatch_fwd", _dispatch(1100, 3, False), half=False),
+    Case("class_dispatch", "logits-blocks", "_class_dispatch_fwd", _dispatch(700, 4, True)),
     Case("gather_patches", "fwd", "_gather_patches_fwd", _gather(2, 3, 11, 10, 4, 3, False)),
     Case("gather_patches", "bwd", "_gather_patches_bwd", _gather(2, 3, 11, 10, 4, 3, True)),
     Case("merge_patches", "fwd", "_merge_patches_fwd", _merge(2, 2, 10, 11, 4, 3, 2, False)),
     Case("merge_patches", "bwd", "_merge_patches_bwd", _merge(2, 2, 10, 11, 4, 3, 2, True)),
+    # Step 1 (heavy overlap) over several paste tiles; scale 4 puts every window on a multiple
+    # of 4 (the vector loads), an odd patch and W keep the scalar paths.
+    Case("gather_patches", "bwd-overlap", "_gather_patches_bwd", _gather(1, 2, 19, 70, 5, 1, True)),
+    Case("gather_patches", "bwd-vec", "_gather_patches_bwd", _gather(2, 3, 20, 72, 8, 4, True)),
+    Case("gather_patches", "fwd-vec", "_gather_patches_fwd", _gather(2, 3, 20, 72, 8, 4, False)),
+    Case("merge_patches", "fwd-overlap", "_merge_patches_fwd", _merge(1, 2, 9, 18, 4, 1, 4, False)),
+    Case("merge_patches", "bwd-overlap", "_merge_patches_bwd", _merge(1, 2, 9, 18, 4, 1, 4, True)),
+    Case("merge_patches", "fwd-odd", "_merge_patches_fwd", _merge(1, 1, 7, 23, 3, 1, 3, False)),
 ]

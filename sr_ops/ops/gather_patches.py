@@ -5,7 +5,7 @@ import torch
 
 from sr_ops import _validate as v
 from sr_ops import reference
-from sr_ops.backends import BackendTable, Kernel, lazy
+from sr_ops.backends import BackendTable, lazy
 
 
 def _cpp_fwd(img, coords, order, patch_size):
@@ -31,11 +31,10 @@ def _bwd_values(grad, coords, order, img_size):
 
 _forward = BackendTable("gather_patches", reference=reference.gather_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
                         triton=lazy("sr_ops.triton.gather_patches", "gather_patches_fwd"), values=_fwd_values)
-# The GPU backwards paste overlapping windows with atomic adds.
-_backward = BackendTable("gather_patches", reference=reference.gather_patches_backward, cpu=_cpp_bwd,
-                         cuda=Kernel(_cpp_bwd, deterministic=False),
-                         triton=Kernel(lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), deterministic=False),
-                         values=_bwd_values)
+# Every backward sums each pixel's windows in a fixed order (the GPU ones output-stationary
+# through a tile index, no atomics), so all are deterministic.
+_backward = BackendTable("gather_patches", reference=reference.gather_patches_backward, cpu=_cpp_bwd, cuda=_cpp_bwd,
+                         triton=lazy("sr_ops.triton.gather_patches", "gather_patches_bwd"), values=_bwd_values)
 
 
 def check_coords_order(coords, order, n_name: str | None = None, n: int | None = None) -> int:

@@ -5,7 +5,7 @@ import torch
 
 from sr_ops import _validate as v
 from sr_ops import reference
-from sr_ops.backends import BackendTable, Kernel, lazy
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.ops.gather_patches import check_coords_order, check_coords_values
 
 
@@ -23,11 +23,10 @@ def _bwd_values(grad, coords, order, patch_size, scale):
                         patch_size)  # read at
 
 
-# The GPU forwards paste overlapping outputs with atomic adds.
-_forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd,
-                        cuda=Kernel(_cpp_fwd, deterministic=False),
-                        triton=Kernel(lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), deterministic=False),
-                        values=_fwd_values)
+# Every forward averages each pixel's outputs in a fixed order (the GPU ones output-stationary
+# through a tile index, no atomics), so all are deterministic.
+_forward = BackendTable("merge_patches", reference=reference.merge_patches, cpu=_cpp_fwd, cuda=_cpp_fwd,
+                        triton=lazy("sr_ops.triton.merge_patches", "merge_patches_fwd"), values=_fwd_values)
 _backward = BackendTable("merge_patches", reference=reference.merge_patches_backward,
                          native="_merge_patches_bwd", triton=lazy("sr_ops.triton.merge_patches", "merge_patches_bwd"),
                          values=_bwd_values)

@@ -167,13 +167,13 @@ def _gather(direction):
     return call
 
 
-def _merge(direction):
+def _merge(direction, s=2):
     def call(dt):
         coords, order = _patches()
         m = _w("merge_patches")
         if direction == "fwd":
-            return m.merge_patches_fwd(_r(9, 3, 64, 64, dtype=dt), coords, order, (1, 96, 96), 2)
-        return m.merge_patches_bwd(_r(1, 3, 192, 192, dtype=dt), coords, order, 32, 2)
+            return m.merge_patches_fwd(_r(9, 3, 32 * s, 32 * s, dtype=dt), coords, order, (1, 96, 96), s)
+        return m.merge_patches_bwd(_r(1, 3, 96 * s, 96 * s, dtype=dt), coords, order, 32, s)
     return call
 
 
@@ -228,6 +228,8 @@ def _cases():
               ("class_dispatch", "fwd ids", ("int64",), _class_dispatch(False)),
               ("vertex_map", "fwd", ("int64",), _vertex_map),
               ("extract_patches", "fwd", FLOATS, _extract)]
+    # ClassSR's x4: every HR corner a multiple of 4, so the pastes' and crops' 128-bit hints apply.
+    table += [("merge_patches", f"{d} x4", ("float32", "float64"), _merge(d, 4)) for d in ("fwd", "bwd")]
     return [Case(op, v, dt, call) for op, v, dtypes, call in sorted(table, key=lambda c: (c[0], c[1]))
             for dt in dtypes]
 
