@@ -97,6 +97,20 @@ def _layernorm(B, C, H, W, bwd):
     return make
 
 
+def _offset1(t):
+    # A contiguous copy of t at storage offset 1: its data pointer is not 16-byte aligned, so
+    # the kernels that read 128-bit words take their scalar path.
+    out = torch.empty(t.numel() + 1, dtype=t.dtype)[1:].view(t.shape)
+    return out.copy_(t)
+
+
+def _misaligned(make):
+    # make's tensors with 4-D shapes (the feature maps) moved to storage offset 1.
+    def wrapped(g, dt):
+        return tuple(_offset1(a) if isinstance(a, torch.Tensor) and a.dim() == 4 else a for a in make(g, dt))
+    return wrapped
+
+
 def _gelu_layernorm(B, C, H, W, approximate):
     return lambda g, dt: (_randn(g, dt, B, C, H, W) * 2, _randn(g, dt, C), _randn(g, dt, C), 1e-6, approximate)
 
@@ -180,8 +194,22 @@ CASES = [
     Case("layernorm2d", "bwd-1px", "_layernorm2d_bwd", _layernorm(3, 2, 1, 1, True)),
     Case("layernorm2d", "gelu-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(2, 5, 9, 31, "none")),
     Case("layernorm2d", "gelu-tanh-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(1, 24, 3, 7, "tanh")),
+    # H * W a multiple of 8: the 128-bit kernels for every dtype; at offset 1 the scalar ones.
+    Case("layernorm2d", "fwd-vec", "_layernorm2d_fwd", _layernorm(2, 5, 4, 10, False)),
+    Case("layernorm2d", "bwd-vec", "_layernorm2d_bwd", _layernorm(2, 5, 4, 10, True)),
+    Case("layernorm2d", "gelu-fwd-vec", "_gelu_layernorm2d_fwd", _gelu_layernorm(2, 3, 8, 5, "none")),
+    Case("layernorm2d", "fwd-offset1", "_layernorm2d_fwd", _misaligned(_layernorm(2, 5, 4, 10, False))),
+    Case("layernorm2d", "bwd-offset1", "_layernorm2d_bwd", _misaligned(_layernorm(2, 5, 4, 10, True))),
+    # Over 2048 pixels: the weight gradients' sums split into 3 chunks (the last one shorter).
+    Case("layernorm2d", "bwd-chunks", "_layernorm2d_bwd", _layernorm(1, 2, 64, 70, True)),
     Case("eca", "fwd", "_eca_fwd", _eca(2, 7, 13, 11, 3, False)),
     Case("eca", "bwd", "_eca_bwd", _eca(2, 7, 13, 11, 5, True)),
+    # H * W a multiple of 8 (128-bit kernels), at offset 1 (scalar ones), and over 2048
+    # values a plane so the pooled sums split into chunks (the last one shorter).
+    Case("eca", "fwd-vec", "_eca_fwd", _eca(2, 3, 4, 6, 3, False)),
+    Case("eca", "bwd-vec", "_eca_bwd", _eca(2, 3, 4, 6, 3, True)),
+    Case("eca", "bwd-offset1", "_eca_bwd", _misaligned(_eca(2, 3, 4, 6, 3, True))),
+    Case("eca", "bwd-chunks", "_eca_bwd", _eca(1, 2, 50, 90, 3, True)),
     Case("dwconv_gate_ca", "fwd-gate", "_dwconv_gate_ca_fwd", _dwconv(2, 6, 9, 7, 3, True, False)),
     Case("dwconv_gate_ca", "fwd-nogate", "_dwconv_gate_ca_fwd", _dwconv(1, 3, 5, 6, 5, False, False)),
     # Over 256 pixels, so every thread of the per-channel block sums holds a real value.
