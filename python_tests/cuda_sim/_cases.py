@@ -217,6 +217,13 @@ CASES = [
     Case("dwconv_gate_ca", "bwd-wide", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 23, 17, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-gate", "_dwconv_gate_ca_bwd", _dwconv(2, 6, 9, 7, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-nogate", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 5, 6, 5, False, True)),
+    # H * W a multiple of 8 (128-bit kernels; 8-pixel runs wrap rows of 6), at offset 1 (scalar
+    # ones), and over 2048 pixels so the pooled and weight-gradient sums split into chunks.
+    Case("dwconv_gate_ca", "fwd-vec", "_dwconv_gate_ca_fwd", _dwconv(2, 4, 4, 6, 3, True, False)),
+    Case("dwconv_gate_ca", "bwd-vec", "_dwconv_gate_ca_bwd", _dwconv(2, 4, 4, 6, 3, True, True)),
+    Case("dwconv_gate_ca", "bwd-vec-k5", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 4, 6, 5, False, True)),
+    Case("dwconv_gate_ca", "bwd-offset1", "_dwconv_gate_ca_bwd", _misaligned(_dwconv(2, 4, 4, 6, 3, True, True))),
+    Case("dwconv_gate_ca", "bwd-chunks", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 50, 90, 3, True, True)),
     Case("extract_patches", "fwd", "_extract_patches_fwd", lambda g, dt: (_randn(g, dt, 2, 3, 11, 9), 4, 3)),
     Case("class_dispatch", "ids", "_class_dispatch_fwd", _dispatch(77, 5, False), half=False),
     Case("class_dispatch", "logits", "_class_dispatch_fwd", _dispatch(300, 3, True)),
