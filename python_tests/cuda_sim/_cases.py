@@ -105,9 +105,9 @@ def _offset1(t):
 
 
 def _misaligned(make):
-    # make's tensors with 4-D shapes (the feature maps) moved to storage offset 1.
+    # make's tensors of 4 or more dimensions (maps, patches) moved to storage offset 1.
     def wrapped(g, dt):
-        return tuple(_offset1(a) if isinstance(a, torch.Tensor) and a.dim() == 4 else a for a in make(g, dt))
+        return tuple(_offset1(a) if isinstance(a, torch.Tensor) and a.dim() >= 4 else a for a in make(g, dt))
     return wrapped
 
 
@@ -169,6 +169,9 @@ CASES = [
     Case("patch2img", "fwd-p1", "_patch2img_fwd", _patch2img(1, 2, 1, 5, 7, 1)),
     Case("patch2img", "fwd-gap", "_patch2img_fwd", _patch2img(1, 2, 2, 9, 10, 3)),  # uncovered pixels
     Case("patch2img", "bwd", "_patch2img_bwd", _patch2img_bwd(2, 3, 3, 9, 8, 2)),
+    # 16-value patches and 72-pixel planes: one 128-bit store per thread for every dtype.
+    Case("patch2img", "bwd-vec", "_patch2img_bwd", _patch2img_bwd(2, 3, 4, 10, 9, 2)),
+    Case("patch2img", "fwd-vec-gap", "_patch2img_fwd", _patch2img(1, 2, 4, 8, 9, 3)),
     Case("cross_scale_knn", "fwd-window", "_cross_scale_knn_fwd", _knn(1, 2, 13, 11, 8, 7, 4, 3, 1, 3, 2)),
     Case("cross_scale_knn", "fwd-global", "_cross_scale_knn_fwd", _knn(2, 3, 9, 10, 6, 7, 5, 3, 2, -1, 1)),
     Case("cross_scale_knn", "fwd-k1", "_cross_scale_knn_fwd", _knn(1, 1, 17, 5, 9, 4, 1, 2, 1, 4, 2)),
@@ -177,9 +180,14 @@ CASES = [
     Case("cross_scale_knn", "fwd-deep", "_cross_scale_knn_fwd", _knn(1, 9, 8, 8, 5, 5, 3, 3, 1, 2, 1)),
     Case("cross_scale_knn", "bwd", "_cross_scale_knn_bwd", _knn_bwd(1, 2, 9, 8, 7, 6, 3, 3, 1)),
     Case("vertex_map", "fwd", "_vertex_map_fwd", _vertex_map((3, 50, 4), 11, 9, 2, 3, 2), half=False),
+    Case("vertex_map", "fwd-odd", "_vertex_map_fwd", _vertex_map((3, 7, 5), 11, 9, 2, 3, 2), half=False),
     Case("adapn", "fwd", "_adapn_fwd", _adapn((7,), 3, 2, 6, 3, False)),
     Case("adapn", "fwd-lead", "_adapn_fwd", _adapn((2, 3), 1, 3, 4, 2, False)),
     Case("adapn", "bwd", "_adapn_bwd", _adapn((7,), 3, 2, 6, 3, True)),
+    # Patches of 64 and 16 values (128-bit loads for every dtype), and at offset 1 (scalar).
+    Case("adapn", "fwd-vec", "_adapn_fwd", _adapn((5,), 2, 3, 8, 4, False)),
+    Case("adapn", "bwd-vec", "_adapn_bwd", _adapn((5,), 2, 3, 8, 4, True)),
+    Case("adapn", "bwd-offset1", "_adapn_bwd", _misaligned(_adapn((5,), 2, 3, 8, 4, True))),
     Case("graph_aggregate", "fwd-weights", "_graph_aggregate_fwd", _graph_agg(1, 2, 9, 8, 4, 4, 3, 2, 3, 1, True, True, False)),
     Case("graph_aggregate", "fwd-plain", "_graph_aggregate_fwd", _graph_agg(2, 2, 7, 9, 3, 4, 2, 2, 3, 2, False, False, False)),
     Case("graph_aggregate", "bwd-weights", "_graph_aggregate_bwd", _graph_agg(1, 2, 9, 8, 4, 4, 3, 2, 3, 1, True, True, True)),
