@@ -217,7 +217,7 @@ CASES = [
     Case("eca", "fwd-vec", "_eca_fwd", _eca(2, 3, 4, 6, 3, False)),
     Case("eca", "bwd-vec", "_eca_bwd", _eca(2, 3, 4, 6, 3, True)),
     Case("eca", "bwd-offset1", "_eca_bwd", _misaligned(_eca(2, 3, 4, 6, 3, True))),
-    Case("eca", "bwd-chunks", "_eca_bwd", _eca(1, 2, 50, 90, 3, True)),
+    Case("eca", "bwd-chunks", "_eca_bwd", _eca(1, 2, 8, 563, 3, True)),
     Case("dwconv_gate_ca", "fwd-gate", "_dwconv_gate_ca_fwd", _dwconv(2, 6, 9, 7, 3, True, False)),
     Case("dwconv_gate_ca", "fwd-nogate", "_dwconv_gate_ca_fwd", _dwconv(1, 3, 5, 6, 5, False, False)),
     # Over 256 pixels, so every thread of the per-channel block sums holds a real value.
@@ -231,7 +231,7 @@ CASES = [
     Case("dwconv_gate_ca", "bwd-vec", "_dwconv_gate_ca_bwd", _dwconv(2, 4, 4, 6, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-vec-k5", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 4, 6, 5, False, True)),
     Case("dwconv_gate_ca", "bwd-offset1", "_dwconv_gate_ca_bwd", _misaligned(_dwconv(2, 4, 4, 6, 3, True, True))),
-    Case("dwconv_gate_ca", "bwd-chunks", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 50, 90, 3, True, True)),
+    Case("dwconv_gate_ca", "bwd-chunks", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 8, 563, 3, True, True)),
     Case("extract_patches", "fwd", "_extract_patches_fwd", lambda g, dt: (_randn(g, dt, 2, 3, 11, 9), 4, 3)),
     Case("class_dispatch", "ids", "_class_dispatch_fwd", _dispatch(77, 5, False), half=False),
     Case("class_dispatch", "logits", "_class_dispatch_fwd", _dispatch(300, 3, True)),
