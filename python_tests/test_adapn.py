@@ -32,6 +32,30 @@ def reference_with_grads(z, q, g, eps=1e-5):
     return (out.detach(), *torch.autograd.grad(out, (z2, q2), g.cpu()))
 
 
+def at_storage_offset(t, offset):
+    # A contiguous copy of t whose data starts `offset` elements into its storage: at offset 1
+    # the pointer is not 16-byte aligned, so the GPU kernels take their scalar path.
+    buf = torch.zeros(t.numel() + offset, dtype=t.dtype, device=t.device)
+    return buf[offset:].view(t.shape).copy_(t)
+
+
+# Patches of 64 / 16 values (the 128-bit GPU kernels for every dtype) and of 36 / 9 (IGNN's:
+# the neighbours a float32 pack, the queries scalar), each at storage offset 0 and 1.
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("case", [((3, 2, 4, 8, 8), (3, 4, 4, 4)), ((2, 3, 2, 6, 6), (2, 2, 3, 3))],
+                         ids=["packs", "ignn"])
+def test_storage_offset_and_patch_lengths(backend, case, offset, seed):
+    z, q = inputs(*case, device_for(backend))
+    z, q = at_storage_offset(z, offset).requires_grad_(), at_storage_offset(q, offset).requires_grad_()
+    out = sr_ops.adapn(z, q, 1e-5)
+    g = at_storage_offset(torch.randn_like(out), 1 - offset)
+    gz, gq = torch.autograd.grad(out, (z, q), g)
+    ref, rz, rq = reference_with_grads(z, q, g)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gz.cpu(), rz, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(gq.cpu(), rq, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("eps", [1e-5, 0.5])
 @pytest.mark.parametrize("case", CASES)
 def test_forward_backward_match_reference(backend, case, eps, seed):

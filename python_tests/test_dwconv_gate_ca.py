@@ -50,6 +50,23 @@ def check_all(x, ws, gate, rtol=1e-4, atol=1e-4):
         torch.testing.assert_close(a.cpu(), b, rtol=rtol, atol=atol, msg=lambda m: f"grad {name}: {m}")
 
 
+def at_storage_offset(t, offset):
+    # A contiguous copy of t whose data starts `offset` elements into its storage: at offset 1
+    # the pointer is not 16-byte aligned, so the GPU kernels take their scalar path.
+    buf = torch.zeros(t.numel() + offset, dtype=t.dtype, device=t.device)
+    return buf[offset:].view(t.shape).copy_(t)
+
+
+# H * W a multiple of 8 (the 128-bit GPU kernels for every dtype; rows of 6 wrap inside a
+# pack), W not a multiple of 4, H * W odd; each at storage offset 0 and 1 (the scalar kernels).
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("case", [(2, 4, 4, 6, 3, True), (1, 3, 8, 5, 5, False), (2, 4, 3, 7, 3, True)],
+                         ids=["hw-x8", "w-odd", "hw-odd"])
+def test_storage_offset_and_row_lengths(backend, case, offset, seed):
+    x, ws, gate = inputs(case, device_for(backend))
+    check_all(at_storage_offset(x, offset).requires_grad_(), [w.requires_grad_() for w in ws], gate)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[:4])) + f"_k{c[4]}_gate{int(c[5])}")
 def test_forward_backward_match_reference(backend, case, seed):
     x, ws, gate = inputs(case, device_for(backend), grad=True)

@@ -82,6 +82,31 @@ def test_non_contiguous_inputs(backend, seed):
     check(x.requires_grad_(), w.requires_grad_())
 
 
+def at_storage_offset(t, offset):
+    # A contiguous copy of t whose data starts `offset` elements into its storage: at offset 1
+    # the pointer is not 16-byte aligned, so the GPU kernels take their scalar path.
+    buf = torch.zeros(t.numel() + offset, dtype=t.dtype, device=t.device)
+    return buf[offset:].view(t.shape).copy_(t)
+
+
+# H * W a multiple of 8 (the 128-bit GPU kernels for every dtype), W not a multiple of 4, and
+# each at storage offset 0 and 1 (the scalar kernels); with the gradient at the other offset.
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("shape", [(2, 5, 4, 8), (1, 3, 8, 5), (2, 4, 3, 7)], ids=["hw-x8", "w-odd", "hw-odd"])
+def test_storage_offset_and_row_lengths(backend, shape, offset, seed):
+    dev = device_for(backend)
+    x, w = inputs(shape, 3, dev)
+    x = at_storage_offset(x, offset).requires_grad_()
+    w.requires_grad_()
+    out = sr_ops.eca(x, w)
+    g = at_storage_offset(torch.randn_like(out), 1 - offset)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    ref, rx, rw = reference_with_grads(x, w, g)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx.cpu(), rx, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gw.cpu(), rw, rtol=1e-4, atol=1e-4)
+
+
 def test_matches_rt4ksr_module(seed):
     """ECA-Net's module: AdaptiveAvgPool2d(1) -> Conv1d(1, 1, k, padding=k//2, bias=False) -> sigmoid."""
     conv = torch.nn.Conv1d(1, 1, 3, padding=1, bias=False)

@@ -72,6 +72,30 @@ def test_non_contiguous_inputs(backend, seed):
     check(x.requires_grad_(), w.requires_grad_(), b.requires_grad_())
 
 
+def at_storage_offset(t, offset):
+    # A contiguous copy of t whose data starts `offset` elements into its storage: at offset 1
+    # the pointer is not 16-byte aligned, so the GPU kernels take their scalar path.
+    buf = torch.zeros(t.numel() + offset, dtype=t.dtype, device=t.device)
+    return buf[offset:].view(t.shape).copy_(t)
+
+
+# H * W a multiple of 8 (the 128-bit GPU kernels for every dtype), W not a multiple of 4, and
+# each at storage offset 0 and 1 (the scalar kernels); with the gradient at the other offset.
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("shape", [(2, 5, 4, 8), (1, 3, 8, 5), (2, 4, 3, 7)], ids=["hw-x8", "w-odd", "hw-odd"])
+def test_storage_offset_and_row_lengths(backend, shape, offset, seed):
+    dev = device_for(backend)
+    x, w, b = inputs(shape, dev)
+    x = at_storage_offset(x, offset).requires_grad_()
+    out = sr_ops.layernorm2d(x, w.requires_grad_(), b.requires_grad_(), 1e-6)
+    g = at_storage_offset(torch.randn_like(out), 1 - offset)
+    grads = torch.autograd.grad(out, (x, w, b), g)
+    ref, *rgrads = reference_with_grads(x, w, b, g)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, rgrads):
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("shape", [(2, 8, 5, 7), (1, 24, 90, 160)], ids=["small", "rt4ksr-width-threaded"])
 def test_channels_last(backend, shape, seed):
     if backend == "triton" and device_for(backend).type == "cpu" and shape[1] > 8:

@@ -47,6 +47,27 @@ def test_reference_matches_loop(case, seed):
     torch.testing.assert_close(reference.patch2img(p, (H, W), P, T), loop_patch2img(p, H, W, P, T))
 
 
+def at_storage_offset(t, offset):
+    # A contiguous copy of t whose data starts `offset` elements into its storage (not 16-byte
+    # aligned at offset 1).
+    buf = torch.zeros(t.numel() + offset, dtype=t.dtype, device=t.device)
+    return buf[offset:].view(t.shape).copy_(t)
+
+
+# Planes of 72 pixels and patches of 16 values (the GPU kernels' 128-bit stores), W odd and
+# patches of 9; inputs and gradients at storage offsets 0 and 1.
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("case", [(2, 3, 8, 9, 4, 2), (1, 2, 7, 9, 3, 2)], ids=["packs", "odd"])
+def test_storage_offset_and_lengths(backend, case, offset, seed):
+    B, C, H, W, P, T = case
+    p = at_storage_offset(make_patches(*case, device_for(backend)), offset).requires_grad_()
+    out = sr_ops.patch2img(p, (H, W), P, T)
+    g = at_storage_offset(torch.randn_like(out), 1 - offset)
+    (grad,) = torch.autograd.grad(out, p, g)
+    torch.testing.assert_close(out.cpu(), reference.patch2img(p.detach().cpu(), (H, W), P, T), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad.cpu(), reference.patch2img_backward(g.cpu(), P, T), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_forward_backward_match_reference(backend, case, seed):
     B, C, H, W, P, T = case

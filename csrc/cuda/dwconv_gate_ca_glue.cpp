@@ -13,7 +13,7 @@ using Dims = sr::DgcDims;
 
 at::Tensor workspace(const at::Tensor& x, const Dims& d, bool backward) {
   const int64_t bytes =
-      sr_cuda::dwconv_gate_ca_workspace_bytes(sr_cuda::dtype_of(x), d.B, d.C, d.H, d.W, d.gate, backward);
+      sr_cuda::dwconv_gate_ca_workspace_bytes(sr_cuda::dtype_of(x), d.B, d.C, d.H, d.W, d.k, d.gate, backward);
   return at::empty({bytes}, x.options().dtype(at::kByte));
 }
 

@@ -1,8 +1,10 @@
-// eca CUDA kernels, the three steps of csrc/kernels/eca.h: a block per (b, c) plane for
-// the pooled sums (shared-memory tree reduction), a thread per image for the tiny
-// per-image step (C * k multiply-adds), a grid-stride elementwise pass. The weight
-// gradient is written per image and summed over the images in order by one small
-// kernel (no atomics, deterministic).
+// eca CUDA kernels, the three steps of csrc/kernels/eca.h: the pooled sums as a (chunk, plane)
+// grid of blocks writing per-block partials (two waves even for RT4KSR's 24 planes of
+// 1920x1080), added per plane in order by a second kernel; a thread per image for the tiny
+// per-image step (C * k multiply-adds); a (chunk, plane) elementwise pass. Planes are read in
+// 128-bit words when H * W is a multiple of 16 bytes and the tensors are 16-byte aligned.
+// The weight gradient is written per image and summed over the images in order by one
+// small kernel (no atomics anywhere: deterministic).
 #include "cuda/common.cuh"
 #include "cuda/eca.cuh"
 #include "kernels/convert.h"
@@ -26,26 +28,52 @@ __device__ Acc block_sum(Acc v, Acc* buf) {
   return total;
 }
 
-// s = plane means; t = plane sums of g * x when g is given.
-template <typename T>
-__global__ void plane_kernel(const T* __restrict__ x, const T* __restrict__ g, typename AccOf<T>::type* __restrict__ s,
-                             typename AccOf<T>::type* __restrict__ t, int64_t planes, int64_t HW) {
+// Partial sums of x (and of g * x when g is given) over one chunk of `chunk` values (a multiple
+// of N) of plane p0 + blockIdx.y, to ps / pt[plane * chunks + blockIdx.x]: the launcher makes
+// enough chunks for two waves, and plane_sum_kernel adds them in order (deterministic).
+template <typename T, typename I, int N>
+__global__ void plane_part_kernel(const T* __restrict__ x, const T* __restrict__ g,
+                                  typename AccOf<T>::type* __restrict__ ps, typename AccOf<T>::type* __restrict__ pt,
+                                  I HW, I chunk, I p0) {
   using Acc = typename AccOf<T>::type;
   __shared__ Acc buf[kThreads];
-  for (int64_t pl = blockIdx.x; pl < planes; pl += gridDim.x) {
-    const T* xp = x + pl * HW;
+  const I pl = p0 + I(blockIdx.y), lo = I(blockIdx.x) * chunk, hi = HW - lo < chunk ? HW : lo + chunk;
+  const T* xp = x + pl * HW;
+  const T* gp = g != nullptr ? g + pl * HW : nullptr;
+  Acc sx = Acc(0), sgx = Acc(0);
+  for (I e = lo + I(threadIdx.x) * N; e < hi; e += kThreads * N) {
+    Acc xv[N];
+    load_vec<N>(xp + e, xv);
+#pragma unroll
+    for (int j = 0; j < N; ++j) sx += xv[j];
+    if (gp != nullptr) {
+      Acc gv[N];
+      load_vec<N>(gp + e, gv);
+#pragma unroll
+      for (int j = 0; j < N; ++j) sgx += gv[j] * xv[j];
+    }
+  }
+  sx = block_sum(sx, buf);
+  if (gp != nullptr) sgx = block_sum(sgx, buf);
+  if (threadIdx.x == 0) {
+    const I at = pl * I(gridDim.x) + I(blockIdx.x);
+    ps[at] = sx;
+    if (gp != nullptr) pt[at] = sgx;
+  }
+}
+
+// s = plane means, t = plane sums of g * x (when pt is given), each plane's chunks in order.
+template <typename Acc>
+__global__ void plane_sum_kernel(const Acc* __restrict__ ps, const Acc* __restrict__ pt, Acc* __restrict__ s,
+                                 Acc* __restrict__ t, int planes, int chunks, int64_t HW) {
+  for (int pl = blockIdx.x * blockDim.x + threadIdx.x; pl < planes; pl += gridDim.x * blockDim.x) {
     Acc sx = Acc(0), sgx = Acc(0);
-    for (int64_t e = threadIdx.x; e < HW; e += blockDim.x) {
-      const Acc xv = sr_cast<Acc>(xp[e]);
-      sx += xv;
-      if (g != nullptr) sgx += sr_cast<Acc>(g[pl * HW + e]) * xv;
+    for (int q = 0; q < chunks; ++q) {
+      sx += ps[pl * chunks + q];
+      if (pt != nullptr) sgx += pt[pl * chunks + q];
     }
-    sx = block_sum(sx, buf);
-    if (g != nullptr) sgx = block_sum(sgx, buf);
-    if (threadIdx.x == 0) {
-      s[pl] = sx / Acc(HW);
-      if (g != nullptr) t[pl] = sgx;
-    }
+    s[pl] = sx / Acc(HW);
+    if (pt != nullptr) t[pl] = sgx;
   }
 }
 
@@ -71,49 +99,118 @@ __global__ void gate_bwd_kernel(const typename AccOf<T>::type* __restrict__ s,
 }
 
 template <typename T>
-__global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw_part, T* __restrict__ gw, int64_t B,
-                                  int64_t k) {
+__global__ void weight_sum_kernel(const typename AccOf<T>::type* __restrict__ gw_part, T* __restrict__ gw, int B,
+                                  int k) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < k; j += int64_t(gridDim.x) * blockDim.x) {
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < k; j += gridDim.x * blockDim.x) {
     Acc v = Acc(0);
-    for (int64_t b = 0; b < B; ++b) v += gw_part[b * k + j];
+    for (int b = 0; b < B; ++b) v += gw_part[b * k + j];
     gw[j] = sr_cast<T>(v);
   }
 }
 
-// y = x * gate[plane] (+ add[plane]).
-template <typename T>
+// y = x * gate[plane] (+ add[plane]): blockIdx.y is the plane p0 + blockIdx.y (no division),
+// N values per thread step.
+template <typename T, typename I, int N>
 __global__ void apply_kernel(const T* __restrict__ x, const typename AccOf<T>::type* __restrict__ gate,
-                             const typename AccOf<T>::type* __restrict__ add, T* __restrict__ y, int64_t n,
-                             int64_t HW) {
+                             const typename AccOf<T>::type* __restrict__ add, T* __restrict__ y, I HW, I p0) {
   using Acc = typename AccOf<T>::type;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t pl = i / HW;
-    Acc v = sr_cast<Acc>(x[i]) * gate[pl];
-    if (add != nullptr) v += add[pl];
-    y[i] = sr_cast<T>(v);
+  const I pl = p0 + I(blockIdx.y);
+  const Acc gv = gate[pl], av = add != nullptr ? add[pl] : Acc(0);
+  const UIdx<I> groups = UIdx<I>(HW / N);
+  for (UIdx<I> gi = grid_start<I>(); gi < groups; gi += grid_step<I>()) {
+    const I e = pl * HW + I(gi) * N;
+    Acc v[N];
+    load_vec<N>(x + e, v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) {
+      v[j] = v[j] * gv;
+      if (add != nullptr) v[j] += av;
+    }
+    store_vec<N>(y + e, v);
   }
 }
 
-unsigned plane_blocks(int64_t planes) {
-  return static_cast<unsigned>(planes < 65535 * 32 ? (planes > 0 ? planes : 1) : 65535 * 32);
+int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
+
+// Values per thread step: a 16-byte pack of T when every plane starts 16-byte aligned.
+int vec_width(DType dtype, int64_t HW, bool aligned) {
+  const int64_t n = 16 / elem_size(dtype);
+  return aligned && HW % n == 0 ? int(n) : 1;
+}
+
+template <typename T, typename F>
+void with_width(int n, F&& f) {
+  if (n == kPack<T>)
+    f(std::integral_constant<int, kPack<T>>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
+// Chunks per plane for the pooled sums: two waves of blocks, each at least 8 values a thread.
+int64_t chunks_of(int64_t planes, int64_t HW) {
+  if (planes <= 0) return 1;
+  const int64_t want = (kTwoWaveBlocks + planes - 1) / planes;
+  const int64_t most = (HW + kThreads * 8 - 1) / (kThreads * 8);
+  return want < most ? want : most;
+}
+
+// The chunk length, a whole number of packs, for `chunks` chunks of a plane.
+int64_t chunk_len(int64_t HW, int64_t chunks, int n) { return ((HW + chunks - 1) / chunks + n - 1) / n * n; }
+
+// s (and t when g is given) from the planes of x: the partials to ps / pt, then their sums.
+template <typename T, typename Acc>
+void pooled_sums(const T* x, const T* g, Acc* s, Acc* t, Acc* ps, Acc* pt, int64_t planes, int64_t HW, int n,
+                 cudaStream_t stream) {
+  const int64_t len = chunk_len(HW, chunks_of(planes, HW), n);
+  const int64_t chunks = (HW + len - 1) / len;
+  with_width<T>(n, [&](auto nc) {
+    constexpr int N = decltype(nc)::value;
+    with_index(planes * HW, [&](auto itag) {
+      using I = decltype(itag);
+      for (int64_t p0 = 0; p0 < planes; p0 += 65535)
+        SR_LAUNCH(dim3(unsigned(chunks), unsigned(planes - p0 < 65535 ? planes - p0 : 65535)), kThreads, 0, stream,
+                  plane_part_kernel<T, I, N>)(x, g, ps, pt, I(HW), I(len), I(p0));
+    });
+  });
+  SR_LAUNCH(blocks_for(planes, 64), 64, 0, stream, plane_sum_kernel<Acc>)(ps, g != nullptr ? pt : nullptr, s, t,
+                                                                          int(planes), int(chunks), HW);
+}
+
+template <typename T, typename Acc>
+void apply(const T* x, const Acc* gate, const Acc* add, T* y, int64_t planes, int64_t HW, int n, cudaStream_t stream) {
+  with_width<T>(n, [&](auto nc) {
+    constexpr int N = decltype(nc)::value;
+    with_index(planes * HW, [&](auto itag) {
+      using I = decltype(itag);
+      for (int64_t p0 = 0; p0 < planes; p0 += 65535)
+        SR_LAUNCH(dim3(blocks_for(HW / N, kThreads), unsigned(planes - p0 < 65535 ? planes - p0 : 65535)), kThreads, 0,
+                  stream, apply_kernel<T, I, N>)(x, gate, add, y, I(HW), I(p0));
+    });
+  });
 }
 
 }  // namespace
 
+int64_t eca_fwd_workspace(int64_t B, int64_t C, int64_t HW) { return 2 * B * C + B * C * chunks_of(B * C, HW); }
+int64_t eca_bwd_workspace(int64_t B, int64_t C, int64_t HW, int64_t k) {
+  return 5 * B * C + B * k + 2 * B * C * chunks_of(B * C, HW);
+}
+
 Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype, int64_t B, int64_t C,
                int64_t HW, int64_t k, cudaStream_t stream) {
   if (B * C * HW == 0) return "";
+  const int n = vec_width(dtype, HW, all_aligned16(x, y));
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using Acc = typename AccOf<T>::type;
     Acc* s = static_cast<Acc*>(workspace);
     Acc* gate = s + B * C;
+    Acc* ps = gate + B * C;
     const T* xt = static_cast<const T*>(x);
-    SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(xt, nullptr, s, nullptr, B * C, HW);
+    pooled_sums<T, Acc>(xt, nullptr, s, nullptr, ps, nullptr, B * C, HW, n, stream);
     SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_kernel<T>)(s, static_cast<const T*>(weight), gate, B, C, k);
-    SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, apply_kernel<T>)(
-        xt, gate, nullptr, static_cast<T*>(y), B * C * HW, HW);
+    apply<T, Acc>(xt, gate, nullptr, static_cast<T*>(y), B * C, HW, n, stream);
   });
   return last_error();
 }
@@ -121,23 +218,25 @@ Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DTyp
 Status eca_bwd(const void* grad_out, const void* x, const void* weight, void* grad_x, void* grad_weight,
                void* workspace, DType dtype, int64_t B, int64_t C, int64_t HW, int64_t k, cudaStream_t stream) {
   if (k == 0) return "";
+  const int n = vec_width(dtype, HW, all_aligned16(grad_out, x, grad_x));
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using Acc = typename AccOf<T>::type;
     Acc* s = static_cast<Acc*>(workspace);
     Acc *t = s + B * C, *gate = t + B * C, *da = gate + B * C, *ds = da + B * C;
     Acc* gw_part = ds + B * C;
+    Acc* ps = gw_part + B * k;
     const T* g = static_cast<const T*>(grad_out);
     if (B * C * HW > 0) {
-      SR_LAUNCH(plane_blocks(B * C), kThreads, 0, stream, plane_kernel<T>)(static_cast<const T*>(x), g, s, t, B * C,
-                                                                           HW);
+      const int64_t chunks = chunks_of(B * C, HW);
+      pooled_sums<T, Acc>(static_cast<const T*>(x), g, s, t, ps, ps + B * C * chunks, B * C, HW, n, stream);
       SR_LAUNCH(blocks_for(B, 64), 64, 0, stream, gate_bwd_kernel<T>)(s, t, static_cast<const T*>(weight), gate, da, ds,
                                                                       gw_part, B, C, HW, k);
-      SR_LAUNCH(blocks_for(B * C * HW, kThreads), kThreads, 0, stream, apply_kernel<T>)(
-          g, gate, ds, static_cast<T*>(grad_x), B * C * HW, HW);
+      apply<T, Acc>(g, gate, ds, static_cast<T*>(grad_x), B * C, HW, n, stream);
     }
     // B * C == 0 sums no images: zeros.
-    SR_LAUNCH(1, 64, 0, stream, weight_sum_kernel<T>)(gw_part, static_cast<T*>(grad_weight), B * C > 0 ? B : 0, k);
+    SR_LAUNCH(1, 64, 0, stream, weight_sum_kernel<T>)(gw_part, static_cast<T*>(grad_weight), int(B * C > 0 ? B : 0),
+                                                      int(k));
   });
   return last_error();
 }

@@ -7,8 +7,9 @@ namespace sr_cuda {
 
 // Accumulator values (double for float64, float otherwise) each launcher needs in its
 // workspace.
-inline int64_t eca_fwd_workspace(int64_t B, int64_t C) { return 2 * B * C; }
-inline int64_t eca_bwd_workspace(int64_t B, int64_t C, int64_t k) { return 5 * B * C + B * k; }
+// workspace: the pooled values and gates, then the pooled sums' per-block partials.
+int64_t eca_fwd_workspace(int64_t B, int64_t C, int64_t HW);
+int64_t eca_bwd_workspace(int64_t B, int64_t C, int64_t HW, int64_t k);
 
 // x / y: contiguous (B, C, HW), HW >= 1; weight (k,), k odd; one dtype.
 Status eca_fwd(const void* x, const void* weight, void* y, void* workspace, DType dtype, int64_t B, int64_t C,

@@ -51,7 +51,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> layernorm2d_bwd_cuda(const at::Te
   const at::Tensor g = grad_in.to(x.scalar_type()).contiguous();
   const int64_t B = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   const auto acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor stats = at::empty({2 * B * HW}, x.options().dtype(acc));
+  at::Tensor stats = at::empty({sr_cuda::layernorm2d_bwd_workspace(B, C, HW)}, x.options().dtype(acc));
   at::Tensor gx = at::empty_like(x), gw = at::empty_like(w), gb = at::empty_like(w);
   sr_cuda::check_status(
       sr_cuda::layernorm2d_bwd(g.const_data_ptr(), x.const_data_ptr(), w.const_data_ptr(), gx.mutable_data_ptr(),

@@ -97,6 +97,20 @@ def _layernorm(B, C, H, W, bwd):
     return make
 
 
+def _offset1(t):
+    # A contiguous copy of t at storage offset 1: its data pointer is not 16-byte aligned, so
+    # the kernels that read 128-bit words take their scalar path.
+    out = torch.empty(t.numel() + 1, dtype=t.dtype)[1:].view(t.shape)
+    return out.copy_(t)
+
+
+def _misaligned(make):
+    # make's tensors of 4 or more dimensions (maps, patches) moved to storage offset 1.
+    def wrapped(g, dt):
+        return tuple(_offset1(a) if isinstance(a, torch.Tensor) and a.dim() >= 4 else a for a in make(g, dt))
+    return wrapped
+
+
 def _gelu_layernorm(B, C, H, W, approximate):
     return lambda g, dt: (_randn(g, dt, B, C, H, W) * 2, _randn(g, dt, C), _randn(g, dt, C), 1e-6, approximate)
 
@@ -155,6 +169,9 @@ CASES = [
     Case("patch2img", "fwd-p1", "_patch2img_fwd", _patch2img(1, 2, 1, 5, 7, 1)),
     Case("patch2img", "fwd-gap", "_patch2img_fwd", _patch2img(1, 2, 2, 9, 10, 3)),  # uncovered pixels
     Case("patch2img", "bwd", "_patch2img_bwd", _patch2img_bwd(2, 3, 3, 9, 8, 2)),
+    # 16-value patches and 72-pixel planes: one 128-bit store per thread for every dtype.
+    Case("patch2img", "bwd-vec", "_patch2img_bwd", _patch2img_bwd(2, 3, 4, 10, 9, 2)),
+    Case("patch2img", "fwd-vec-gap", "_patch2img_fwd", _patch2img(1, 2, 4, 8, 9, 3)),
     Case("cross_scale_knn", "fwd-window", "_cross_scale_knn_fwd", _knn(1, 2, 13, 11, 8, 7, 4, 3, 1, 3, 2)),
     Case("cross_scale_knn", "fwd-global", "_cross_scale_knn_fwd", _knn(2, 3, 9, 10, 6, 7, 5, 3, 2, -1, 1)),
     Case("cross_scale_knn", "fwd-k1", "_cross_scale_knn_fwd", _knn(1, 1, 17, 5, 9, 4, 1, 2, 1, 4, 2)),
@@ -163,9 +180,14 @@ CASES = [
     Case("cross_scale_knn", "fwd-deep", "_cross_scale_knn_fwd", _knn(1, 9, 8, 8, 5, 5, 3, 3, 1, 2, 1)),
     Case("cross_scale_knn", "bwd", "_cross_scale_knn_bwd", _knn_bwd(1, 2, 9, 8, 7, 6, 3, 3, 1)),
     Case("vertex_map", "fwd", "_vertex_map_fwd", _vertex_map((3, 50, 4), 11, 9, 2, 3, 2), half=False),
+    Case("vertex_map", "fwd-odd", "_vertex_map_fwd", _vertex_map((3, 7, 5), 11, 9, 2, 3, 2), half=False),
     Case("adapn", "fwd", "_adapn_fwd", _adapn((7,), 3, 2, 6, 3, False)),
     Case("adapn", "fwd-lead", "_adapn_fwd", _adapn((2, 3), 1, 3, 4, 2, False)),
     Case("adapn", "bwd", "_adapn_bwd", _adapn((7,), 3, 2, 6, 3, True)),
+    # Patches of 64 and 16 values (128-bit loads for every dtype), and at offset 1 (scalar).
+    Case("adapn", "fwd-vec", "_adapn_fwd", _adapn((5,), 2, 3, 8, 4, False)),
+    Case("adapn", "bwd-vec", "_adapn_bwd", _adapn((5,), 2, 3, 8, 4, True)),
+    Case("adapn", "bwd-offset1", "_adapn_bwd", _misaligned(_adapn((5,), 2, 3, 8, 4, True))),
     Case("graph_aggregate", "fwd-weights", "_graph_aggregate_fwd", _graph_agg(1, 2, 9, 8, 4, 4, 3, 2, 3, 1, True, True, False)),
     Case("graph_aggregate", "fwd-plain", "_graph_aggregate_fwd", _graph_agg(2, 2, 7, 9, 3, 4, 2, 2, 3, 2, False, False, False)),
     Case("graph_aggregate", "bwd-weights", "_graph_aggregate_bwd", _graph_agg(1, 2, 9, 8, 4, 4, 3, 2, 3, 1, True, True, True)),
@@ -180,8 +202,22 @@ CASES = [
     Case("layernorm2d", "bwd-1px", "_layernorm2d_bwd", _layernorm(3, 2, 1, 1, True)),
     Case("layernorm2d", "gelu-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(2, 5, 9, 31, "none")),
     Case("layernorm2d", "gelu-tanh-fwd", "_gelu_layernorm2d_fwd", _gelu_layernorm(1, 24, 3, 7, "tanh")),
+    # H * W a multiple of 8: the 128-bit kernels for every dtype; at offset 1 the scalar ones.
+    Case("layernorm2d", "fwd-vec", "_layernorm2d_fwd", _layernorm(2, 5, 4, 10, False)),
+    Case("layernorm2d", "bwd-vec", "_layernorm2d_bwd", _layernorm(2, 5, 4, 10, True)),
+    Case("layernorm2d", "gelu-fwd-vec", "_gelu_layernorm2d_fwd", _gelu_layernorm(2, 3, 8, 5, "none")),
+    Case("layernorm2d", "fwd-offset1", "_layernorm2d_fwd", _misaligned(_layernorm(2, 5, 4, 10, False))),
+    Case("layernorm2d", "bwd-offset1", "_layernorm2d_bwd", _misaligned(_layernorm(2, 5, 4, 10, True))),
+    # Over 2048 pixels: the weight gradients' sums split into 3 chunks (the last one shorter).
+    Case("layernorm2d", "bwd-chunks", "_layernorm2d_bwd", _layernorm(1, 2, 64, 70, True)),
     Case("eca", "fwd", "_eca_fwd", _eca(2, 7, 13, 11, 3, False)),
     Case("eca", "bwd", "_eca_bwd", _eca(2, 7, 13, 11, 5, True)),
+    # H * W a multiple of 8 (128-bit kernels), at offset 1 (scalar ones), and over 2048
+    # values a plane so the pooled sums split into chunks (the last one shorter).
+    Case("eca", "fwd-vec", "_eca_fwd", _eca(2, 3, 4, 6, 3, False)),
+    Case("eca", "bwd-vec", "_eca_bwd", _eca(2, 3, 4, 6, 3, True)),
+    Case("eca", "bwd-offset1", "_eca_bwd", _misaligned(_eca(2, 3, 4, 6, 3, True))),
+    Case("eca", "bwd-chunks", "_eca_bwd", _eca(1, 2, 8, 563, 3, True)),
     Case("dwconv_gate_ca", "fwd-gate", "_dwconv_gate_ca_fwd", _dwconv(2, 6, 9, 7, 3, True, False)),
     Case("dwconv_gate_ca", "fwd-nogate", "_dwconv_gate_ca_fwd", _dwconv(1, 3, 5, 6, 5, False, False)),
     # Over 256 pixels, so every thread of the per-channel block sums holds a real value.
@@ -189,6 +225,13 @@ CASES = [
     Case("dwconv_gate_ca", "bwd-wide", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 23, 17, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-gate", "_dwconv_gate_ca_bwd", _dwconv(2, 6, 9, 7, 3, True, True)),
     Case("dwconv_gate_ca", "bwd-nogate", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 5, 6, 5, False, True)),
+    # H * W a multiple of 8 (128-bit kernels; 8-pixel runs wrap rows of 6), at offset 1 (scalar
+    # ones), and over 2048 pixels so the pooled and weight-gradient sums split into chunks.
+    Case("dwconv_gate_ca", "fwd-vec", "_dwconv_gate_ca_fwd", _dwconv(2, 4, 4, 6, 3, True, False)),
+    Case("dwconv_gate_ca", "bwd-vec", "_dwconv_gate_ca_bwd", _dwconv(2, 4, 4, 6, 3, True, True)),
+    Case("dwconv_gate_ca", "bwd-vec-k5", "_dwconv_gate_ca_bwd", _dwconv(1, 3, 4, 6, 5, False, True)),
+    Case("dwconv_gate_ca", "bwd-offset1", "_dwconv_gate_ca_bwd", _misaligned(_dwconv(2, 4, 4, 6, 3, True, True))),
+    Case("dwconv_gate_ca", "bwd-chunks", "_dwconv_gate_ca_bwd", _dwconv(1, 2, 8, 563, 3, True, True)),
     Case("extract_patches", "fwd", "_extract_patches_fwd", lambda g, dt: (_randn(g, dt, 2, 3, 11, 9), 4, 3)),
     Case("class_dispatch", "ids", "_class_dispatch_fwd", _dispatch(77, 5, False), half=False),
     Case("class_dispatch", "logits", "_class_dispatch_fwd", _dispatch(300, 3, True)),

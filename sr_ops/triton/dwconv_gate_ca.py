@@ -1,9 +1,10 @@
 """Triton kernels for dwconv_gate_ca, laid out as the CUDA ones (csrc/cuda/dwconv_gate_ca.cu):
 a program per (b, c') group walks its plane in BLOCK-pixel tiles, computing the gated
 depthwise conv tap by tap with masked loads and reducing the pooled sums in registers
-(no atomics); a program per batch item forms the attention scales from a [C', C'] tile;
-the backward writes the conv-output gradient gu to a scratch tensor, then a program per
-plane takes the transposed conv and a program per (channel, tap) the weight gradients.
+into per-chunk partials (no atomics; enough chunks for two waves on an H100, added in a fixed
+order); a program per batch item forms the attention scales from a [C', C'] tile; the
+backward writes the conv-output gradient gu to a scratch tensor, then a program per plane
+takes the transposed conv and a program per (channel, tap, chunk) the weight gradients.
 The formulas are those of csrc/kernels/dwconv_gate_ca.h."""
 from __future__ import annotations
 
@@ -47,16 +48,19 @@ def _gated_tile(x_ptr, dw_ptr, db_ptr, b, c, e, live, C, Cg, H, W,
 
 
 @triton.jit
-def _pool_kernel(x_ptr, dw_ptr, db_ptr, g_ptr, out_ptr, s_ptr, ga_ptr, C, Cg, H, W,
+def _pool_kernel(x_ptr, dw_ptr, db_ptr, g_ptr, out_ptr, s_ptr, ga_ptr, C, Cg, H, W, STEP,
                  K: tl.constexpr, GATE: tl.constexpr, BACKWARD: tl.constexpr,
                  BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Program (grp, q): pixels [q * STEP, (q + 1) * STEP) of group grp, its partial sums to
+    s_ptr / ga_ptr[grp, q] (added in order by the wrapper)."""
     grp = tl.program_id(0).to(tl.int64)
+    q = tl.program_id(1)
     b = grp // Cg
     c = grp % Cg
     HW = H * W
     sy = tl.zeros([BLOCK], dtype=ACC)
     sgy = tl.zeros([BLOCK], dtype=ACC)
-    for start in range(0, HW, BLOCK):
+    for start in range(q * STEP, tl.minimum(q * STEP + STEP, HW), BLOCK):
         e = start + tl.arange(0, BLOCK)
         live = e < HW
         u1, u2 = _gated_tile(x_ptr, dw_ptr, db_ptr, b, c, e, live, C, Cg, H, W, K, GATE, ACC)
@@ -66,9 +70,10 @@ def _pool_kernel(x_ptr, dw_ptr, db_ptr, g_ptr, out_ptr, s_ptr, ga_ptr, C, Cg, H,
             sgy += tl.load(g_ptr + grp * HW + e, mask=live, other=0.0).to(ACC) * y
         else:
             tl.store(out_ptr + grp * HW + e, y.to(out_ptr.dtype.element_ty), mask=live)
-    tl.store(s_ptr + grp, tl.sum(sy, axis=0) / HW)
+    at = grp * tl.num_programs(1) + q
+    tl.store(s_ptr + at, tl.sum(sy, axis=0))
     if BACKWARD:
-        tl.store(ga_ptr + grp, tl.sum(sgy, axis=0))
+        tl.store(ga_ptr + at, tl.sum(sgy, axis=0))
 
 
 @triton.jit
@@ -162,10 +167,12 @@ def _dx_kernel(gu_ptr, dw_ptr, dx_ptr, C, H, W, K: tl.constexpr, BLOCK: tl.const
 
 
 @triton.jit
-def _dw_grad_kernel(gu_ptr, x_ptr, ddw_ptr, ddb_ptr, B, C, H, W,
+def _dw_grad_kernel(gu_ptr, x_ptr, part_ptr, B, C, H, W, STEP,
                     K: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
-    """Program (c, tap): tap < k*k a weight, tap == k*k the bias."""
+    """Program (c * (k*k + 1) + tap, q): tap < k*k a weight, tap == k*k the bias; pixels
+    [q * STEP, (q + 1) * STEP) of every image, the partial sum to part_ptr[job, q]."""
     job = tl.program_id(0).to(tl.int64)
+    q = tl.program_id(1)
     c = job // (K * K + 1)
     tap = job % (K * K + 1)
     di = tap // K - K // 2
@@ -175,7 +182,7 @@ def _dw_grad_kernel(gu_ptr, x_ptr, ddw_ptr, ddb_ptr, B, C, H, W,
     acc = tl.zeros([BLOCK], dtype=ACC)
     for b in range(0, B):
         base = (b * C + c) * HW
-        for start in range(0, HW, BLOCK):
+        for start in range(q * STEP, tl.minimum(q * STEP + STEP, HW), BLOCK):
             e = start + tl.arange(0, BLOCK)
             live = e < HW
             hh = e // W + di
@@ -184,11 +191,33 @@ def _dw_grad_kernel(gu_ptr, x_ptr, ddw_ptr, ddb_ptr, B, C, H, W,
             m = live & (hh >= 0) & (hh < H) & (ww >= 0) & (ww < W) & (not is_bias)
             xv = tl.load(x_ptr + base + hh * W + ww, mask=m, other=0.0).to(ACC)
             acc += gv * tl.where(is_bias, 1.0, xv)
-    total = tl.sum(acc, axis=0)
-    if is_bias:
-        tl.store(ddb_ptr + c, total.to(ddb_ptr.dtype.element_ty))
-    else:
-        tl.store(ddw_ptr + c * K * K + tap, total.to(ddw_ptr.dtype.element_ty))
+    tl.store(part_ptr + job * tl.num_programs(1) + q, tl.sum(acc, axis=0))
+
+
+# Programs that keep every SM of an H100 (132) busy for two waves at several programs each: the
+# reductions over a plane split it into chunks of whole BLOCKs until they reach this many.
+_TWO_WAVES = 2 * 132 * 8
+
+
+def _chunks(jobs, HW, BLOCK):
+    """(chunks, STEP): HW split into whole-BLOCK chunks of STEP pixels for `jobs` programs."""
+    blocks = triton.cdiv(HW, BLOCK)
+    per = triton.cdiv(blocks, max(1, min(blocks, triton.cdiv(_TWO_WAVES, max(jobs, 1)))))
+    return triton.cdiv(blocks, per), per * BLOCK
+
+
+def _pooled(x, dw, db, g, out, dims, acc, meta, gate):
+    """Pass 1 as (group, chunk) programs: the means s (and ga, the sums of g * y, when g is given),
+    each group's chunk partials added in a fixed order."""
+    B, C, Cg, H, W = dims
+    G = B * Cg
+    chunks, step = _chunks(G, H * W, meta["BLOCK"])
+    ps = torch.empty(2, G, chunks, dtype=acc, device=x.device)
+    backward = g is not None
+    _pool_kernel[(G, chunks)](x, dw, db, g if backward else x, x if backward else out, ps[0], ps[1], C, Cg, H, W,
+                              step, GATE=gate, BACKWARD=backward, **meta)
+    sums = ps.sum(2)
+    return sums[0] / (H * W), sums[1]
 
 
 def _prep(x, dw, db, cw, cb, gate):
@@ -210,9 +239,8 @@ def dwconv_gate_ca_fwd(x, dw_weight, dw_bias, ca_weight, ca_bias, gate):
     G = B * Cg
     if out.numel() == 0:
         return out.to(x.dtype)
-    s = torch.empty(G, dtype=acc, device=x.device)
+    s, _ = _pooled(x, dw, db, None, out, (B, C, Cg, H, W), acc, meta, gate)
     a = torch.empty_like(s)
-    _pool_kernel[(G,)](x, dw, db, x, out, s, s, C, Cg, H, W, GATE=gate, BACKWARD=False, **meta)
     BC = triton.next_power_of_2(Cg)
     _mix_kernel[(B,)](cw, cb, s, s, a, a, Cg, BACKWARD=False, BC=BC, ACC=meta["ACC"])
     _scale_kernel[(G,)](out, a, H * W, BLOCK=meta["BLOCK"], ACC=meta["ACC"])
@@ -226,13 +254,19 @@ def dwconv_gate_ca_bwd(grad_out, x, dw_weight, dw_bias, ca_weight, ca_bias, gate
     G = B * Cg
     if x.numel() == 0:
         return dx, ddw, ddb, dcw, dcb
-    s, ga, a, gs = torch.empty(4, G, dtype=acc, device=x.device).unbind(0)
+    s, ga = _pooled(x, dw, db, g, None, (B, C, Cg, H, W), acc, meta, gate)
+    a, gs = torch.empty(2, G, dtype=acc, device=x.device).unbind(0)
     gu = torch.empty(B, C, H, W, dtype=acc, device=x.device)
     BC = triton.next_power_of_2(Cg)
-    _pool_kernel[(G,)](x, dw, db, g, x, s, ga, C, Cg, H, W, GATE=gate, BACKWARD=True, **meta)
     _mix_kernel[(B,)](cw, cb, s, ga, a, gs, Cg, BACKWARD=True, BC=BC, ACC=meta["ACC"])
     _ca_grad_kernel[(1,)](s, ga, dcw, dcb, B, Cg, BC=BC, ACC=meta["ACC"])
     _gu_kernel[(G,)](g, x, dw, db, a, gs, gu, C, Cg, H, W, GATE=gate, **meta)
     _dx_kernel[(B * C,)](gu, dw, dx, C, H, W, K=meta["K"], BLOCK=meta["BLOCK"], ACC=meta["ACC"])
-    _dw_grad_kernel[(C * (meta["K"] ** 2 + 1),)](gu, x, ddw, ddb, B, C, H, W, **meta)
+    taps = meta["K"] ** 2 + 1
+    chunks, step = _chunks(C * taps, H * W, meta["BLOCK"])
+    part = torch.empty(C * taps, chunks, dtype=acc, device=x.device)
+    _dw_grad_kernel[(C * taps, chunks)](gu, x, part, B, C, H, W, step, **meta)
+    sums = part.sum(1).view(C, taps)
+    ddw.copy_(sums[:, :-1].reshape(ddw.shape))
+    ddb.copy_(sums[:, -1])
     return dx, ddw, ddb, dcw, dcb

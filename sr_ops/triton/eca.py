@@ -1,6 +1,7 @@
-"""Triton kernels for eca, in the three steps of csrc/kernels/eca.h: per-plane sums (one
-program per (b, c) plane, looping over its pixels), the per-image gate step (one program
-per image, the k-tap convolution as k shifted masked loads of the pooled vector), and
+"""Triton kernels for eca, in the three steps of csrc/kernels/eca.h: per-plane sums ((plane,
+chunk) programs, enough chunks for two waves on an H100, their partials added in order),
+the per-image gate step (one program per image, the k-tap convolution as k shifted masked
+loads of the pooled vector), and
 the elementwise pass (a program per block of one plane). The weight gradient is written
 per image to a (B, k) buffer, summed afterwards in a fixed order (no atomics)."""
 from __future__ import annotations
@@ -16,22 +17,46 @@ BLOCK = 1024
 
 
 @triton.jit
-def _plane_sums_kernel(x_ptr, g_ptr, s_ptr, t_ptr, HW, WITH_G: tl.constexpr,
+def _plane_sums_kernel(x_ptr, g_ptr, s_ptr, t_ptr, HW, STEP, WITH_G: tl.constexpr,
                        BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Program (plane, q): values [q * STEP, (q + 1) * STEP) of the plane, the partial sums of x
+    (and g * x) to s_ptr / t_ptr[plane, q] (added in order by _pooled)."""
     pl = tl.program_id(0).to(tl.int64)
+    q = tl.program_id(1)
     base = pl * HW
     s = tl.zeros([BLOCK], dtype=ACC)
     t = tl.zeros([BLOCK], dtype=ACC)
-    for start in range(0, HW, BLOCK):
+    for start in range(q * STEP, tl.minimum(q * STEP + STEP, HW), BLOCK):
         e = start + tl.arange(0, BLOCK)
         live = e < HW
         xv = tl.load(x_ptr + base + e, mask=live, other=0.0).to(ACC)
         s += xv
         if WITH_G:
             t += xv * tl.load(g_ptr + base + e, mask=live, other=0.0).to(ACC)
-    tl.store(s_ptr + pl, tl.sum(s, axis=0) / HW)
+    at = pl * tl.num_programs(1) + q
+    tl.store(s_ptr + at, tl.sum(s, axis=0))
     if WITH_G:
-        tl.store(t_ptr + pl, tl.sum(t, axis=0))
+        tl.store(t_ptr + at, tl.sum(t, axis=0))
+
+
+# Programs that keep every SM of an H100 (132) busy for two waves at several programs each:
+# RT4KSR's 24 planes of 1920x1080 would otherwise be 24 programs.
+_TWO_WAVES = 2 * 132 * 8
+
+
+def _pooled(x, g, planes, HW, ACC):
+    """The plane means s (and the plane sums t of g * x when g is given) from (plane, chunk)
+    programs' partials, each plane's chunks added in a fixed order (deterministic)."""
+    blocks = triton.cdiv(HW, BLOCK)
+    per = triton.cdiv(blocks, max(1, min(blocks, triton.cdiv(_TWO_WAVES, max(planes, 1)))))
+    chunks = triton.cdiv(blocks, per)
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    part = torch.empty(2, planes, chunks, dtype=acc, device=x.device)
+    with_g = g is not None
+    _plane_sums_kernel[(planes, chunks)](x, g if with_g else x, part[0], part[1], HW, per * BLOCK, WITH_G=with_g,
+                                         BLOCK=BLOCK, ACC=ACC)
+    sums = part.sum(2)
+    return sums[0] / HW, sums[1]
 
 
 @triton.jit
@@ -106,9 +131,8 @@ def eca_fwd(x, weight):
     y = torch.empty_like(x)
     if y.numel() == 0:
         return y
-    s = torch.empty(B * C, dtype=_acc(x), device=x.device)
+    s, _ = _pooled(x, None, B * C, HW, ACC)
     gate = torch.empty_like(s)
-    _plane_sums_kernel[(B * C,)](x, x, s, s, HW, WITH_G=False, BLOCK=BLOCK, ACC=ACC)
     _gate_kernel[(B,)](s, weight, gate, C, weight.shape[0], BC=triton.next_power_of_2(C), ACC=ACC)
     chunks = triton.cdiv(HW, BLOCK)
     _apply_kernel[(B * C * chunks,)](x, gate, gate, y, HW, chunks, WITH_ADD=False, BLOCK=BLOCK, ACC=ACC)
@@ -123,10 +147,9 @@ def eca_bwd(grad_out, x, weight):
     gx = torch.empty_like(x)
     if gx.numel() == 0:
         return gx, torch.zeros_like(weight)
-    s = torch.empty(B * C, dtype=_acc(x), device=x.device)
-    t, gate, ds = torch.empty_like(s), torch.empty_like(s), torch.empty_like(s)
+    s, t = _pooled(x, grad_out, B * C, HW, ACC)
+    gate, ds = torch.empty_like(s), torch.empty_like(s)
     gw = torch.empty(B, k, dtype=_acc(x), device=x.device)
-    _plane_sums_kernel[(B * C,)](x, grad_out, s, t, HW, WITH_G=True, BLOCK=BLOCK, ACC=ACC)
     _gate_bwd_kernel[(B,)](s, t, weight, gate, ds, gw, C, k, HW, BC=triton.next_power_of_2(C), ACC=ACC)
     chunks = triton.cdiv(HW, BLOCK)
     _apply_kernel[(B * C * chunks,)](grad_out, gate, ds, gx, HW, chunks, WITH_ADD=True, BLOCK=BLOCK, ACC=ACC)
