@@ -47,7 +47,7 @@ def build(tsan: bool = False) -> str:
     sources = (
         _wrappers(build_dir / "src")
         + sorted(str(p) for p in (CSRC / "cuda").glob("*_glue.cpp"))
-        + [str(SIM / n) for n in ("sim.cpp", "selftest.cpp", "library.cpp")]
+        + [str(SIM / n) for n in ("sim.cpp", "selftest.cpp", "library.cpp", "record.cpp")]
     )
     # -O1 keeps the build short; -g1 (line tables only) gives TSan reports with lines at
     # 21 s a file, where full -g spends 56 s on torch's headers' debug info.
@@ -92,7 +92,8 @@ def define_kernel_schemas(name: str) -> int:
     count = 0
     for op in sorted(torch._C._dispatch_get_all_op_names()):
         ns, _, short = op.partition("::")
-        if ns == "sr_ops" and short.startswith("_"):
+        # (Skipping those another copy of this module, loaded by path, has defined.)
+        if ns == "sr_ops" and short.startswith("_") and not hasattr(getattr(torch.ops, name), short):
             schema = str(getattr(torch.ops.sr_ops, short).default._schema)
             lib.define(schema.split("::", 1)[1])
             count += 1

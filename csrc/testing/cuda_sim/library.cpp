@@ -13,6 +13,9 @@ void set_schedule(Schedule s);
 int64_t launch_count();
 }  // namespace sr_sim
 
+void sr_sim_record(bool on);        // record.cpp
+std::string sr_sim_take_records();  // record.cpp
+
 const char* sr_sim_selftest(const char* which, const float* x, float* out);  // selftest.cpp
 
 namespace {
@@ -23,6 +26,10 @@ void set_schedule(int64_t schedule) {
 }
 
 int64_t launch_count() { return sr_sim::launch_count(); }
+
+void record(bool on) { sr_sim_record(on); }
+
+std::string take_records() { return sr_sim_take_records(); }
 
 // x: 64 float32 values -> 128 outputs; a launch failure raises, naming the self-test.
 at::Tensor selftest(c10::string_view which, const at::Tensor& x) {
@@ -41,4 +48,6 @@ TORCH_LIBRARY(sr_ops_cudasim, m) {
   m.def("_sim_set_schedule(int schedule) -> ()", &set_schedule);
   m.def("_sim_launch_count() -> int", &launch_count);
   m.def("_sim_selftest(str which, Tensor x) -> Tensor", &selftest);
+  m.def("_sim_record(bool on) -> ()", &record);
+  m.def("_sim_take_records() -> str", &take_records);
 }

@@ -22,6 +22,7 @@ constexpr auto kDeadlock = std::chrono::seconds(120);
 
 std::atomic<int> g_schedule{-1};
 std::atomic<int64_t> g_launches{0};
+std::atomic<Recorder> g_recorder{nullptr};
 std::mutex g_error_mu;
 cudaError_t g_error = cudaSuccess;
 std::string g_error_detail;
@@ -305,5 +306,9 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem, const std:
 }
 
 int64_t launch_count() { return g_launches.load(); }
+
+void set_recorder(Recorder r) { g_recorder.store(r); }
+
+Recorder recorder() { return g_recorder.load(); }
 
 }  // namespace sr_sim

@@ -9,6 +9,10 @@
 //   with 0xff bytes, so an unwritten float reads as NaN;
 // - atomicAdd is std::atomic_ref::fetch_add.
 //
+// Record mode (set_recorder, from Python torch.ops.sr_ops_cudasim._sim_record): a launch
+// hands its configuration and pointer arguments to the recorder and its body does not run,
+// so the launches of a full-size workload are seen in moments (sr_ops/bench/roofline_cuda.py).
+//
 // Schedules (set_schedule, or SR_SIM_SCHEDULE=forward|reverse|free):
 // - forward / reverse: one thread runs at a time, in thread order (or reverse), each
 //   until its next barrier or its end. A barrier missing between a shared-memory write
@@ -23,9 +27,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <source_location>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #define __global__
 #define __device__
@@ -89,11 +95,34 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, size_t smem, const std:
 // Number of launches run so far (tests check that a kernel really ran).
 int64_t launch_count();
 
+// A launch as record mode sees it.
+struct LaunchInfo {
+  const char* kernel;  // the SR_LAUNCH kernel text, e.g. "fwd_kernel<T>"
+  const char* file;    // the file holding the SR_LAUNCH
+  dim3 grid, block;
+  size_t smem;
+  std::vector<const void*> pointers;  // the pointer parameters' values, in order
+  int struct_params = 0;              // class-type parameters, whose members are not looked into
+};
+using Recorder = void (*)(const LaunchInfo&);
+// Record mode while a recorder is set (nullptr: launches run again).
+void set_recorder(Recorder r);
+Recorder recorder();
+
+template <class T>
+void note_param(LaunchInfo& info, const T& v) {
+  if constexpr (std::is_pointer_v<T>)
+    info.pointers.push_back(static_cast<const void*>(v));
+  else if constexpr (std::is_class_v<T>)
+    ++info.struct_params;
+}
+
 template <class... P>
 struct Launcher {
   dim3 grid, block;
   size_t smem;
   const char* name;
+  const char* file;
   void (*fn)(P...);
 
   template <class... A>
@@ -103,13 +132,21 @@ struct Launcher {
     // them again into its own parameters.
     const std::tuple<std::decay_t<P>...> params(static_cast<P>(std::forward<A>(args))...);
     if (!check_config(name, grid, block, smem)) return;
+    if (const Recorder rec = recorder()) {
+      LaunchInfo info{name, file, grid, block, smem, {}, 0};
+      std::apply([&](const auto&... p) { (note_param(info, p), ...); }, params);
+      rec(info);
+      return;
+    }
     run_grid(name, grid, block, smem, [&] { std::apply(fn, params); });
   }
 };
 
+// `where` defaults at the call site: the SR_LAUNCH's own file, which names the kernel's op.
 template <class... P>
-Launcher<P...> Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const char* name, void (*fn)(P...)) {
-  return {grid, block, smem, name, fn};
+Launcher<P...> Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t, const char* name, void (*fn)(P...),
+                      std::source_location where = std::source_location::current()) {
+  return {grid, block, smem, name, where.file_name(), fn};
 }
 
 template <class T>
