@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOC = os.path.join(ROOT, "docs", "gpu-roofline.md")
 FACTS = os.path.join(ROOT, "docs", "gpu-kernel-facts.json")
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
+CUDA_LAUNCHES = os.path.join(ROOT, "docs", "gpu-cuda-launches.json")
 DTYPES = ("float32", "bfloat16")
 _FIELDS = ("regs", "shared", "num_warps", "spill_stores", "spill_loads", "mma", "ld128", "ld64", "ld_scalar",
            "float_atomics", "div64")
@@ -70,13 +71,23 @@ def _us(s: float) -> str:
     return "—" if s != s else f"{s * 1e6:,.1f}"
 
 
+def cuda_workloads(path: str = CUDA_LAUNCHES) -> dict:
+    """{(model, op, dir, dtype): workload} of docs/gpu-cuda-launches.json (sr_ops.bench.roofline_cuda)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {(w["model"], w["op"], w["dir"], w["dtype"]): w for w in json.load(f)["workloads"]}
+
+
 def op_rows(facts: dict) -> list[dict]:
-    rows = []
+    rows, cuda = [], cuda_workloads()
     for dtype in DTYPES:
         for call in all_sr_calls(getattr(torch, dtype)):
+            op = call.op.split(".")[1]
             for direction in ("fwd", "bwd"):
                 try:
-                    rows.append(op_row(cast(call, getattr(torch, dtype)), direction, dtype, facts["triton"]))
+                    rows.append(op_row(cast(call, getattr(torch, dtype)), direction, dtype, facts,
+                                       cuda.get((call.model, op, direction, dtype))))
                 except LookupError:
                     continue  # no backward (inference-only op) or no Triton entry
     return rows
@@ -84,26 +95,30 @@ def op_rows(facts: dict) -> list[dict]:
 
 def render_ops(rows: list[dict], measured: dict) -> list[str]:
     out = ["| model | op | dir | dtype | calls | compulsory MB | GFLOP | H100 bound µs (limit) | H200 bound µs "
-           "| Triton modelled µs | fraction | Triton measured µs (÷ modelled) | CUDA measured µs |", "|" + "---|" * 13]
+           "| Triton modelled µs (fraction) | CUDA modelled µs (fraction) | fast path on paper "
+           "| Triton measured µs (÷ modelled) | CUDA measured µs (÷ modelled) |", "|" + "---|" * 14]
     for r in rows:
         key = (r["model"], r["op"], r["dir"], r["dtype"])
         tri, cud = measured.get((*key, "triton")), measured.get((*key, "cuda"))
         tri_s = "—" if tri is None else f"{tri * 1e3:,.1f} ({tri * 1e-3 / r['triton']:.2f})"
-        cud_s = "—" if cud is None else _us(cud * 1e-3)
+        cud_s = "—" if cud is None else f"{cud * 1e3:,.1f}" + ("" if r["cuda"] != r["cuda"] else
+                                                               f" ({cud * 1e-3 / r['cuda']:.2f})")
+        cuda_m = "no CUDA kernel" if r["cuda"] != r["cuda"] else f"{_us(r['cuda'])} ({r['cuda_fraction']:.0%})"
+        fast = "triton" if r["cuda"] != r["cuda"] or r["triton"] <= r["cuda"] else "cuda"
         out.append(f"| {r['model']} | {r['op']} | {r['dir']} | {r['dtype']} | {r['count']} | {r['bytes'] / 1e6:,.1f} "
                    f"| {r['flops'] / 1e9:,.2f} | {_us(r['bound'][0])} ({r['bound'][1]}) | {_us(r['bound200'])} "
-                   f"| {_us(r['triton'])} | {r['fraction']:.0%} | {tri_s} | {cud_s} |")
+                   f"| {_us(r['triton'])} ({r['fraction']:.0%}) | {cuda_m} | {fast} | {tri_s} | {cud_s} |")
     return out
 
 
 def render_launches(rows: list[dict]) -> list[str]:
-    out = ["| model | op | dir | dtype | kernel | blocks | waves | warps/SM | load B | MB moved | µs | limit |",
-           "|" + "---|" * 12]
+    out = ["| model | op | dir | dtype | path | kernel | blocks | waves | warps/SM | load B | MB moved | µs | limit |",
+           "|" + "---|" * 13]
     for r in rows:
-        for ln, t in r["launches"]:
-            out.append(f"| {r['model']} | {r['op']} | {r['dir']} | {r['dtype']} | `{ln.kernel}` | {ln.blocks:,} "
-                       f"| {t['waves']:.2f} | {t['occupancy'] * 64:.0f} | {ln.load_bytes} | {ln.bytes / 1e6:,.1f} "
-                       f"| {_us(t['s'])} | {t['limit']} |")
+        for path, ln, t in [("triton", *x) for x in r["launches"]] + [("cuda", *x) for x in r["cuda_launches"]]:
+            out.append(f"| {r['model']} | {r['op']} | {r['dir']} | {r['dtype']} | {path} | `{ln.kernel}` "
+                       f"| {ln.blocks:,} | {t['waves']:.2f} | {t['occupancy'] * 64:.0f} | {ln.load_bytes} "
+                       f"| {ln.bytes / 1e6:,.1f} | {_us(t['s'])} | {t['limit']} |")
     return out
 
 
@@ -150,9 +165,11 @@ def render(facts: dict, results_dir: str = RESULTS, rows=None, models=None) -> s
              "the tensors it takes, occupancy from its registers and shared memory, waves over 132 SMs).",
              "", "## Model (estimates)", "", head, "",
              "## Whole models (inference)", "", *render_models(models), "",
-             "## Ops at the models' sizes (Triton path)", "",
-             "The CUDA path is not modelled yet (its launches are built in C++ glue the model cannot see); "
-             "its measured column fills in on a GPU. " + where, "", *render_ops(rows, measured), "",
+             "## Ops at the models' sizes (Triton and CUDA paths)", "",
+             "The CUDA path's launches are those its C++ glue makes, captured by the CUDA simulator's record "
+             "mode (`python -m sr_ops.bench.roofline_cuda` → docs/gpu-cuda-launches.json: grid, block, shared "
+             "memory and the allocations each launch touches, counted whole). " + where, "",
+             *render_ops(rows, measured), "",
              "## Where the time goes: every launch", "", *render_launches(rows), ""]
     return "\n".join(parts)
 

@@ -76,10 +76,11 @@ def torch_launch(name: str, nbytes: float, flops: float = 0.0, engine: str = "si
                   threads=256, regs=32, shared=0, load_bytes=16)
 
 
-def op_row(call: Call, direction: str, dtype: str, facts: dict) -> dict:
+def op_row(call: Call, direction: str, dtype: str, facts: dict, cuda_work: dict | None = None) -> dict:
+    """facts: docs/gpu-kernel-facts.json; cuda_work: this call's entry of docs/gpu-cuda-launches.json."""
     op = call.op.split(".")[1]
     row = {"model": call.model, "op": op, "dir": direction, "dtype": dtype, "count": call.count}
-    launches, outputs, nbytes = triton_launches(call, direction, dtype, facts)
+    launches, outputs, nbytes = triton_launches(call, direction, dtype, facts["triton"])
     flops = op_flops(call, direction, outputs)
     engine = "tf32x3" if dtype == "float32" else "tc16"
     engine = engine if op in FLOP_KERNEL else "simt"
@@ -88,7 +89,35 @@ def op_row(call: Call, direction: str, dtype: str, facts: dict) -> dict:
                bound200=bound_time(H200, nbytes, flops, engine)[0], launches=list(zip(launches, times)),
                triton=sum(t["s"] for t in times))
     row["fraction"] = row["bound"][0] / row["triton"] if row["triton"] else float("nan")
+    row["cuda"] = row["cuda_fraction"] = float("nan")
+    row["cuda_launches"] = []
+    if cuda_work and cuda_work.get("cuda"):
+        lns = cuda_launches(cuda_work, dtype, facts["cuda"], flops)
+        ts = [launch_time(H100, ln) for ln in lns]
+        row.update(cuda=sum(x["s"] for x in ts), cuda_launches=list(zip(lns, ts)))
+        row["cuda_fraction"] = row["bound"][0] / row["cuda"]
     return row
+
+
+
+CUDA_FLOP_KERNEL = {"cross_scale_knn": "cross_scale_knn.knn_fwd_kernel"}
+
+
+def cuda_launches(work: dict, dtype: str, facts: dict, flops: float) -> list[Launch]:
+    """The CUDA path's launches of one workload of docs/gpu-cuda-launches.json (captured by the
+    simulator's record mode: grid, block, shared memory, the allocations each launch touches)
+    with the registers and load widths of docs/gpu-kernel-facts.json; the op's FLOPs are
+    charged to its FLOP-bound kernel (CUDA cores: no CUDA kernel uses tensor cores yet)."""
+    element = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
+    out = []
+    for ln in work["launches"]:
+        f = facts.get(ln["kernel"], {}).get(dtype) or facts.get(ln["kernel"], {}).get("float32", {})
+        main = CUDA_FLOP_KERNEL.get(work["op"]) == ln["kernel"]
+        out.append(Launch(ln["kernel"], ln["bytes"], flops if main else 0.0, "simt", blocks=math.prod(ln["grid"]),
+                          threads=math.prod(ln["block"]), regs=f.get("regs") or 64,
+                          shared=(f.get("shared") or 0) + ln.get("smem", 0), load_bytes=_load_bytes(f, element)))
+    out += [torch_launch(o["op"], o["bytes"]) for o in work.get("torch_ops", []) if o["bytes"]]
+    return out
 
 
 def cast(call: Call, dtype: torch.dtype) -> Call:
