@@ -208,4 +208,5 @@ def naf_ffn_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma
     total = _in_order(part)
     d_wi, d_wo, d_bi = total[:2 * F * C].view(2 * F, C), total[2 * F * C:3 * F * C].view(C, F), total[3 * F * C:]
     grads = (d_nw, d_nb, d_wi, d_bi, d_wo, d_bo, d_gm)
-    return (gx, *(d.to(t.dtype).reshape(t.shape).contiguous() for d, t in zip(grads, like)))
+    # Copies: the eight must not alias each other (views of the two sums otherwise).
+    return (gx, *(d.to(t.dtype, copy=True).reshape(t.shape) for d, t in zip(grads, like)))
