@@ -3,11 +3,13 @@
 LayerNorm and h = xn @ W_in^T from y.
 
 * _dx_kernel: a program walks a fixed range of [BP, BC] pixel tiles; per tile, F in chunks of
-  BF: h, s = gate(h), z += s @ W_out^T, gs = gz @ W_out, gxn += gh @ W_in; then the LayerNorm
-  backward gives grad y. Its per-channel sums (norm weight/bias, b_out, gamma) are the
-  program's partials.
+  BF: h, s = gate(h), gs = gz @ W_out, gxn += gh @ W_in; then the LayerNorm backward gives
+  grad y. Its per-channel sums (norm weight/bias, b_out and g) are the program's partials.
+  z = s @ W_out^T is never formed: grad gamma = sum_p g * z is, per channel c,
+  sum_f W_out[c, f] * M[c, f] + b_out[c] * sum_p g[c] with M = g^T s, which _dw_kernel sums
+  anyway (grad W_out = gamma[c] * M[c, f]): one [BP, BC] accumulator and a weight less here.
 * _dw_kernel: program (k, j) walks group k's tiles for F-chunk j and accumulates that chunk's
-  gh^T @ xn (W_in), gz^T @ s (W_out) and sum of gh (b_in) in registers, stored as its partials.
+  gh^T @ xn (W_in), g^T @ s (M above) and sum of gh (b_in) in registers, stored as its partials.
 * _sum_kernel adds the partials over the groups in group order: no atomics, the same bits on
   every run. The group counts are constants, so the order depends on the shapes alone."""
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _tile(pid, per, T):
 
 
 @triton.jit
-def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, woh_ptr, woc_ptr, wol_ptr, bo_ptr,
+def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, woh_ptr, woc_ptr, wol_ptr,
                gm_ptr, gx_ptr, part_ptr, C, F, HW, tiles, T, per, eps, BC: tl.constexpr, BF: tl.constexpr,
                BP: tl.constexpr, MODE: tl.constexpr, ACC: tl.constexpr, IDX64: tl.constexpr):
     pid = tl.program_id(0)
@@ -43,22 +45,19 @@ def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
     cm = c < C
     nw = tl.load(nw_ptr + c, mask=cm, other=0.0).to(ACC)
     nb = tl.load(nb_ptr + c, mask=cm, other=0.0).to(ACC)
-    bo = tl.load(bo_ptr + c, mask=cm, other=0.0).to(ACC)
     gm = tl.load(gm_ptr + c, mask=cm, other=0.0).to(ACC)
     s_nw = tl.zeros([BC], ACC)
     s_nb = tl.zeros([BC], ACC)
     s_bo = tl.zeros([BC], ACC)
-    s_gm = tl.zeros([BC], ACC)
+    s_g = tl.zeros([BC], ACC)
     t0, t1 = _tile(pid, per, T)
     for t in range(t0, t1):
         b = t // tiles
         p = (t % tiles) * BP + tl.arange(0, BP)
         base = b.to(tl.int64) * C * HW if IDX64 else b * C * HW
-        _, xhat, xn, rstd, live = ln_tile(y_ptr, base, p, c, C, HW, nw, nb, eps, ACC)
+        _, _, xn, _, live = ln_tile(y_ptr, base, p, c, C, HW, nw, nb, eps, ACC)
         ptrs = base + c[None, :] * HW + p[:, None]
-        g = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
-        gz = g * gm[None, :]
-        z = tl.zeros([BP, BC], ACC)
+        gz = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC) * gm[None, :]
         gxn = tl.zeros([BP, BC], ACC)
         for f0 in range(0, F, BF):
             f = f0 + tl.arange(0, BF)
@@ -70,10 +69,7 @@ def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
                       load_t(wil_ptr + F * C, c, f, C, mi, ACC), tl.zeros([BP, BF], ACC), MODE, True)
             ha += tl.load(bi_ptr + f, mask=fm, other=0.0).to(ACC)[None, :]
             hb += tl.load(bi_ptr + F + f, mask=fm, other=0.0).to(ACC)[None, :]
-            s = tl.where(fm[None, :], ha * hb, 0.0)
-            mo = fm[:, None] & cm[None, :]  # W_out^T chunk [BF, BC]
-            z = mm_w(s, load_t(woh_ptr, f, c, F, mo, ACC), load_t(woc_ptr, f, c, F, mo, ACC),
-                     load_t(wol_ptr, f, c, F, mo, ACC), z, MODE, False)
+            mo = fm[:, None] & cm[None, :]  # W_in chunk [BF, BC]
             # gs = gz @ W_out[:, chunk]: W_out's chunk [BC, BF] is element (c, f) at c * F + f.
             gs = mm_w(gz, load_t(woh_ptr, c * F, f, 1, mi, ACC), load_t(woc_ptr, c * F, f, 1, mi, ACC),
                       load_t(wol_ptr, c * F, f, 1, mi, ACC), tl.zeros([BP, BF], ACC), MODE, True)
@@ -85,6 +81,9 @@ def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
             gxn = mm_w(ghb, load_t(wih_ptr + F * C, f * C, c, 1, mo, ACC),
                        load_t(wic_ptr + F * C, f * C, c, 1, mo, ACC), load_t(wil_ptr + F * C, f * C, c, 1, mo, ACC),
                        gxn, MODE, False)
+        # xhat, rstd and g re-read (L1/L2) rather than held over the F loop: registers.
+        _, xhat, _, rstd, _ = ln_tile(y_ptr, base, p, c, C, HW, nw, nb, eps, ACC)
+        g = tl.load(g_ptr + ptrs, mask=live, other=0.0).to(ACC)
         gxn = tl.where(live, gxn, 0.0)
         gxh = gxn * nw[None, :]
         m1 = tl.sum(gxh, axis=1) / C
@@ -94,12 +93,12 @@ def _dx_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
         s_nw += tl.sum(gxn * xhat, axis=0)
         s_nb += tl.sum(gxn, axis=0)
         s_bo += tl.sum(gz, axis=0)
-        s_gm += tl.sum(tl.where(live, g * (z + bo[None, :]), 0.0), axis=0)
+        s_g += tl.sum(g, axis=0)
     out = part_ptr + pid * 4 * C + c
     tl.store(out, s_nw, mask=cm)
     tl.store(out + C, s_nb, mask=cm)
     tl.store(out + 2 * C, s_bo, mask=cm)
-    tl.store(out + 3 * C, s_gm, mask=cm)
+    tl.store(out + 3 * C, s_g, mask=cm)
 
 
 @triton.jit
@@ -127,7 +126,8 @@ def _dw_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
         p = (t % tiles) * BP + tl.arange(0, BP)
         base = b.to(tl.int64) * C * HW if IDX64 else b * C * HW
         _, _, xn, _, live = ln_tile(y_ptr, base, p, c, C, HW, nw, nb, eps, ACC)
-        gz = tl.load(g_ptr + base + c[None, :] * HW + p[:, None], mask=live, other=0.0).to(ACC) * gm[None, :]
+        g = tl.load(g_ptr + base + c[None, :] * HW + p[:, None], mask=live, other=0.0).to(ACC)
+        gz = g * gm[None, :]
         ha = mm_w(xn, load_t(wih_ptr, c, f, C, mi, ACC), load_t(wic_ptr, c, f, C, mi, ACC),
                   load_t(wil_ptr, c, f, C, mi, ACC), tl.zeros([BP, BF], ACC), MODE, True) + ba[None, :]
         hb = mm_w(xn, load_t(wih_ptr + F * C, c, f, C, mi, ACC), load_t(wic_ptr + F * C, c, f, C, mi, ACC),
@@ -140,7 +140,7 @@ def _dw_kernel(g_ptr, y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, 
         ghb = tl.where(pm, gs * ha, 0.0)
         dwa = mm(tl.trans(gha), xn, dwa, MODE)
         dwb = mm(tl.trans(ghb), xn, dwb, MODE)
-        dwo = mm(tl.trans(gz), s, dwo, MODE)
+        dwo = mm(tl.trans(g), s, dwo, MODE)
         dba += tl.sum(gha, axis=0)
         dbb += tl.sum(ghb, axis=0)
     # Partials: [W_in (2F x C) | W_out (C x F) | b_in (2F)] per group.
@@ -170,12 +170,16 @@ def _in_order(part: torch.Tensor) -> torch.Tensor:
 
 
 def tiles_for(C: int, F: int, dtype: torch.dtype) -> tuple[int, int, int, int]:
-    """(BC, BF, BP, num_warps) of both kernels: as the forward's, but 32-pixel tiles from
-    BC = 128 on (the backward holds xn, gz, z and gxn, each [BP, BC], over its F loop)."""
+    """(BC, BF, BP, num_warps) of both kernels. Their loop bodies hold many more tiles than the
+    forward's (xn and gz split into hi and lo, gxn, three split weight chunks, five [BP, BF]
+    maps; _dw_kernel's three weight-gradient accumulators besides), so the tiles are small:
+    16 pixels by 16 of F, mma.sync m16n8k8 (no warpgroup MMA below 64 rows), 8 warps from
+    BC = 64 on. Measured with compile_check for sm_90 (docs/design.md, naf_ffn): no spill at
+    C = 32 and 64; 64-pixel or 32-wide-F tiles spilled there."""
     BC = _tf32.block(C)
     if dtype == torch.float64:
         return BC, 16, 16, 4
-    return BC, min(32, _tf32.block(F)), 64 if BC <= 64 else 32, 8 if BC >= 128 else 4
+    return BC, 16, 16, 8 if BC >= 64 else 4
 
 
 def naf_ffn_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):
@@ -198,15 +202,18 @@ def naf_ffn_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma
     per = triton.cdiv(T, DX_GROUPS)
     groups = triton.cdiv(T, per)
     part = torch.empty(groups, 4, C, dtype=ACC, device=y.device)
-    _dx_kernel[(groups,)](grad, y, nw, nb, *wi, bi, *wo, bo, gm, gx, part, C, F, H * W, tiles, T, per, eps, **meta)
-    d_nw, d_nb, d_bo, d_gm = _in_order(part)
+    _dx_kernel[(groups,)](grad, y, nw, nb, *wi, bi, *wo, gm, gx, part, C, F, H * W, tiles, T, per, eps, **meta)
+    d_nw, d_nb, d_bo, sum_g = _in_order(part)
     chunks = triton.cdiv(F, BF)
     per = triton.cdiv(T, max(1, DW_PROGRAMS // chunks))
     groups = triton.cdiv(T, per)
     part = torch.empty(groups, 3 * F * C + 2 * F, dtype=ACC, device=y.device)
     _dw_kernel[(groups, chunks)](grad, y, nw, nb, *wi, bi, *wo, gm, part, C, F, H * W, tiles, T, per, eps, **meta)
     total = _in_order(part)
-    d_wi, d_wo, d_bi = total[:2 * F * C].view(2 * F, C), total[2 * F * C:3 * F * C].view(C, F), total[3 * F * C:]
+    d_wi, m, d_bi = total[:2 * F * C].view(2 * F, C), total[2 * F * C:3 * F * C].view(C, F), total[3 * F * C:]
+    gm = gm.to(ACC)
+    d_wo = gm[:, None] * m
+    d_gm = (w_out.to(ACC) * m).sum(1) + bo.to(ACC) * sum_g  # sum_p g z, z = s W_out^T + b_out
     grads = (d_nw, d_nb, d_wi, d_bi, d_wo, d_bo, d_gm)
     # Copies: the eight must not alias each other (views of the two sums otherwise).
     return (gx, *(d.to(t.dtype, copy=True).reshape(t.shape) for d, t in zip(grads, like)))
