@@ -201,10 +201,10 @@ def _cases():
     # window=None only changes runtime integers (half = 0 is specialised as a multiple of 16): one dtype.
     table.append(("cross_scale_knn", "fwd nowindow", ("float32",), _knn("fwd", window=-1)))
     # NAFNet's widths (F = C, ffn expansion 2): 64 is NAFNet-SR's; 32 and 128 bound the tile
-    # choices. float64 multiplies on the CUDA cores (correctness only): not compiled here.
+    # choices. float64 multiplies on the CUDA cores (correctness only): one width.
     for d in ("fwd", "bwd"):
-        table += [("naf_ffn", f"{d} c{c}", ("float32", "float16", "bfloat16"), _naf_ffn(d, c, c))
-                  for c in (32, 64, 128)]
+        table += [("naf_ffn", f"{d} c{c}", ("float32", "float16", "bfloat16") + (("float64",) if c == 32 else ()),
+                   _naf_ffn(d, c, c)) for c in (32, 64, 128)]
     table += [("class_dispatch", "fwd logits", FLOATS, _class_dispatch(True)),
               ("class_dispatch", "fwd ids", ("int64",), _class_dispatch(False)),
               ("vertex_map", "fwd", ("int64",), _vertex_map),
