@@ -82,9 +82,9 @@ def _fwd_kernel(y_ptr, nw_ptr, nb_ptr, wih_ptr, wic_ptr, wil_ptr, bi_ptr, woh_pt
 def tiles_for(C: int, F: int, dtype: torch.dtype) -> tuple[int, int, int, int]:
     """(BC, BF, BP, num_warps). 64-pixel tiles feed a warpgroup MMA (M = 64 on sm_90); F is
     walked in 32-wide chunks so the two [BP, BF] halves of h stay small next to the [BP, BC]
-    normalised tile and accumulator; 8 warps from BC = 128 on keep those under ~64 registers
-    each (docs/design.md, naf_ffn). float64 takes small tiles: its products are a [BP, BC, BF]
-    register broadcast."""
+    normalised tile (split into hi and lo) and the accumulator. No spill at C = 32, 64 on
+    sm_80/sm_90; C = 128 (8 warps) still spills in float32 (docs/design.md, naf_ffn). float64
+    takes small tiles: its products are a [BP, BC, BF] register broadcast."""
     BC = _tf32.block(C)
     if dtype == torch.float64:
         return BC, 16, 16, 4
