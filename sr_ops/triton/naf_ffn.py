@@ -30,7 +30,9 @@ def ln_tile(y_ptr, base, p, c, C, HW, nw, nb, eps, ACC: tl.constexpr):
     d0 = tl.where(live, yv - y0[:, None], 0.0)
     dev = tl.where(live, d0 - (tl.sum(d0, axis=1) / C)[:, None], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(dev * dev, axis=1) / C + eps)
-    xhat = dev * rstd[:, None]
+    # Masked too: a padding pixel has zero variance, and with eps = 0 its 0 * inf is NaN, which
+    # the backward's per-channel sums (sum of gxn * xhat) would take in.
+    xhat = tl.where(live, dev * rstd[:, None], 0.0)
     xn = tl.where(live, xhat * nw[None, :] + nb[None, :], 0.0)
     return yv, xhat, xn, rstd, live
 
