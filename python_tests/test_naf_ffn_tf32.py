@@ -144,3 +144,30 @@ def test_triton_backward_is_its_own_kernel(backend, seed, monkeypatch):
     want = torch.autograd.grad(reference.naf_ffn(*t).sum(), t)
     for a, b in zip(grads, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_kernels_two_dots_match_the_reference(backend, dtype, seed):
+    """The public op hands CPU halves to the kernels as float32; here the wrappers get the
+    half tensors themselves, as on a GPU (MODE 1: weights exact in TF32, two dots)."""
+    if backend != "triton":
+        pytest.skip("the Triton kernels' half path")
+    from sr_ops.reference.naf_ffn import naf_ffn_backward
+    from sr_ops.triton.naf_ffn import naf_ffn_fwd
+    from sr_ops.triton.naf_ffn_bwd import naf_ffn_bwd
+
+    g = torch.Generator().manual_seed(seed)
+    C, Fh = 8, 8
+    args = [torch.randn(s, generator=g).to(dtype) for s in [(1, C, 5, 7), (C,), (C,), (2 * Fh, C), (2 * Fh,),
+                                                             (C, Fh), (C,), (C,)]]
+    want = reference.naf_ffn(*(a.double() if a.dim() != 2 else a.double()[:, :, None, None] for a in args))
+    out = naf_ffn_fwd(*args, 1e-6)
+    assert out.dtype == dtype
+    tol = 2.0**-8 if dtype == torch.float16 else 2.0**-5
+    torch.testing.assert_close(out.double(), want, rtol=tol, atol=tol)
+    grad = torch.randn(args[0].shape, generator=g).to(dtype)
+    got = naf_ffn_bwd(grad, *args, 1e-6)
+    ref = naf_ffn_backward(grad.double(), *(a.double() for a in args), 1e-6)
+    for a, b in zip(got, ref):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.double(), b, rtol=4 * tol, atol=4 * tol * max(1.0, b.abs().max().item()))

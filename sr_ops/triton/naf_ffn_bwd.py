@@ -25,7 +25,8 @@ from sr_ops.triton._util import acc_dtype
 from sr_ops.triton.naf_ffn import ln_tile, load_t, weights
 
 # Programs of each kernel at most: >= 2 waves on a 132-SM H100 at NAFNet-SR's size (C = 64,
-# 512 x 512: 4096 tiles; 3-4 programs fit an SM). Fixed, so the sums' order is the device's.
+# 512 x 512: 16384 tiles of 16 pixels; 1024 and 261 x 4 programs, one 8-warp program per SM
+# at ~230-255 registers: ~8 waves). Constants, so the sums' order depends on the shapes alone.
 DX_GROUPS, DW_PROGRAMS = 1056, 1056
 
 
