@@ -28,12 +28,12 @@ def _reference_bwd(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, ga
     return _reference_backward(grad, y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma.reshape(-1), eps)
 
 
-# No CUDA kernel yet: CUDA tensors take the Triton forward; the backward on CUDA is the
-# reference (cuBLAS GEMMs, eager elementwise).
+# No CUDA kernel yet: CUDA tensors take the Triton forward and backward (tensor cores, 3xTF32
+# for float32: sr_ops/triton/naf_ffn.py, naf_ffn_bwd.py).
 _forward = BackendTable("naf_ffn", reference=_reference_fwd, cpu=native("_naf_ffn_fwd"),
                         triton=lazy("sr_ops.triton.naf_ffn", "naf_ffn_fwd"))
 _backward = BackendTable("naf_ffn", reference=_reference_bwd, cpu=native("_naf_ffn_bwd"),
-                         triton=_reference_bwd)  # no Triton backward kernel yet
+                         triton=lazy("sr_ops.triton.naf_ffn_bwd", "naf_ffn_bwd"))
 
 
 def _check(y, norm_weight, norm_bias, w_in, b_in, w_out, b_out, gamma, eps):

@@ -93,11 +93,13 @@ def _dwconv(direction, gate):
     return call
 
 
-def _naf_ffn(C, F):
+def _naf_ffn(direction, C, F):
     def call(dt):
         args = (_r(1, C, 48, 48, dtype=dt), _r(C, dtype=dt), _r(C, dtype=dt), _r(2 * F, C, dtype=dt),
                 _r(2 * F, dtype=dt), _r(C, F, dtype=dt), _r(C, dtype=dt), _r(C, dtype=dt))
-        return _w("naf_ffn").naf_ffn_fwd(*args, 1e-6)
+        if direction == "fwd":
+            return _w("naf_ffn").naf_ffn_fwd(*args, 1e-6)
+        return _w("naf_ffn_bwd").naf_ffn_bwd(torch.randn_like(args[0]), *args, 1e-6)
     return call
 
 
@@ -213,9 +215,11 @@ def _cases():
               ("gelu_layernorm2d", "fwd tanh", ("float32",), _layernorm("fwd", "tanh"))]
     # window=None only changes runtime integers (half = 0 is specialised as a multiple of 16): one dtype.
     table.append(("cross_scale_knn", "fwd nowindow", ("float32",), _knn("fwd", window=-1)))
-    # NAFNet's width 64 (BP = 64) and a wider block (BP = 32); float64 runs the reference (no launch).
-    table += [("naf_ffn", "fwd c64", ("float32", "float16", "bfloat16"), _naf_ffn(64, 64)),
-              ("naf_ffn", "fwd c128", ("float32",), _naf_ffn(128, 128))]
+    # NAFNet's widths (F = C, ffn expansion 2): 64 is NAFNet-SR's; 32 and 128 bound the tile
+    # choices. float64 multiplies on the CUDA cores (correctness only): one width.
+    for d in ("fwd", "bwd"):
+        table += [("naf_ffn", f"{d} c{c}", ("float32", "float16", "bfloat16") + (("float64",) if c == 32 else ()),
+                   _naf_ffn(d, c, c)) for c in (32, 64, 128)]
     table += [("adapn", f"{d} index64", ("float32",), _index64("adapn", _adapn(d))) for d in ("fwd", "bwd")]
     table += [("patch2img", f"{d} index64", ("float32",), _index64("patch2img", _patch2img(d))) for d in ("fwd", "bwd")]
     table += [("vertex_map", "fwd index64", ("int64",), _index64("vertex_map", _vertex_map)),
