@@ -75,35 +75,60 @@ def test_triton_layernorm2d_declares_its_channel_tile(all_usable):
         backends.select("layernorm2d", CUDA, ln_op._backward.impls, (x, x, w, w, 1e-6))
 
 
+def _atomic_table():
+    """A table whose GPU kernels declare atomics (no sr_ops op has one of its own to spare:
+    the knn and graph_aggregate backwards became deterministic)."""
+    fn = lambda *a: None  # noqa: E731
+    return {"reference": fn, "cuda": backends.Kernel(fn, deterministic=False),
+            "triton": backends.Kernel(fn, deterministic=False)}
+
+
 def test_deterministic_mode_passes_over_atomic_kernels_once_warned(all_usable, deterministic):
-    table, args = knn_op._backward.impls, (torch.randn(1, 49, 2), torch.zeros(1, 49, 2, dtype=torch.long))
-    with pytest.warns(UserWarning, match=r"cross_scale_knn: deterministic algorithms are on.*'cuda'.*reference"):
-        assert backends.select("cross_scale_knn", CUDA, table, args) == "reference"
+    table, args = _atomic_table(), (torch.randn(1, 49, 2),)
+    with pytest.warns(UserWarning, match=r"atomic_op: deterministic algorithms are on.*'cuda'.*reference"):
+        assert backends.select("atomic_op", CUDA, table, args) == "reference"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert backends.select("cross_scale_knn", CUDA, table, args) == "reference"  # warned once
+        assert backends.select("atomic_op", CUDA, table, args) == "reference"  # warned once
     # deterministic kernels are still chosen
     assert backends.select("layernorm2d", CUDA, ln_op._backward.impls, (torch.randn(1, 3, 2, 2),)) == "cuda"
     with sr_ops.use_backend("cuda"), pytest.raises(RuntimeError, match="cuda: accumulates with atomics"):
-        backends.select("cross_scale_knn", CUDA, table, args)
+        backends.select("atomic_op", CUDA, table, args)
 
 
 def test_without_deterministic_mode_the_atomic_kernels_run(all_usable):
     assert not torch.are_deterministic_algorithms_enabled()
-    assert backends.select("cross_scale_knn", CUDA, knn_op._backward.impls, (torch.randn(1, 4, 2),)) == "cuda"
+    assert backends.select("atomic_op", CUDA, _atomic_table(), (torch.randn(1, 4, 2),)) == "cuda"
 
 
-def test_forcing_triton_for_an_atomic_backward_raises_on_the_cpu(deterministic):
-    """The real path on this machine: the forward runs in the Triton interpreter, the backward
-    (atomics) is refused with its reason."""
+@pytest.mark.parametrize("op", ["cross_scale_knn", "graph_aggregate"])
+def test_deterministic_mode_keeps_the_gather_backwards(all_usable, deterministic, op):
+    """Their GPU backwards gather through an inverse index (no atomics): deterministic mode
+    keeps the fused kernels, with no warning, and forcing either one is allowed."""
+    table = importlib.import_module(f"sr_ops.ops.{op}")._backward.impls
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backends.select(op, CUDA, table, (torch.randn(1, 4, 2),)) == "cuda"
+        for name in ("cuda", "triton"):
+            with sr_ops.use_backend(name):
+                assert backends.select(op, CUDA, table, (torch.randn(1, 4, 2),)) == name
+
+
+def test_triton_knn_backward_runs_in_deterministic_mode_on_the_cpu(deterministic):
+    """The real path on this machine: forward and backward in the Triton interpreter, chosen
+    in deterministic mode, against the reference."""
     if "triton" not in sr_ops.available_backends():
         pytest.skip("triton not usable here (needs TRITON_INTERPRET=1 and triton)")
     q = torch.randn(1, 2, 9, 9, requires_grad=True)
     key = torch.randn(1, 2, 9, 9)
     with sr_ops.use_backend("triton"):
         dist, _ = sr_ops.cross_scale_knn(q, key, k=2, patch_size=3, stride=2, window=None)
-        with pytest.raises(RuntimeError, match="triton: accumulates with atomics and deterministic algorithms are on"):
-            dist.sum().backward()
+        dist.sum().backward()
+    q2 = q.detach().clone().requires_grad_(True)
+    with sr_ops.use_backend("reference"):
+        dist2, _ = sr_ops.cross_scale_knn(q2, key, k=2, patch_size=3, stride=2, window=None)
+        dist2.sum().backward()
+    torch.testing.assert_close(q.grad, q2.grad)
 
 
 def test_cpu_kernels_are_deterministic_and_still_chosen(deterministic):

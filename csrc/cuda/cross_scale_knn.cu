@@ -12,8 +12,7 @@
 // sum((q - c)^2) picks them, ties to the smaller index. Otherwise (more near-ties than
 // spare slots, as in flat regions) or when an expansion is not finite (a patch holding inf
 // or NaN), the owner measures its whole window directly; NaN distances rank last.
-// Backward: one thread per (query, neighbour, patch element), atomics into the
-// accumulation-type gradients.
+// The backward is in cross_scale_knn_backward.cu.
 #include "cuda/common.cuh"
 #include "cuda/cross_scale_knn.cuh"
 #include "kernels/convert.h"
@@ -189,25 +188,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T, typename Acc>
-__global__ void knn_bwd_kernel(const Acc* __restrict__ grad, const int64_t* __restrict__ idx,
-                               const T* __restrict__ query, const T* __restrict__ key, Acc* grad_q, Acc* grad_k,
-                               sr::KnnDims d, int64_t k) {
-  const int64_t PP = d.P * d.P, m = d.m1 * d.m2;
-  const int64_t n = d.B * m * k * d.C * PP;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t dx = e % d.P, dy = (e / d.P) % d.P, c = (e / PP) % d.C, qr = e / (PP * d.C);
-    const int64_t b = qr / (m * k), q = (qr / k) % m, nb = idx[qr];
-    const int64_t y = d.T * (q / d.m2) + dy, x = d.T * (q % d.m2) + dx;
-    const int64_t ky = d.T * (nb / d.n2) + dy, kx = d.T * (nb % d.n2) + dx;
-    const int64_t qo = ((b * d.C + c) * d.H + y) * d.W + x;
-    const int64_t ko = ((b * d.C + c) * d.Hk + ky) * d.Wk + kx;
-    const Acc diff = Acc(2) * grad[qr] * (sr_cast<Acc>(query[qo]) - sr_cast<Acc>(key[ko]));
-    atomicAdd(grad_q + qo, diff);
-    atomicAdd(grad_k + ko, -diff);
-  }
-}
-
 // Bound on |expansion - exact| / (||q||^2 + ||c||^2) for D-long patch vectors: D-term
 // rounding in the norms, the dot and the direct sum (the CPU kernel's bound).
 template <typename Acc>
@@ -234,22 +214,6 @@ Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64
     SR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, stream, knn_fwd_kernel<Tv, Acc>)(
         static_cast<const Tv*>(query), static_cast<const Tv*>(key), static_cast<Acc*>(dist), idx, d, k,
         tol<Acc>(C * P * P), Acc(4 * C * P * P) * tiny<Acc>());
-  });
-  return last_error();
-}
-
-Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void* query, const void* key,
-                           void* grad_query, void* grad_key, DType dtype, int64_t B, int64_t C, int64_t H, int64_t W,
-                           int64_t Hk, int64_t Wk, int64_t k, int64_t P, int64_t T, cudaStream_t stream) {
-  const auto d = sr::knn_dims(B, C, H, W, Hk, Wk, P, T, 1, -1);
-  const int64_t n = B * d.m1 * d.m2 * k * C * P * P;
-  if (n == 0) return "";
-  with_dtype(dtype, [&](auto tag) {
-    using Tv = decltype(tag);
-    using Acc = typename AccOf<Tv>::type;
-    SR_LAUNCH(blocks_for(n, 256), 256, 0, stream, knn_bwd_kernel<Tv, Acc>)(
-        static_cast<const Acc*>(grad_dist), idx, static_cast<const Tv*>(query), static_cast<const Tv*>(key),
-        static_cast<Acc*>(grad_query), static_cast<Acc*>(grad_key), d, k);
   });
   return last_error();
 }

@@ -15,10 +15,4 @@ Status cross_scale_knn_fwd(const void* query, const void* key, void* dist, int64
                            int64_t C, int64_t H, int64_t W, int64_t Hk, int64_t Wk, int64_t k, int64_t P, int64_t T,
                            int64_t window, int64_t scale, int64_t window_offset, cudaStream_t stream);
 
-// grad_dist (B, m, k) in the accumulation type (float32, float64 for float64 inputs);
-// grad_query / grad_key zero-initialised buffers of that type, shaped like query / key.
-Status cross_scale_knn_bwd(const void* grad_dist, const int64_t* idx, const void* query, const void* key,
-                           void* grad_query, void* grad_key, DType dtype, int64_t B, int64_t C, int64_t H, int64_t W,
-                           int64_t Hk, int64_t Wk, int64_t k, int64_t P, int64_t T, cudaStream_t stream);
-
 }  // namespace sr_cuda

@@ -16,12 +16,14 @@ Status graph_aggregate_fwd(const void* feat, const int64_t* idx, const void* que
                            void* affine, void* out, DType dtype, GraphAggShape s, bool adapn, double eps,
                            cudaStream_t stream);
 
-// grad: shaped like the forward's out. Workspaces in the accumulation type: coef
-// (B*m*k*C*sr::kCoefStride), qcoef (B*m*C*sr::kQueryCoefStride, zeroed), grad_feat_acc (B*C*H*W, zeroed). Outputs of `dtype`:
-// grad_query_feat (zeroed by the caller; written when adapn), grad_weights (when weighted).
+// grad: shaped like the forward's out. The inverse index of idx (csrc/cuda/inverse_index.h), in
+// int32 (int64 when `wide`): start (B * n + 1) and entries (B * m * k, 4): (e, r, i, j) per
+// entry in sorted order. Workspaces in the accumulation type: coef (B*m*k*C*sr::kCoefStride),
+// qcoef (B*m*C*sr::kQueryCoefStride). Outputs of `dtype`, written in full: grad_feat, and
+// grad_query_feat when adapn (zeroed by the caller), grad_weights when weighted.
 Status graph_aggregate_bwd(const void* grad, const void* feat, const int64_t* idx, const void* query_feat,
-                           const void* weights, void* coef, void* qcoef, void* grad_feat_acc, void* grad_query_feat,
-                           void* grad_weights, DType dtype, GraphAggShape s, bool adapn, double eps,
-                           cudaStream_t stream);
+                           const void* weights, const void* start, const void* entries, void* coef, void* qcoef,
+                           void* grad_feat, void* grad_query_feat, void* grad_weights, DType dtype, GraphAggShape s,
+                           bool adapn, double eps, bool wide, cudaStream_t stream);
 
 }  // namespace sr_cuda

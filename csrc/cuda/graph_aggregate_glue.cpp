@@ -6,6 +6,7 @@
 #include "checks/graph_aggregate.h"
 #include "cuda/glue.h"
 #include "cuda/graph_aggregate.cuh"
+#include "cuda/inverse_index.h"
 #include "kernels/graph_aggregate.h"  // the workspace strides
 
 namespace {
@@ -54,21 +55,32 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> graph_aggregate_bwd_cuda(
   const at::Tensor grad = grad_in.to(feat.scalar_type()).contiguous();
   const auto weights = contiguous(weights_in);
   const auto s = shape_of(feat, idx, Hk, Wk, scale, patch_size, stride);
-  const int64_t m = idx.size(1);
+  const int64_t m = idx.size(1), k = s.k;
   const auto acc = feat.options().dtype(acc_type(feat));
-  at::Tensor coef = at::empty({s.B, m, s.k, s.C, sr::kCoefStride}, acc);
-  at::Tensor qcoef = at::zeros({s.B, m, s.C, sr::kQueryCoefStride}, acc);
-  at::Tensor g_feat = at::zeros(feat.sizes(), acc);
+  at::Tensor coef = at::empty({s.B, m, k, s.C, sr::kCoefStride}, acc);
+  at::Tensor qcoef = at::empty({s.B, m, s.C, sr::kQueryCoefStride}, acc);
+  at::Tensor g_feat = at::empty_like(feat);
   at::Tensor g_qf = at::zeros_like(qf);
   at::Tensor g_w = weights ? at::empty_like(*weights) : at::empty({0}, feat.options());
+  // The inverse index of idx and each sorted entry's (e, r, i, j): csrc/cuda/inverse_index.h.
+  const int64_t n1 = sr::grid_len(Hk, patch_size, stride), n2 = sr::grid_len(Wk, patch_size, stride);
+  const bool wide = sr_cuda::needs_wide(
+      {feat.numel(), grad.numel(), weights ? weights->numel() : 0, coef.numel(), idx.numel() * 4, s.B * n1 * n2 + 1});
+  const auto it = wide ? at::kLong : at::kInt;
+  const auto inv = sr_cuda::inverse_index(idx, n1 * n2, it);
+  const int64_t m2 = sr::grid_len(s.W, patch_size, stride);
+  const at::Tensor e = inv.order, q = at::floor_divide(e, k).remainder(m);
+  const at::Tensor entries =
+      at::stack({e, e.remainder(k), at::floor_divide(q, m2), q.remainder(m2)}, 1).to(it).contiguous();
   sr_cuda::check_status(
       sr_cuda::graph_aggregate_bwd(grad.const_data_ptr(), feat.const_data_ptr(), idx.const_data_ptr<int64_t>(),
                                    qf.const_data_ptr(), weights ? weights->const_data_ptr() : nullptr,
-                                   coef.mutable_data_ptr(), qcoef.mutable_data_ptr(), g_feat.mutable_data_ptr(),
-                                   g_qf.mutable_data_ptr(), weights ? g_w.mutable_data_ptr() : nullptr,
-                                   sr_cuda::dtype_of(feat), s, adapn, eps, sr_cuda::stream_of(feat)),
+                                   inv.start.const_data_ptr(), entries.const_data_ptr(), coef.mutable_data_ptr(),
+                                   qcoef.mutable_data_ptr(), g_feat.mutable_data_ptr(), g_qf.mutable_data_ptr(),
+                                   weights ? g_w.mutable_data_ptr() : nullptr, sr_cuda::dtype_of(feat), s, adapn, eps,
+                                   wide, sr_cuda::stream_of(feat)),
       "graph_aggregate backward kernels");
-  return {g_feat.to(feat.scalar_type()), g_qf, g_w};
+  return {g_feat, g_qf, g_w};
 }
 
 }  // namespace

@@ -178,7 +178,8 @@ CASES = [
     # IGNN's official window rule at x3: divisor 2, offset window // 3
     Case("cross_scale_knn", "fwd-offset", "_cross_scale_knn_fwd", _knn(1, 2, 19, 17, 9, 8, 3, 3, 1, 4, 2, 1)),
     Case("cross_scale_knn", "fwd-deep", "_cross_scale_knn_fwd", _knn(1, 9, 8, 8, 5, 5, 3, 3, 1, 2, 1)),
-    Case("cross_scale_knn", "bwd", "_cross_scale_knn_bwd", _knn_bwd(1, 2, 9, 8, 7, 6, 3, 3, 1)),
+    Case("cross_scale_knn_backward", "bwd", "_cross_scale_knn_bwd", _knn_bwd(1, 2, 9, 8, 7, 6, 3, 3, 1)),
+    Case("cross_scale_knn_backward", "bwd-stride2", "_cross_scale_knn_bwd", _knn_bwd(2, 3, 12, 11, 9, 8, 4, 3, 2)),
     Case("vertex_map", "fwd", "_vertex_map_fwd", _vertex_map((3, 50, 4), 11, 9, 2, 3, 2), half=False),
     Case("vertex_map", "fwd-odd", "_vertex_map_fwd", _vertex_map((3, 7, 5), 11, 9, 2, 3, 2), half=False),
     Case("adapn", "fwd", "_adapn_fwd", _adapn((7,), 3, 2, 6, 3, False)),

@@ -45,13 +45,13 @@ _forward = BackendTable(
     cuda=Kernel(native("_cross_scale_knn_fwd"), limits=_cuda_k_limit),
     triton=lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_fwd"),
 )
-# The GPU backwards scatter each distance gradient over the patch pixels with atomics.
+# The GPU backwards gather (no atomics: deterministic), the key's side through an inverse index.
 _backward = BackendTable(
     "cross_scale_knn",
     reference=_reference_bwd,
     cpu=native("_cross_scale_knn_bwd"),
-    cuda=Kernel(native("_cross_scale_knn_bwd"), deterministic=False),
-    triton=Kernel(lazy("sr_ops.triton.cross_scale_knn", "cross_scale_knn_bwd"), deterministic=False),
+    cuda=native("_cross_scale_knn_bwd"),
+    triton=lazy("sr_ops.triton.cross_scale_knn_backward", "cross_scale_knn_bwd"),
     values=_bwd_values,
     values_checked_by=("cpu", "cuda", "reference"),
 )

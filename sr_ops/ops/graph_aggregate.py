@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from sr_ops import _validate as v
-from sr_ops.backends import BackendTable, Kernel, lazy
+from sr_ops.backends import BackendTable, lazy
 from sr_ops.reference.graph_aggregate import _check as _check_shapes
 from sr_ops.reference.graph_aggregate import graph_aggregate as _reference
 from sr_ops.reference.vertex_map import key_grid
@@ -57,13 +57,13 @@ _forward = BackendTable(
     values=_fwd_values,
     values_checked_by=("cpu", "cuda", "reference"),  # the reference's vertex_map checks idx
 )
-# The GPU backwards scatter into grad_feat and the query table with atomics.
+# The GPU backwards gather (no atomics: deterministic), grad_feat through an inverse index.
 _backward = BackendTable(
     "graph_aggregate",
     reference=_reference_bwd,
     cpu=_cpp_bwd,
-    cuda=Kernel(_cpp_bwd, deterministic=False),
-    triton=Kernel(lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"), deterministic=False),
+    cuda=_cpp_bwd,
+    triton=lazy("sr_ops.triton.graph_aggregate", "graph_aggregate_bwd"),
     values=_bwd_values,
     values_checked_by=("cpu", "cuda", "reference"),
 )

@@ -76,6 +76,7 @@ def _knn(direction, window=30):
         if direction == "fwd":
             return m.cross_scale_knn_fwd(q, k, _K, 3, 2, window, 2)
         g = torch.randn(1, 23 * 23, _K, dtype=_acc(dt))
+        m = _w("cross_scale_knn_backward")
         return m.cross_scale_knn_bwd(g, _ids(0, 11 * 11, 1, 23 * 23, _K), q, k, 3, 2)
     return call
 

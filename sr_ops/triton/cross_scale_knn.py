@@ -15,7 +15,7 @@ when some expansion is not finite (a patch holding inf or NaN), the tile is sear
 by exact distance. NaN distances rank after +inf ones: they carry _NAN_RANK added to their
 index while they compete. The host sorts the k by (dist, idx).
 
-Backward: the distance gradient 2(q - c) is scattered over the patch pixels with atomics.
+The backward is in cross_scale_knn_backward.py.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import torch
 import triton
 import triton.language as tl
 
-from sr_ops._validate import grid
 from sr_ops.triton._util import acc_dtype
 
 # A constexpr global: the real compiler (unlike the interpreter) refuses plain globals in a kernel.
@@ -220,35 +219,6 @@ def _knn_fwd_kernel(q_ptr, k_ptr, dist_ptr, idx_ptr, C, H, W, Hk, Wk, m1, m2, n1
     tl.store(idx_ptr + out, best_i, mask=keep)
 
 
-@triton.jit
-def _knn_bwd_kernel(g_ptr, idx_ptr, q_ptr, k_ptr, gq_ptr, gk_ptr, C, H, W, Hk, Wk, m2, n2, N,
-                    K: tl.constexpr, P: tl.constexpr, T: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
-    # One lane per (b, q, r, c, dy, dx) term.
-    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    live = e < N
-    dx = e % P
-    dy = (e // P) % P
-    c = (e // (P * P)) % C
-    qr = e // (P * P * C)  # flat (b, q, r)
-    n = tl.load(idx_ptr + qr, mask=live, other=0)
-    g = tl.load(g_ptr + qr, mask=live, other=0.0).to(ACC)
-    q = (qr // K)
-    m = (H - P) // T + 1
-    m = m * m2
-    b = q // m
-    qq = q % m
-    y = T * (qq // m2) + dy
-    x = T * (qq % m2) + dx
-    ky = T * (n // n2) + dy
-    kx = T * (n % n2) + dx
-    qoff = ((b * C + c) * H + y) * W + x
-    koff = ((b * C + c) * Hk + ky) * Wk + kx
-    diff = 2 * g * (tl.load(q_ptr + qoff, mask=live, other=0.0).to(ACC)
-                    - tl.load(k_ptr + koff, mask=live, other=0.0).to(ACC))
-    tl.atomic_add(gq_ptr + qoff, diff, mask=live)
-    tl.atomic_add(gk_ptr + koff, -diff, mask=live)
-
-
 def _dims(query, key, P, T, window, offset=-1):
     _, _, H, W = query.shape
     Hk, Wk = key.shape[-2:]
@@ -289,22 +259,3 @@ def cross_scale_knn_fwd(query, key, k, patch_size, stride, window, scale, window
     dist = dist.gather(-1, order)
     dist, order = dist.sort(dim=-1, stable=True)
     return dist, idx.gather(-1, order)
-
-
-def cross_scale_knn_bwd(grad_dist, idx, query, key, patch_size, stride):
-    query, key = query.contiguous(), key.contiguous()
-    B, C, H, W = query.shape
-    n2 = grid(key.shape[3], patch_size, stride)
-    m2 = grid(W, patch_size, stride)
-    k = idx.shape[-1]
-    acc = torch.float64 if query.dtype == torch.float64 else torch.float32
-    gq = torch.zeros(query.shape, device=query.device, dtype=acc)
-    gk = torch.zeros(key.shape, device=key.device, dtype=acc)
-    N = idx.numel() * C * patch_size * patch_size
-    if N:
-        BLOCK = 256
-        _knn_bwd_kernel[(triton.cdiv(N, BLOCK),)](
-            grad_dist.contiguous(), idx.contiguous(), query, key, gq, gk, C, H, W, key.shape[2], key.shape[3],
-            m2, n2, N, K=k, P=patch_size, T=stride, BLOCK=BLOCK, ACC=acc_dtype(query.dtype),
-        )
-    return gq.to(query.dtype), gk.to(key.dtype)

@@ -2,12 +2,17 @@
 
 Forward: (1) one lane per (b, q, r, c) computes AdaPN's (alpha, beta, shift); (2) one lane per
 output element gathers the <= ceil(p/t)^2 covering query patches' neighbour values.
-Backward: (1) per (b, q, r, c) the AdaPN gradient coefficients, the query terms summed
-over r with atomics; (2) grad_feat scattered with atomics; (3) grad_query_feat and
-(4) grad_weights output-stationary.
+Backward, deterministic (no atomics, every sum in a fixed order): (1) one lane per (b, c, q)
+computes the AdaPN gradient coefficients of its k neighbours in r order and sums their query
+terms in that order; (2) grad_feat output-stationary through an inverse index
+(sr_ops/triton/_inverse_index.py; memory: a (B * m * k, 4) int32 table of the sorted entries
+and B * n + 1 offsets): one lane per feat pixel sums the <= ceil(p/t)^2 key regions covering
+it and each one's entries in (q, r) order; (3) grad_query_feat and (4) grad_weights
+output-stationary. (1) and (2) run on (pixel or patch blocks, B * C planes) with int32
+offsets unless a tensor reaches 2**31 elements.
 
 A neighbour region may overhang feat's bottom/right border: masked loads read the
-overhang as 0 and the gradient scatter skips it (csrc/kernels/graph_aggregate.h).
+overhang as 0 and it takes no gradient (csrc/kernels/graph_aggregate.h).
 
 As there, statistics and values are taken about each window's first value (shift): a
 normalised value is (z - shift) * alpha + beta, which keeps float32's digits when the
@@ -22,9 +27,12 @@ import triton
 import triton.language as tl
 
 from sr_ops._validate import grid
+from sr_ops.triton._inverse_index import index_dtype, inverse_index
+from sr_ops.triton._round import to_out
 from sr_ops.triton._util import acc_dtype, launch_grid
 
 _BLOCK = 128
+_MAX_PLANES = 65535
 
 
 @triton.jit
@@ -120,46 +128,53 @@ def _fold_kernel(feat, idx, ab, weights, out, N, C, H, W, HH, WW, m1, m2, n2, K,
 
 
 @triton.jit
-def _grad_value(grad, weights, b, r, c, C, K, HH, WW, Y, X, m1, m2, P: tl.constexpr, T: tl.constexpr, ok,
-                WEIGHTED: tl.constexpr, ACC: tl.constexpr):
-    """Gradient reaching neighbour r's normalised value at HR pixel (Y, X)."""
-    inv = 1.0 / tl.maximum(_count(Y, P, T, m1) * _count(X, P, T, m2), 1).to(ACC)
-    if WEIGHTED:
-        g = tl.load(grad + ((b * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
-        g *= tl.load(weights + ((b * K + r) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
-    else:
-        g = tl.load(grad + (((b * K + r) * C + c) * HH + Y) * WW + X, mask=ok, other=0.0).to(ACC)
-    return g * inv
+def _cover(u, i, m, P: tl.constexpr, T: tl.constexpr):
+    """How many HR patches (P every T, m of them) hold T * i + u, u in [0, P)."""
+    return tl.minimum(m - 1, i + u // T) - tl.maximum(0, i + 1 - (P - u + T - 1) // T) + 1
 
 
 @triton.jit
-def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m2, n2, K, eps,
-                 WEIGHTED: tl.constexpr, ADAPN: tl.constexpr, p: tl.constexpr, t: tl.constexpr, P: tl.constexpr,
-                 T: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
-    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, q, r, c)
-    live = e < N
+def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, C, H, W, HH, WW, m1, m2, n2, K, eps,
+                 WEIGHTED: tl.constexpr, p: tl.constexpr, t: tl.constexpr, P: tl.constexpr, T: tl.constexpr,
+                 ACC: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.constexpr, plane0=0):
+    plane = plane0 + tl.program_id(1)  # b * C + c
+    q = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    if WIDE:
+        plane = plane.to(tl.int64)
+        q = q.to(tl.int64)
     m = m1 * m2
-    c = e % C
-    bqr = e // C
-    r = bqr % K
-    b = bqr // (m * K)
-    q = (bqr // K) % m
-    if ADAPN:
-        n = tl.load(idx + bqr, mask=live, other=0)
-        ry, rx = T * (n // n2), T * (n % n2)
-        plane = (b * C + c) * H * W
-        shift, dz, vz = _window_stats(feat + plane, H, W, ry, rx, P, live, ACC)
-        shift_q, dq, vq = _window_stats(qf + plane, H, W, t * (q // m2), t * (q % m2), p, live, ACC)
-        sz, sq = tl.sqrt(vz + eps), tl.sqrt(vq + eps)
+    live = q < m
+    b = plane // C
+    c = plane - b * C
+    i = q // m2
+    j = q - i * m2
+    fplane = feat + plane * (H * W)
+    shift_q, dq, vq = _window_stats(qf + plane * (H * W), H, W, t * i, t * j, p, live, ACC)
+    sq = tl.sqrt(vq + eps)
+    qm = tl.zeros([BLOCK], ACC)
+    qv = tl.zeros([BLOCK], ACC)
+    for r in range(K):
+        e = (b * m + q) * K + r
+        n = tl.load(idx + e, mask=live, other=0).to(q.dtype)
+        ry = T * (n // n2)
+        rx = T * (n - (n // n2) * n2)
+        shift, dz, vz = _window_stats(fplane, H, W, ry, rx, P, live, ACC)
+        sz = tl.sqrt(vz + eps)
         alpha = sq / sz
         da = tl.zeros([BLOCK], ACC)
         db = tl.zeros([BLOCK], ACC)
         for u in tl.static_range(P):
             for v in tl.static_range(P):
-                g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
-                                m1, m2, P, T, live, WEIGHTED, ACC)
-                inside = live & (ry + u < H) & (rx + v < W)
-                da += g * (tl.load(feat + plane + (ry + u) * W + rx + v, mask=inside, other=0.0).to(ACC) - shift)
+                Y = T * i + u
+                X = T * j + v
+                if WEIGHTED:
+                    g = tl.load(grad + (plane * HH + Y) * WW + X, mask=live, other=0.0).to(ACC)
+                    g *= tl.load(weights + ((b * K + r) * HH + Y) * WW + X, mask=live, other=0.0).to(ACC)
+                else:
+                    g = tl.load(grad + (((b * K + r) * C + c) * HH + Y) * WW + X, mask=live, other=0.0).to(ACC)
+                g = g / tl.maximum(_cover(u, i, m1, P, T) * _cover(v, j, m2, P, T), 1).to(ACC)  # 1: dead lanes
+                inside = live & (ry + u < H) & (rx + v < W)  # the overhang reads 0
+                da += g * (tl.load(fplane + (ry + u) * W + rx + v, mask=inside, other=0.0).to(ACC) - shift)
                 db += g
         # Chain rule through alpha = sq / sz, beta = mean_q - dz * alpha, all about the
         # shift (see kernels/graph_aggregate.h): dat = sum(g * (z - mean_z)).
@@ -167,50 +182,68 @@ def _coef_kernel(grad, weights, feat, qf, idx, gc, qc, N, C, H, W, HH, WW, m1, m
         d_var_z = -dat * sq / (sz * sz) / (2 * sz)
         c2 = 2 * d_var_z / (P * P - 1)
         c1 = -alpha * db / (P * P) - c2 * dz
-        qbase = ((b * m + q) * C + c) * 4
-        tl.atomic_add(qc + qbase, db / (p * p), mask=live)
-        tl.atomic_add(qc + qbase + 1, 2 * (dat / sz / (2 * sq)) / (p * p - 1), mask=live)
-        tl.store(qc + qbase + 2, shift_q, mask=live)
-        tl.store(qc + qbase + 3, dq, mask=live)
-        tl.store(gc + 5 * e, alpha, mask=live)
-        tl.store(gc + 5 * e + 1, (shift_q + dq) - dz * alpha, mask=live)
-        tl.store(gc + 5 * e + 2, c1, mask=live)
-        tl.store(gc + 5 * e + 3, c2, mask=live)
-        tl.store(gc + 5 * e + 4, shift, mask=live)
-    else:
-        one = tl.full([BLOCK], 1.0, ACC)
-        zero = tl.zeros([BLOCK], ACC)
-        tl.store(gc + 5 * e, one, mask=live)
-        for j in tl.static_range(1, 5):
-            tl.store(gc + 5 * e + j, zero, mask=live)
+        qm += db / (p * p)
+        qv += 2 * (dat / sz / (2 * sq)) / (p * p - 1)
+        row = gc + (e * C + c) * 5
+        tl.store(row, alpha, mask=live)
+        tl.store(row + 1, (shift_q + dq) - dz * alpha, mask=live)
+        tl.store(row + 2, c1, mask=live)
+        tl.store(row + 3, c2, mask=live)
+        tl.store(row + 4, shift, mask=live)
+    qrow = qc + ((b * m + q) * C + c) * 4
+    tl.store(qrow, qm, mask=live)
+    tl.store(qrow + 1, qv, mask=live)
+    tl.store(qrow + 2, shift_q, mask=live)
+    tl.store(qrow + 3, dq, mask=live)
 
 
 @triton.jit
-def _feat_grad_kernel(grad, weights, feat, idx, gc, gfeat, N, C, H, W, HH, WW, m1, m2, n2, K,
-                      WEIGHTED: tl.constexpr, P: tl.constexpr, T: tl.constexpr, ACC: tl.constexpr,
-                      BLOCK: tl.constexpr):
-    e = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)  # flat (b, q, r, c, u, v)
-    live = e < N
-    v = e % P
-    u = (e // P) % P
-    bqrc = e // (P * P)
-    c = bqrc % C
-    bqr = bqrc // C
-    r = bqr % K
-    m = m1 * m2
-    q = (bqr // K) % m
-    b = bqr // (m * K)
-    n = tl.load(idx + bqr, mask=live, other=0)
-    g = _grad_value(grad, weights, b, r, c, C, K, HH, WW, T * (q // m2) + u, T * (q % m2) + v,
-                    m1, m2, P, T, live, WEIGHTED, ACC)
-    y, x = T * (n // n2) + u, T * (n % n2) + v
-    inside = live & (y < H) & (x < W)  # the overhang reads 0: no gradient
-    off = ((b * C + c) * H + y) * W + x
-    z = tl.load(feat + off, mask=inside, other=0.0).to(ACC)
-    coef = gc + 5 * bqrc
-    val = g * tl.load(coef, mask=live, other=0.0) + tl.load(coef + 2, mask=live, other=0.0) \
-        + tl.load(coef + 3, mask=live, other=0.0) * (z - tl.load(coef + 4, mask=live, other=0.0))
-    tl.atomic_add(gfeat + off, val, mask=inside)
+def _feat_grad_kernel(grad, weights, feat, gc, start, entries, gfeat, C, H, W, HH, WW, m1, m2, n1, n2, K,
+                      WEIGHTED: tl.constexpr, P: tl.constexpr, T: tl.constexpr, NCOVER: tl.constexpr,
+                      ACC: tl.constexpr, BLOCK: tl.constexpr, WIDE: tl.constexpr, plane0=0):
+    plane = plane0 + tl.program_id(1)  # b * C + c
+    pix = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    if WIDE:
+        plane = plane.to(tl.int64)
+        pix = pix.to(tl.int64)
+    live = pix < H * W
+    y = pix // W
+    x = pix - y * W
+    b = plane // C
+    c = plane - b * C
+    f = tl.load(feat + plane * (H * W) + pix, mask=live, other=0.0).to(ACC)
+    acc = tl.zeros([BLOCK], ACC)
+    for di in tl.static_range(NCOVER):
+        a = y // T - (NCOVER - 1 - di)  # ascending key rows, then columns
+        ok_a = (a >= 0) & (a < n1) & (y - T * a < P)
+        u = y - T * a
+        for dj in tl.static_range(NCOVER):
+            kc = x // T - (NCOVER - 1 - dj)
+            ok = live & ok_a & (kc >= 0) & (kc < n2) & (x - T * kc < P)
+            v = x - T * kc
+            key = (b * n1 + a) * n2 + kc
+            s0 = tl.load(start + key, mask=ok, other=0)
+            count = tl.load(start + key + 1, mask=ok, other=0) - s0
+            for s in range(0, tl.max(count, axis=0)):
+                on = s < count
+                ent = entries + (s0 + s) * 4  # (e, r, i, j)
+                e = tl.load(ent, mask=on, other=0)
+                r = tl.load(ent + 1, mask=on, other=0)
+                i = tl.load(ent + 2, mask=on, other=0)
+                j = tl.load(ent + 3, mask=on, other=0)
+                Y = T * i + u
+                X = T * j + v
+                if WEIGHTED:
+                    g = tl.load(grad + (plane * HH + Y) * WW + X, mask=on, other=0.0).to(ACC)
+                    g *= tl.load(weights + ((b * K + r) * HH + Y) * WW + X, mask=on, other=0.0).to(ACC)
+                else:
+                    g = tl.load(grad + (((b * K + r) * C + c) * HH + Y) * WW + X, mask=on, other=0.0).to(ACC)
+                g = g / tl.maximum(_cover(u, i, m1, P, T) * _cover(v, j, m2, P, T), 1).to(ACC)
+                row = gc + (e * C + c) * 5
+                term = g * tl.load(row, mask=on, other=0.0) + tl.load(row + 2, mask=on, other=0.0) \
+                    + tl.load(row + 3, mask=on, other=0.0) * (f - tl.load(row + 4, mask=on, other=0.0))
+                acc += tl.where(on, term, 0.0)
+    tl.store(gfeat + plane * (H * W) + pix, to_out(acc, gfeat), mask=live)
 
 
 @triton.jit
@@ -294,21 +327,38 @@ def graph_aggregate_fwd(feat, idx, query_feat, key_hw, scale, patch_size, stride
 
 def graph_aggregate_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, patch_size, stride, adapn, eps):
     B, C, H, W, K, m1, m2, n2 = _dims(feat, idx, key_hw, scale, patch_size, stride)
+    n1 = grid(key_hw[0], patch_size, stride)
     P, T, HH, WW = scale * patch_size, scale * stride, scale * H, scale * W
     acc = torch.float64 if feat.dtype == torch.float64 else torch.float32
     ACC = acc_dtype(feat.dtype)
     weighted = weights is not None
     w = weights.contiguous() if weighted else feat
-    grad = grad.contiguous()
-    gc = torch.empty(B, m1 * m2, K, C, 5, device=feat.device, dtype=acc)
-    qc = torch.zeros(B, m1 * m2, C, 4, device=feat.device, dtype=acc)
-    n = gc.numel() // 5
-    _launch(_coef_kernel, n, grad, w, feat, query_feat, idx, gc, qc, n, C, H, W, HH, WW, m1, m2, n2, K, eps,
-            WEIGHTED=weighted, ADAPN=adapn, p=patch_size, t=stride, P=P, T=T, ACC=ACC)
-    gfeat = torch.zeros(feat.shape, device=feat.device, dtype=acc)
-    _launch(_feat_grad_kernel, n * P * P, grad, w, feat, idx, gc, gfeat, n * P * P, C, H, W, HH, WW, m1, m2, n2,
-            K, WEIGHTED=weighted, P=P, T=T, ACC=ACC)
+    grad, idx = grad.contiguous(), idx.contiguous()
+    m = m1 * m2
+    gc = torch.empty(B, m, K, C, 5, device=feat.device, dtype=acc)
+    qc = torch.empty(B, m, C, 4, device=feat.device, dtype=acc)
+    gfeat = torch.empty_like(feat)
     gq = torch.zeros_like(query_feat)
+    if gc.numel() == 0:
+        return gfeat.zero_(), gq, (torch.zeros_like(w) if weighted else feat.new_empty(0))
+    it = index_dtype(feat.numel(), grad.numel(), w.numel(), gc.numel(), idx.numel() * 4, B * n1 * n2 + 1)
+    meta = dict(WEIGHTED=weighted, P=P, T=T, ACC=ACC, BLOCK=_BLOCK, WIDE=it == torch.int64)
+    for p0 in range(0, B * C, _MAX_PLANES):  # planes on the second grid axis, at most 65535 a launch
+        planes = min(_MAX_PLANES, B * C - p0)
+        if adapn:
+            _coef_kernel[(triton.cdiv(m, _BLOCK), planes)](
+                grad, w, feat, query_feat, idx, gc, qc, C, H, W, HH, WW, m1, m2, n2, K, eps, p=patch_size,
+                t=stride, plane0=p0, **meta)
+    if not adapn:
+        gc[..., 0], gc[..., 1:] = 1.0, 0.0
+    start, order = inverse_index(idx, n1 * n2, it)
+    q = (order // K) % m
+    entries = torch.stack([order, order % K, q // m2, q % m2], 1).to(it).contiguous()
+    for p0 in range(0, B * C, _MAX_PLANES):
+        planes = min(_MAX_PLANES, B * C - p0)
+        _feat_grad_kernel[(triton.cdiv(H * W, _BLOCK), planes)](
+            grad, w, feat, gc, start, entries, gfeat, C, H, W, HH, WW, m1, m2, n1, n2, K, NCOVER=-(-P // T),
+            plane0=p0, **meta)
     if adapn:
         _launch(_query_grad_kernel, gq.numel(), query_feat, qc, gq, gq.numel(), C, H, W, m1, m2, p=patch_size,
                 t=stride, NCOVER=-(-patch_size // stride), ACC=ACC)
@@ -317,4 +367,4 @@ def graph_aggregate_bwd(grad, feat, idx, query_feat, weights, key_hw, scale, pat
         gw = torch.empty_like(w)
         _launch(_weight_grad_kernel, gw.numel(), grad, feat, idx, gc, gw, gw.numel(), C, H, W, HH, WW, m1, m2,
                 n2, K, P=P, T=T, NCOVER=-(-P // T), ACC=ACC)
-    return gfeat.to(feat.dtype), gq, gw
+    return gfeat, gq, gw
