@@ -52,6 +52,9 @@ def test_dry_run_end_to_end(tmp_path):
         assert models[("rt4ksr", dt, "cpu")]["fps"] > 0 and models[("rt4ksr", dt, "reference")]["status"] == "ok"
     assert models[("ignn", "float32", "cpu")]["status"] == "ok"
     assert models[("ignn", "float32", "triton")]["status"] == "n/a"
+    roof = doc["roofline"]  # the measured column of docs/gpu-roofline.md (cpu backend in the dry run)
+    assert roof and all(r["status"] == "ok" and r["ms"] > 0 for r in roof), [r for r in roof if r["status"] != "ok"]
+    assert {r["op"].split()[1] for r in roof} == {"fwd", "bwd"}
     md = (tmp_path / "gpu-dry-cpu.md").read_text()
     for heading in ("## Stages", "## torch.mm", "## Ops", "## Models"):
         assert heading in md

@@ -57,10 +57,14 @@ def triton_launches(call: Call, direction: str, dtype: str, facts: dict) -> tupl
     element = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
     flops = op_flops(call, direction, outputs)
     out = []
+    # the op's FLOPs split evenly over its FLOP-bound launches (naf_ffn's backward has two)
+    mains = [r for r in launches if FLOP_KERNEL.get(op) and r["kernel"].startswith(FLOP_KERNEL[op])
+             and facts.get(r["kernel"], {}).get("float32", {}).get("mma", 1)]
     for rec in launches:
         f = facts.get(rec["kernel"], {}).get(dtype) or facts.get(rec["kernel"], {}).get("float32", {})
-        main = FLOP_KERNEL.get(op) and rec["kernel"].startswith(FLOP_KERNEL[op])
-        out.append(Launch(rec["kernel"], rec["bytes"], flops if main else 0.0, _engine(f, dtype) if main else "simt",
+        main = rec in mains
+        out.append(Launch(rec["kernel"], rec["bytes"], flops / len(mains) if main else 0.0,
+                          _engine(f, dtype) if main else "simt",
                           blocks=math.prod(rec["grid"]), threads=32 * rec["warps"], regs=f.get("regs") or 64,
                           shared=f.get("shared") or 0, load_bytes=_load_bytes(f, element)))
     for t in torch_ops:
