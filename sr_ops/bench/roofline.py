@@ -168,7 +168,9 @@ def render(facts: dict, results_dir: str = RESULTS, rows=None, models=None) -> s
              "## Ops at the models' sizes (Triton and CUDA paths)", "",
              "The CUDA path's launches are those its C++ glue makes, captured by the CUDA simulator's record "
              "mode (`python -m sr_ops.bench.roofline_cuda` → docs/gpu-cuda-launches.json: grid, block, shared "
-             "memory and the allocations each launch touches, counted whole). " + where, "",
+             "memory and, per allocation a launch touches, the bytes from its lowest pointer into it to the "
+             "allocation's end: an upper bound, loose where the glue packs a small table and a map into one "
+             "workspace, as dwconv_gate_ca's backward does, so its CUDA rows read far too slow). " + where, "",
              *render_ops(rows, measured), "",
              "## Where the time goes: every launch", "", *render_launches(rows), ""]
     return "\n".join(parts)

@@ -58,8 +58,9 @@ def triton_launches(call: Call, direction: str, dtype: str, facts: dict) -> tupl
     flops = op_flops(call, direction, outputs)
     out = []
     # the op's FLOPs split evenly over its FLOP-bound launches (naf_ffn's backward has two)
-    mains = [r for r in launches if FLOP_KERNEL.get(op) and r["kernel"].startswith(FLOP_KERNEL[op])
-             and facts.get(r["kernel"], {}).get("float32", {}).get("mma", 1)]
+    mains = [r for r in launches if FLOP_KERNEL.get(op) and r["kernel"].startswith(FLOP_KERNEL[op])]
+    with_mma = [r for r in mains if facts.get(r["kernel"], {}).get("float32", {}).get("mma")]
+    mains = with_mma or mains
     for rec in launches:
         f = facts.get(rec["kernel"], {}).get(dtype) or facts.get(rec["kernel"], {}).get("float32", {})
         main = rec in mains

@@ -2,12 +2,14 @@
 // memory allocations its pointer arguments point into, for sr_ops/bench/roofline_cuda.py.
 //
 // The sizes come from a CPU allocator installed while recording that keeps the live
-// (pointer, size) pairs; a launch counts each allocation it touches once, at its full
-// size: an upper bound on the bytes the launch reads or writes. Tensors must therefore be
-// allocated after recording starts; a pointer into anything else counts as "unknown".
+// (pointer, size) pairs; a launch counts each allocation it touches once, from its lowest
+// pointer into it to the allocation's end: an upper bound on the bytes the launch reads or
+// writes. Tensors must therefore be allocated after recording starts; a pointer into
+// anything else counts as "unknown".
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -90,8 +92,10 @@ std::string quoted(const std::string& s) {
 }
 
 void on_launch(const sr_sim::LaunchInfo& info) {
-  std::vector<uintptr_t> seen;
-  std::string buffers;
+  // Per allocation, the bytes from the lowest pointer into it to its end: a workspace that
+  // holds a map and a small table after it counts as the table alone for a launch given
+  // only the table's pointer.
+  std::vector<std::pair<uintptr_t, size_t>> seen;  // (allocation start, extent)
   int unknown = 0;
   for (const void* p : info.pointers) {
     if (p == nullptr) continue;
@@ -100,12 +104,17 @@ void on_launch(const sr_sim::LaunchInfo& info) {
       ++unknown;
       continue;
     }
+    const size_t extent = start + size - reinterpret_cast<uintptr_t>(p);
     bool again = false;
-    for (const uintptr_t s : seen) again = again || s == start;
-    if (again) continue;
-    seen.push_back(start);
-    buffers += (buffers.empty() ? "" : ", ") + std::to_string(size);
+    for (auto& s : seen) {
+      if (s.first != start) continue;
+      s.second = std::max(s.second, extent);
+      again = true;
+    }
+    if (!again) seen.emplace_back(start, extent);
   }
+  std::string buffers;
+  for (const auto& s : seen) buffers += (buffers.empty() ? "" : ", ") + std::to_string(s.second);
   const std::string rec =
       "{\"kernel\": " + quoted(info.kernel) + ", \"file\": " + quoted(info.file) + ", \"grid\": " + triple(info.grid) +
       ", \"block\": " + triple(info.block) + ", \"smem\": " + std::to_string(info.smem) + ", \"buffers\": [" + buffers +
