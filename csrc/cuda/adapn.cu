@@ -151,8 +151,6 @@ void with_widths(bool vz, bool vq, F&& f) {
     f(std::integral_constant<int, 1>{}, std::integral_constant<int, 1>{});
 }
 
-int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
-
 sr::AdapnDims make_dims(int64_t N, int64_t k, int64_t C, int64_t PP, int64_t pp) {
   sr::AdapnDims d;
   d.N = N;

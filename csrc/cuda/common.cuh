@@ -60,6 +60,25 @@ inline unsigned blocks_for(int64_t n, int threads) {
 template <typename T>
 constexpr int kPack = int(16 / sizeof(T));
 
+// Bytes of one element of a float dtype.
+inline int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
+
+// Values per thread step: a 16-byte pack of the dtype when every contiguous row of `len`
+// values starts 16-byte aligned (`aligned`: the base pointers are), else 1 (scalar kernel).
+inline int vec_width(DType dtype, int64_t len, bool aligned) {
+  const int64_t n = 16 / elem_size(dtype);
+  return aligned && len % n == 0 ? int(n) : 1;
+}
+
+// Calls f(N) with the vector width n (kPack<T> or 1) as a compile-time constant.
+template <typename T, typename F>
+void with_width(int n, F&& f) {
+  if (n == kPack<T>)
+    f(std::integral_constant<int, kPack<T>>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
 // Whether every pointer is 16-byte aligned: the launchers take a vector kernel only then
 // (and only when each contiguous row's length is a multiple of the pack, so every row starts
 // aligned too); a view at an odd storage offset runs the scalar kernel.

@@ -284,22 +284,6 @@ sr::DgcDims make_dims(int64_t B, int64_t C, int64_t H, int64_t W, int64_t k, boo
 
 int64_t acc_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : 4; }
 
-int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
-
-// Pixels per thread step: a 16-byte pack of T when every plane starts 16-byte aligned.
-int vec_width(DType dtype, int64_t HW, bool aligned) {
-  const int64_t n = 16 / elem_size(dtype);
-  return aligned && HW % n == 0 ? int(n) : 1;
-}
-
-template <typename T, typename F>
-void with_width(int n, F&& f) {
-  if (n == kPack<T>)
-    f(std::integral_constant<int, kPack<T>>{});
-  else
-    f(std::integral_constant<int, 1>{});
-}
-
 // Chunks per plane for `jobs` block rows: two waves of blocks, each chunk at least 8 pixels a
 // thread.
 int64_t chunks_of(int64_t jobs, int64_t HW) {

@@ -131,22 +131,6 @@ __global__ void apply_kernel(const T* __restrict__ x, const typename AccOf<T>::t
   }
 }
 
-int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
-
-// Values per thread step: a 16-byte pack of T when every plane starts 16-byte aligned.
-int vec_width(DType dtype, int64_t HW, bool aligned) {
-  const int64_t n = 16 / elem_size(dtype);
-  return aligned && HW % n == 0 ? int(n) : 1;
-}
-
-template <typename T, typename F>
-void with_width(int n, F&& f) {
-  if (n == kPack<T>)
-    f(std::integral_constant<int, kPack<T>>{});
-  else
-    f(std::integral_constant<int, 1>{});
-}
-
 // Chunks per plane for the pooled sums: two waves of blocks, each at least 8 values a thread.
 int64_t chunks_of(int64_t planes, int64_t HW) {
   if (planes <= 0) return 1;

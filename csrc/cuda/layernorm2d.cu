@@ -210,14 +210,6 @@ __global__ void bwd_w_sum_kernel(const typename AccOf<T>::type* __restrict__ par
   }
 }
 
-int64_t elem_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2; }
-
-// Pixels per thread: a 16-byte pack of T when every row starts 16-byte aligned.
-int vec_width(DType dtype, int64_t HW, bool aligned) {
-  const int64_t n = 16 / elem_size(dtype);
-  return aligned && HW % n == 0 ? int(n) : 1;
-}
-
 dim3 pixel_grid(int64_t B, int64_t HW, int n) {
   const int64_t groups = HW / n;
   return dim3(blocks_for(groups, kThreads), unsigned(B));
@@ -229,15 +221,6 @@ int64_t w_chunks(int64_t B, int64_t C, int64_t HW) {
   const int64_t want = (kTwoWaveBlocks + B * C - 1) / (B * C);
   const int64_t most = (HW + kThreads * 8 - 1) / (kThreads * 8);
   return sr::imax(1, sr::imin(want, sr::imin(most, 65535)));
-}
-
-// Calls f(N) with the vector width as a compile-time constant.
-template <typename T, typename F>
-void with_width(int n, F&& f) {
-  if (n == kPack<T>)
-    f(std::integral_constant<int, kPack<T>>{});
-  else
-    f(std::integral_constant<int, 1>{});
 }
 
 template <Prologue P>

@@ -88,19 +88,6 @@ __global__ void bwd_kernel(const T* __restrict__ grad_out, T* __restrict__ grad_
   }
 }
 
-int vec_width(DType dtype, int64_t len, const void* out) {
-  const int64_t n = 16 / (dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2);
-  return len % n == 0 && aligned16(out) ? int(n) : 1;
-}
-
-template <typename T, typename F>
-void with_width(int n, F&& f) {
-  if (n == kPack<T>)
-    f(std::integral_constant<int, kPack<T>>{});
-  else
-    f(std::integral_constant<int, 1>{});
-}
-
 unsigned slice(int64_t n, int64_t at) { return unsigned(n - at < 65535 ? n - at : 65535); }
 
 }  // namespace
@@ -110,7 +97,7 @@ Status patch2img_fwd(const void* patches, void* out, DType dtype, int64_t B, int
   const auto d = sr::patch2img_dims(B, C, H, W, P, stride);
   const int64_t n = B * C * H * W, planes = B * C;
   if (n == 0) return "";
-  const int vn = vec_width(dtype, H * W, out);
+  const int vn = vec_width(dtype, H * W, aligned16(out));
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     with_width<T>(vn, [&](auto nc) {
@@ -131,7 +118,7 @@ Status patch2img_bwd(const void* grad_out, void* grad_patches, DType dtype, int6
   const auto d = sr::patch2img_dims(B, C, H, W, P, stride);
   const int64_t n = B * d.L * C * P * P, planes = B * d.L * C;
   if (n == 0) return "";
-  const int vn = vec_width(dtype, P * P, grad_patches);
+  const int vn = vec_width(dtype, P * P, aligned16(grad_patches));
   with_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     with_width<T>(vn, [&](auto nc) {
