@@ -19,9 +19,13 @@ from sr_ops.bench.roofline_workloads import Call, Recorder, tensor_bytes
 @contextlib.contextmanager
 def intercept():
     """Inside: Triton launches append {kernel, grid, warps, tensors} to the yielded list."""
+    from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
 
-    records, original = [], JITFunction.run
+    # both launch paths: kernels decorated while TRITON_INTERPRET=1 (the test suite) are
+    # InterpretedFunctions, and stay so after the variable goes
+    classes = (JITFunction, InterpretedFunction)
+    records, originals = [], [c.run for c in classes]
 
     def run(self, *args, grid, warmup, **kwargs):
         named = dict(zip(self.arg_names, args), **kwargs)
@@ -31,11 +35,13 @@ def intercept():
                         "bytes": tensor_bytes(*[a for a in args if isinstance(a, torch.Tensor)])})
         return None
 
-    JITFunction.run = run
+    for c in classes:
+        c.run = run
     try:
         yield records
     finally:
-        JITFunction.run = original
+        for c, original in zip(classes, originals):
+            c.run = original
 
 
 def _tables(op: str):
